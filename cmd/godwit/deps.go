@@ -1,0 +1,22 @@
+package main
+import (
+ _ "modernc.org/sqlite"
+ _ "github.com/jackc/pgx/v5/stdlib"
+ _ "github.com/pressly/goose/v3"
+ _ "go.opentelemetry.io/otel"
+ _ "go.opentelemetry.io/otel/sdk/trace"
+ _ "go.opentelemetry.io/otel/sdk/metric"
+ _ "go.opentelemetry.io/otel/sdk/log"
+ _ "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+ _ "go.opentelemetry.io/contrib/exporters/autoexport"
+ _ "github.com/XSAM/otelsql"
+ _ "go.opentelemetry.io/otel/exporters/prometheus"
+ _ "github.com/golang-jwt/jwt/v5"
+ _ "github.com/google/uuid"
+ _ "gopkg.in/yaml.v3"
+ _ "github.com/google/go-cmp/cmp"
+ _ "go.opentelemetry.io/contrib/bridges/otelslog"
+ _ "github.com/prometheus/client_golang/prometheus/promhttp"
+ _ "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+)
+func main(){}

@@ -1,0 +1,333 @@
+// Package db opens Godwit's database — embedded SQLite or PostgreSQL — migrates it,
+// and runs write transactions with bounded retries. The few differences between the
+// two engines live here, so domain SQL stays plain and visible next to its code.
+//
+// Conventions every schema follows, so the same SQL runs on both engines:
+//   - placeholders are $1, $2, … (SQLite accepts them positionally);
+//   - timestamps are BIGINT Unix microseconds in UTC (SQLite has no timestamp type,
+//     and integers compare and index identically on both); use Micros and FromMicros;
+//   - identifiers are TEXT; money and points are BIGINT; no floating point.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/XSAM/otelsql"
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Engine names a supported database engine.
+type Engine string
+
+// The supported engines.
+const (
+	SQLite   Engine = "sqlite"
+	Postgres Engine = "postgres"
+)
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	TracerProvider trace.TracerProvider // nil: the global provider
+	MeterProvider  metric.MeterProvider // nil: the global provider
+	// MaxAttempts bounds how often a transaction is run when it fails with a
+	// serialisation failure, deadlock or busy database. Default 8.
+	MaxAttempts int
+	// MaxOpenConns caps the PostgreSQL pool and the SQLite reader pool. Default 16.
+	MaxOpenConns int
+}
+
+// DB is an open database. Writes go through InTx; reads outside a transaction
+// use Read. On SQLite, writes are funnelled through a single connection that
+// begins with BEGIN IMMEDIATE, so concurrent writers queue in Go instead of
+// failing with "database is locked"; readers have their own pool (WAL mode).
+type DB struct {
+	engine      Engine
+	write       *sql.DB
+	read        *sql.DB
+	maxAttempts int
+}
+
+// Open opens the database named by dsn: a postgres:// or postgresql:// URL selects
+// PostgreSQL; anything else is a SQLite file path (optionally prefixed "sqlite:"),
+// whose directory is created if missing.
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 8
+	}
+	if opts.MaxOpenConns <= 0 {
+		opts.MaxOpenConns = 16
+	}
+	var (
+		d   *DB
+		err error
+	)
+	if IsPostgresDSN(dsn) {
+		d, err = openPostgres(dsn, opts)
+	} else {
+		d, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"), opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.maxAttempts = opts.MaxAttempts
+	if err := d.Ping(ctx); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("db: connect %s: %w", d.engine, err)
+	}
+	return d, nil
+}
+
+// IsPostgresDSN reports whether dsn names a PostgreSQL database.
+func IsPostgresDSN(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+func otelOptions(system attribute.KeyValue, opts Options) []otelsql.Option {
+	o := []otelsql.Option{
+		otelsql.WithAttributes(system),
+		// Row iteration and connection bookkeeping spans are noise in a checkout
+		// trace; one span per statement is what an SRE reads.
+		otelsql.WithSpanOptions(otelsql.SpanOptions{
+			OmitConnResetSession: true,
+			OmitConnPrepare:      true,
+			OmitRows:             true,
+			DisableErrSkip:       true,
+		}),
+	}
+	if opts.TracerProvider != nil {
+		o = append(o, otelsql.WithTracerProvider(opts.TracerProvider))
+	}
+	if opts.MeterProvider != nil {
+		o = append(o, otelsql.WithMeterProvider(opts.MeterProvider))
+	}
+	return o
+}
+
+func openPostgres(dsn string, opts Options) (*DB, error) {
+	o := otelOptions(semconv.DBSystemNamePostgreSQL, opts)
+	pool, err := otelsql.Open("pgx", dsn, o...)
+	if err != nil {
+		return nil, fmt.Errorf("db: open postgres: %w", err)
+	}
+	pool.SetMaxOpenConns(opts.MaxOpenConns)
+	pool.SetMaxIdleConns(opts.MaxOpenConns)
+	pool.SetConnMaxIdleTime(5 * time.Minute)
+	_, _ = otelsql.RegisterDBStatsMetrics(pool, o...)
+	return &DB{engine: Postgres, write: pool, read: pool}, nil
+}
+
+func openSQLite(path string, opts Options) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("db: empty SQLite path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("db: create data dir: %w", err)
+		}
+	}
+	pragmas := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+		pragmas.Add("_pragma", p)
+	}
+	o := otelOptions(semconv.DBSystemNameSQLite, opts)
+
+	wq := url.Values{"_txlock": {"immediate"}}
+	for k, v := range pragmas {
+		wq[k] = v
+	}
+	write, err := otelsql.Open("sqlite", "file:"+path+"?"+wq.Encode(), o...)
+	if err != nil {
+		return nil, fmt.Errorf("db: open sqlite: %w", err)
+	}
+	// One writer connection: SQLite allows one writer at a time anyway, and
+	// queueing in the pool is cheaper and fairer than spinning on SQLITE_BUSY.
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	rq := url.Values{}
+	for k, v := range pragmas {
+		rq[k] = v
+	}
+	rq.Add("_pragma", "query_only(1)")
+	read, err := otelsql.Open("sqlite", "file:"+path+"?"+rq.Encode(), o...)
+	if err != nil {
+		_ = write.Close()
+		return nil, fmt.Errorf("db: open sqlite reader: %w", err)
+	}
+	read.SetMaxOpenConns(opts.MaxOpenConns)
+	read.SetMaxIdleConns(opts.MaxOpenConns)
+	_, _ = otelsql.RegisterDBStatsMetrics(write, o...)
+	return &DB{engine: SQLite, write: write, read: read}, nil
+}
+
+// Engine reports which engine d runs on.
+func (d *DB) Engine() Engine { return d.engine }
+
+// Read returns the pool for reads outside a write transaction.
+func (d *DB) Read() *sql.DB { return d.read }
+
+// Ping checks that the database answers; /readyz uses it.
+func (d *DB) Ping(ctx context.Context) error {
+	if err := d.write.PingContext(ctx); err != nil {
+		return err
+	}
+	if d.read != d.write {
+		return d.read.PingContext(ctx)
+	}
+	return nil
+}
+
+// Close closes every pool.
+func (d *DB) Close() error {
+	err := d.write.Close()
+	if d.read != d.write {
+		err = errors.Join(err, d.read.Close())
+	}
+	return err
+}
+
+// Tx is a write transaction. It embeds *sql.Tx and knows its engine.
+type Tx struct {
+	*sql.Tx
+	engine Engine
+}
+
+// Engine reports the engine the transaction runs on.
+func (tx *Tx) Engine() Engine { return tx.engine }
+
+// ForUpdate returns " FOR UPDATE" on PostgreSQL and "" on SQLite, where
+// BEGIN IMMEDIATE already holds the database's single write lock.
+func (tx *Tx) ForUpdate() string { return ForUpdate(tx.engine) }
+
+// ForUpdate returns the row-locking suffix for engine e.
+func ForUpdate(e Engine) string {
+	if e == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+type inTxKey struct{}
+
+// ErrNestedTx is returned when InTx is called while the context is already inside
+// a write transaction: on SQLite's single writer connection that would deadlock.
+var ErrNestedTx = errors.New("db: nested write transaction")
+
+// InTx runs fn in a write transaction and commits it when fn returns nil. A
+// serialisation failure, deadlock or busy database makes it roll back and run fn
+// again, at most Options.MaxAttempts times in all, with jittered backoff; fn must
+// therefore have no effects outside the transaction.
+func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	if ctx.Value(inTxKey{}) != nil {
+		return ErrNestedTx
+	}
+	ctx = context.WithValue(ctx, inTxKey{}, true)
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = d.runTx(ctx, fn)
+		if err == nil || !IsRetryable(err) || attempt >= d.maxAttempts {
+			if err != nil && IsRetryable(err) {
+				return fmt.Errorf("db: gave up after %d attempts: %w", attempt, err)
+			}
+			return err
+		}
+		backoff := time.Duration(attempt*attempt) * time.Millisecond
+		backoff += rand.N(backoff + time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (err error) {
+	sqlTx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("db: begin: %w", err)
+	}
+	tx := &Tx{Tx: sqlTx, engine: d.engine}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = sqlTx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	if err = fn(ctx, tx); err != nil {
+		return err
+	}
+	if err = sqlTx.Commit(); err != nil {
+		return fmt.Errorf("db: commit: %w", err)
+	}
+	return nil
+}
+
+// IsRetryable reports whether err is a transient concurrency failure that a
+// fresh attempt of the whole transaction may not hit: PostgreSQL serialisation
+// failures (40001) and deadlocks (40P01), and SQLite busy/locked.
+func IsRetryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		switch sqliteErr.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+	}
+	return false
+}
+
+// IsUniqueViolation reports whether err is a unique or primary-key violation.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		c := sqliteErr.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// IsUnavailable reports whether err means the database could not be reached,
+// as opposed to a statement failing.
+func IsUnavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P03"
+	}
+	var connErr *pgconn.ConnectError
+	return errors.As(err, &connErr) || errors.Is(err, sql.ErrConnDone)
+}
+
+// Micros converts t to the stored form: Unix microseconds, UTC.
+func Micros(t time.Time) int64 { return t.UnixMicro() }
+
+// FromMicros converts a stored timestamp back to a UTC time.
+func FromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }

@@ -1,0 +1,149 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
+)
+
+func TestMigrateUpOnEachEngine(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		st, err := db.MigrationStatus(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st) == 0 {
+			t.Fatal("no migrations found")
+		}
+		for _, s := range st {
+			if s.State != "applied" {
+				t.Errorf("migration %d (%s) is %s, want applied", s.Source.Version, s.Source.Path, s.State)
+			}
+		}
+		// Running again is a no-op, as when a second replica starts.
+		if err := db.Migrate(ctx, d, nil); err != nil {
+			t.Fatalf("second migrate: %v", err)
+		}
+		var n int
+		if err := d.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM idempotency_keys").Scan(&n); err != nil {
+			t.Fatalf("platform table missing: %v", err)
+		}
+	})
+}
+
+// TestInTxConcurrentIncrements runs many concurrent read-modify-write
+// transactions; none may be lost and none may surface a busy/locked error.
+func TestInTxConcurrentIncrements(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		err := d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('t', 'counter', '0', 'done', 0, 0)`)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const workers, each = 16, 20
+		var wg sync.WaitGroup
+		errc := make(chan error, workers*each)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					errc <- d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+						var n int64
+						if err := tx.QueryRowContext(ctx, `SELECT created_at FROM idempotency_keys WHERE owner = 't' AND key = 'counter'`+tx.ForUpdate()).Scan(&n); err != nil {
+							return err
+						}
+						_, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET created_at = $1 WHERE owner = 't' AND key = 'counter'`, n+1)
+						return err
+					})
+				}
+			}()
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			if err != nil {
+				t.Fatalf("transaction failed: %v", err)
+			}
+		}
+		var got int64
+		if err := d.Read().QueryRowContext(ctx, `SELECT created_at FROM idempotency_keys WHERE owner = 't' AND key = 'counter'`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != workers*each {
+			t.Fatalf("counter = %d, want %d (lost updates)", got, workers*each)
+		}
+	})
+}
+
+func TestInTxRollsBackOnError(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		boom := errors.New("boom")
+		err := d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('t', 'k', 'h', 'done', 0, 0)`); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("err = %v, want boom", err)
+		}
+		var n int
+		if err := d.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM idempotency_keys`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("rolled-back insert is visible: %d rows", n)
+		}
+	})
+}
+
+func TestInTxRefusesNesting(t *testing.T) {
+	d := dbtest.New(t, db.SQLite)
+	err := d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
+		return d.InTx(ctx, func(context.Context, *db.Tx) error { return nil })
+	})
+	if !errors.Is(err, db.ErrNestedTx) {
+		t.Fatalf("err = %v, want ErrNestedTx", err)
+	}
+}
+
+func TestUniqueViolationIsRecognised(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		ins := func() error {
+			return d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('t', 'dup', 'h', 'done', 0, 0)`)
+				return err
+			})
+		}
+		if err := ins(); err != nil {
+			t.Fatal(err)
+		}
+		err := ins()
+		if !db.IsUniqueViolation(err) {
+			t.Fatalf("IsUniqueViolation(%v) = false", err)
+		}
+		if db.IsRetryable(err) {
+			t.Fatalf("a unique violation must not be retried: %v", err)
+		}
+	})
+}
+
+func TestIsRetryableOnPlainErrors(t *testing.T) {
+	for _, err := range []error{nil, errors.New("x"), fmt.Errorf("wrapped: %w", errors.New("y"))} {
+		if db.IsRetryable(err) {
+			t.Errorf("IsRetryable(%v) = true", err)
+		}
+	}
+}
