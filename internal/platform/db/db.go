@@ -12,6 +12,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -108,6 +109,11 @@ func otelOptions(system attribute.KeyValue, opts Options) []otelsql.Option {
 			OmitConnPrepare:      true,
 			OmitRows:             true,
 			DisableErrSkip:       true,
+			// Statements outside any traced operation (migrations, pool upkeep)
+			// would each become a one-span trace and crowd out real ones.
+			SpanFilter: func(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
+				return trace.SpanContextFromContext(ctx).IsValid()
+			},
 		}),
 	}
 	if opts.TracerProvider != nil {

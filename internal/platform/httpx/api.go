@@ -1,0 +1,277 @@
+package httpx
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/platform/auth"
+	"github.com/godwit-dev/godwit/internal/platform/idempotency"
+)
+
+// HandlerFunc is an HTTP handler that returns its error instead of writing it,
+// so every failure becomes a problem response in one place.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Idempotency says how a route treats the Idempotency-Key header.
+type Idempotency int
+
+// The idempotency modes.
+const (
+	IdempotencyNone     Idempotency = iota // the header is ignored
+	IdempotencyOptional                    // honoured when sent
+	IdempotencyRequired                    // a request without it is rejected
+)
+
+// Route is one endpoint: its method and pattern (net/http ServeMux syntax), who
+// may call it, how it treats Idempotency-Key, and its handler.
+type Route struct {
+	Method      string
+	Pattern     string // e.g. "/v1/members/{id}"
+	Summary     string // one line, for docs
+	Access      auth.Policy
+	Idempotency Idempotency
+	MaxBody     int64 // 0: DefaultMaxBody
+	Handler     HandlerFunc
+}
+
+// API routes requests to registered routes, authenticating each and applying
+// its policy, body limit and idempotency mode.
+type API struct {
+	mux   *http.ServeMux
+	keys  *auth.Keys
+	idem  *idempotency.Store
+	log   *slog.Logger
+	wait  time.Duration
+	table []Route
+}
+
+// NewAPI returns an empty API. keys verify bearer tokens; idem stores
+// idempotency records (nil disables the mechanism, for tests of other parts).
+func NewAPI(keys *auth.Keys, idem *idempotency.Store, log *slog.Logger) *API {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &API{mux: http.NewServeMux(), keys: keys, idem: idem, log: log, wait: 30 * time.Second}
+	return a
+}
+
+// Add registers routes.
+func (a *API) Add(routes ...Route) {
+	for _, rt := range routes {
+		a.table = append(a.table, rt)
+		a.mux.Handle(rt.Method+" "+rt.Pattern, a.wrap(rt))
+	}
+}
+
+// Handle registers a plain http.Handler outside the route table (static assets, /metrics).
+func (a *API) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+
+// Routes returns the registered route table (for the OpenAPI and authorisation tests).
+func (a *API) Routes() []Route { return append([]Route(nil), a.table...) }
+
+// Logger returns the API's logger.
+func (a *API) Logger() *slog.Logger { return a.log }
+
+// ServeHTTP implements http.Handler. Unknown paths and method mismatches get
+// problem responses too.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer a.recoverPanic(w, r)
+	a.mux.ServeHTTP(&muxErrors{ResponseWriter: w, r: r, log: a.log}, r)
+}
+
+func (a *API) wrap(rt Route) http.Handler {
+	maxBody := rt.MaxBody
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+
+		p, err := a.keys.Authenticate(r.Header.Get("Authorization"))
+		if err == nil {
+			err = rt.Access.Check(p, r.PathValue)
+		}
+		if err != nil {
+			WriteError(w, r, a.log, err)
+			return
+		}
+		if p != nil {
+			ctx = auth.WithPrincipal(ctx, p)
+			r = r.WithContext(ctx)
+		}
+		h := rt.Handler
+		if rt.Idempotency != IdempotencyNone && a.idem != nil {
+			h = a.idempotent(rt, h)
+		}
+		if err := h(w, r); err != nil {
+			WriteError(w, r, a.log, err)
+		}
+	})
+}
+
+// idempotent runs h at most once per (caller, Idempotency-Key): a replay gets
+// the stored response with Idempotency-Replayed: true; the same key with a
+// different request is 422; a concurrent duplicate waits for the first to finish.
+func (a *API) idempotent(rt Route, h HandlerFunc) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		key := r.Header.Get("Idempotency-Key")
+		if key == "" {
+			if rt.Idempotency == IdempotencyRequired {
+				return errs.Coded(errs.Invalid, "idempotency_key_required", "this endpoint needs an Idempotency-Key header")
+			}
+			return h(w, r)
+		}
+		if err := idempotency.ValidateKey(key); err != nil {
+			return err
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return decodeError(err)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		sum := sha256.New()
+		fmt.Fprintf(sum, "%s %s\n", r.Method, r.URL.Path)
+		sum.Write(body)
+		hash := hex.EncodeToString(sum.Sum(nil))
+		owner := auth.FromContext(r.Context()).Actor()
+
+		ctx := r.Context()
+		waitCtx, cancel := context.WithTimeout(ctx, a.wait)
+		out, err := a.idem.Await(waitCtx, owner, key, hash)
+		cancel()
+		if err != nil {
+			return err
+		}
+		span := trace.SpanFromContext(ctx)
+		switch {
+		case out.Replay != nil:
+			span.SetAttributes(attribute.Bool("http.idempotency.replayed", true))
+			w.Header().Set("Content-Type", out.Replay.ContentType)
+			w.Header().Set("Idempotency-Replayed", "true")
+			w.WriteHeader(out.Replay.StatusCode)
+			_, _ = w.Write(out.Replay.Body)
+			return nil
+		case !out.Owned:
+			w.Header().Set("Retry-After", "1")
+			return errs.Coded(errs.Conflict, "idempotency_key_in_progress", "a request with this Idempotency-Key is still being processed; retry shortly")
+		}
+
+		rec := &recorder{header: http.Header{}, status: http.StatusOK}
+		var herr error
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					// Free the key for a retry before the panic reaches the recoverer.
+					_ = a.idem.Release(context.WithoutCancel(ctx), owner, key)
+					panic(p)
+				}
+			}()
+			herr = h(rec, r)
+		}()
+		if herr != nil {
+			rec = &recorder{header: http.Header{}}
+			WriteError(rec, r, a.log, herr)
+		}
+		// Persist before answering, so a concurrent duplicate replays exactly this.
+		store := context.WithoutCancel(ctx)
+		if rec.status >= 500 {
+			if err := a.idem.Release(store, owner, key); err != nil {
+				a.log.ErrorContext(ctx, "idempotency release failed", "error", err)
+			}
+		} else if err := a.idem.Complete(store, owner, key, idempotency.Response{
+			StatusCode: rec.status, ContentType: rec.header.Get("Content-Type"), Body: rec.body.Bytes(),
+		}); err != nil {
+			a.log.ErrorContext(ctx, "idempotency complete failed", "error", err)
+		}
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(rec.body.Bytes())
+		return nil
+	}
+}
+
+func (a *API) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	err := fmt.Errorf("panic: %v", p)
+	span := trace.SpanFromContext(r.Context())
+	span.RecordError(err, trace.WithAttributes(attribute.String("exception.stacktrace", string(debug.Stack()))))
+	span.SetStatus(codes.Error, "panic")
+	a.log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	WriteError(w, r, nil, errs.New(errs.Internal, "internal error").Wrap(err))
+}
+
+// recorder buffers a response so it can be stored before it is sent.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (rr *recorder) Header() http.Header { return rr.header }
+func (rr *recorder) WriteHeader(code int) {
+	if !rr.wrote {
+		rr.status, rr.wrote = code, true
+	}
+}
+func (rr *recorder) Write(b []byte) (int, error) {
+	if !rr.wrote {
+		rr.WriteHeader(http.StatusOK)
+	}
+	return rr.body.Write(b)
+}
+
+// muxErrors turns ServeMux's own plain-text 404 and 405 into problem responses.
+type muxErrors struct {
+	http.ResponseWriter
+	r       *http.Request
+	log     *slog.Logger
+	swallow bool
+}
+
+func (m *muxErrors) WriteHeader(code int) {
+	plain := m.Header().Get("Content-Type") == "text/plain; charset=utf-8"
+	if plain && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+		m.swallow = true
+		m.Header().Del("X-Content-Type-Options")
+		err := errs.Coded(errs.NotFound, "route_not_found", "no route for %s %s", m.r.Method, m.r.URL.Path)
+		if code == http.StatusMethodNotAllowed {
+			err = errs.Coded(kindMethodNotAllowed, "method_not_allowed", "method %s is not allowed on %s", m.r.Method, m.r.URL.Path)
+		}
+		WriteError(m.ResponseWriter, m.r, m.log, err)
+		return
+	}
+	m.ResponseWriter.WriteHeader(code)
+}
+
+func (m *muxErrors) Write(b []byte) (int, error) {
+	if m.swallow {
+		return len(b), nil
+	}
+	return m.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (m *muxErrors) Unwrap() http.ResponseWriter { return m.ResponseWriter }

@@ -1,0 +1,118 @@
+// Package httpx is Godwit's HTTP platform: routes with access policies, JSON
+// decoding with limits, problem+json errors (RFC 9457), panic recovery, and the
+// Idempotency-Key mechanism shared by every value-moving endpoint.
+package httpx
+
+import (
+	"encoding/json"
+	"log/slog"
+	"maps"
+	"net/http"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+)
+
+// statusOf is the one table mapping error kinds to HTTP status codes.
+var statusOf = map[errs.Kind]int{
+	errs.Invalid:         http.StatusBadRequest,
+	errs.Unauthorized:    http.StatusUnauthorized,
+	errs.PaymentRequired: http.StatusPaymentRequired,
+	errs.Forbidden:       http.StatusForbidden,
+	errs.NotFound:        http.StatusNotFound,
+	errs.Conflict:        http.StatusConflict,
+	errs.TooLarge:        http.StatusRequestEntityTooLarge,
+	errs.Unsupported:     http.StatusUnsupportedMediaType,
+	errs.Unprocessable:   http.StatusUnprocessableEntity,
+	errs.TooMany:         http.StatusTooManyRequests,
+	errs.Internal:        http.StatusInternalServerError,
+	errs.BadGateway:      http.StatusBadGateway,
+	errs.Unavailable:     http.StatusServiceUnavailable,
+	errs.Timeout:         http.StatusGatewayTimeout,
+	kindMethodNotAllowed: http.StatusMethodNotAllowed,
+}
+
+// kindMethodNotAllowed is only produced by the router itself.
+const kindMethodNotAllowed errs.Kind = "method_not_allowed"
+
+// StatusOf returns the HTTP status for err.
+func StatusOf(err error) int {
+	if s, ok := statusOf[errs.KindOf(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// ProblemContentType is the media type of error responses.
+const ProblemContentType = "application/problem+json"
+
+// reserved problem members that details may not overwrite.
+var reserved = map[string]bool{"type": true, "title": true, "status": true, "detail": true, "code": true, "instance": true, "trace_id": true}
+
+// Problem renders err as an RFC 9457 problem document. Messages of internal
+// errors are never sent: the client gets a generic text and the trace id.
+func Problem(err error, r *http.Request) (int, map[string]any) {
+	status := StatusOf(err)
+	code := errs.CodeOf(err)
+	detail := http.StatusText(status)
+	var details map[string]any
+	if e, ok := errs.As(err); ok && status != http.StatusInternalServerError {
+		detail = e.Message
+		details = e.Details
+	} else if status == http.StatusInternalServerError {
+		detail = "an unexpected error occurred; quote the trace_id when reporting it"
+	}
+	p := make(map[string]any, 8+len(details))
+	for k, v := range details {
+		if !reserved[k] {
+			p[k] = v
+		}
+	}
+	p["type"] = "urn:godwit:problem:" + code
+	p["title"] = http.StatusText(status)
+	p["status"] = status
+	p["detail"] = detail
+	p["code"] = code
+	if r != nil {
+		p["instance"] = r.URL.Path
+		if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+			p["trace_id"] = sc.TraceID().String()
+		}
+	}
+	return status, p
+}
+
+// WriteError writes err as problem+json, records it on the request's span and
+// logs server-side failures with their cause.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status, body := Problem(err, r)
+	span := trace.SpanFromContext(r.Context())
+	span.SetAttributes(attribute.String("error.type", body["code"].(string)))
+	if status >= 500 {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, body["code"].(string))
+		if log != nil {
+			log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err.Error())
+		}
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="godwit"`)
+	}
+	w.Header().Set("Content-Type", ProblemContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// WriteJSON writes v as a JSON response with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// CloneDetails is a helper for handlers building problem details.
+func CloneDetails(m map[string]any) map[string]any { return maps.Clone(m) }

@@ -1,0 +1,188 @@
+// Package idempotency stores Idempotency-Key records so that a request retried
+// with the same key runs its effect once and replays the first response. The
+// record lives in the database, so every replica sees the same claims.
+package idempotency
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// Response is a stored response, replayed verbatim.
+type Response struct {
+	StatusCode  int
+	ContentType string
+	Body        []byte
+}
+
+// Outcome is the result of Claim.
+type Outcome struct {
+	// Owned: the caller holds the claim and must run the request, then Complete or Release.
+	Owned bool
+	// Replay holds the stored response when the key has already completed.
+	Replay *Response
+	// InProgress: another request holds the claim right now.
+	InProgress bool
+}
+
+// Store keeps idempotency records.
+type Store struct {
+	db    *db.DB
+	now   func() time.Time
+	lease time.Duration
+	poll  time.Duration
+}
+
+// Options tune a Store.
+type Options struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Lease is how long a claim protects a running request. A claim older than its
+	// lease belongs to a request whose process died, and a retry may take it over.
+	// Default 5 minutes, longer than any request's own timeout.
+	Lease time.Duration
+	// Poll is the first interval between checks while waiting on a claim held elsewhere.
+	Poll time.Duration
+}
+
+// NewStore returns a Store on d.
+func NewStore(d *db.DB, opts Options) *Store {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 5 * time.Minute
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 5 * time.Millisecond
+	}
+	return &Store{db: d, now: opts.Now, lease: opts.Lease, poll: opts.Poll}
+}
+
+// ErrKeyReused is returned when a key is sent again with a different request.
+var ErrKeyReused = errs.Coded(errs.Unprocessable, "idempotency_key_reused",
+	"this Idempotency-Key was already used with a different request")
+
+// ValidateKey checks a client-supplied key: 1–255 visible ASCII characters.
+func ValidateKey(key string) error {
+	if key == "" || len(key) > 255 {
+		return errs.Coded(errs.Invalid, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters")
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return errs.Coded(errs.Invalid, "invalid_idempotency_key", "Idempotency-Key must be visible ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// Claim tries to take (owner, key) for a request whose fingerprint is hash.
+func (s *Store) Claim(ctx context.Context, owner, key, hash string) (Outcome, error) {
+	var out Outcome
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		out = Outcome{}
+		now := s.now()
+		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until)
+			VALUES ($1, $2, $3, 'pending', $4, $5) ON CONFLICT (owner, key) DO NOTHING`,
+			owner, key, hash, db.Micros(now), db.Micros(now.Add(s.lease)))
+		if err != nil {
+			return fmt.Errorf("idempotency: claim: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			out.Owned = true
+			return nil
+		}
+		var (
+			storedHash, state string
+			status            int
+			contentType       string
+			body              []byte
+			claimedUntil      int64
+		)
+		err = tx.QueryRowContext(ctx, `SELECT request_hash, state, status_code, content_type, body, claimed_until
+			FROM idempotency_keys WHERE owner = $1 AND key = $2`+tx.ForUpdate(), owner, key).
+			Scan(&storedHash, &state, &status, &contentType, &body, &claimedUntil)
+		if err != nil {
+			return fmt.Errorf("idempotency: read claim: %w", err)
+		}
+		if storedHash != hash {
+			return ErrKeyReused
+		}
+		if state == "done" {
+			out.Replay = &Response{StatusCode: status, ContentType: contentType, Body: body}
+			return nil
+		}
+		if claimedUntil > db.Micros(now) {
+			out.InProgress = true
+			return nil
+		}
+		// The claim's lease ran out: its process died mid-request. Take it over.
+		if _, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET claimed_until = $3 WHERE owner = $1 AND key = $2`,
+			owner, key, db.Micros(now.Add(s.lease))); err != nil {
+			return fmt.Errorf("idempotency: take over claim: %w", err)
+		}
+		out.Owned = true
+		return nil
+	})
+	return out, err
+}
+
+// Complete stores the response for a claim the caller owns.
+func (s *Store) Complete(ctx context.Context, owner, key string, r Response) error {
+	return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET state = 'done', status_code = $3, content_type = $4, body = $5
+			WHERE owner = $1 AND key = $2`, owner, key, r.StatusCode, r.ContentType, r.Body)
+		if err != nil {
+			return fmt.Errorf("idempotency: complete: %w", err)
+		}
+		return nil
+	})
+}
+
+// Release drops a claim whose request failed in a way worth retrying (a 5xx or a
+// panic), so the next attempt with the same key runs afresh.
+func (s *Store) Release(ctx context.Context, owner, key string) error {
+	return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE owner = $1 AND key = $2 AND state = 'pending'`, owner, key)
+		if err != nil {
+			return fmt.Errorf("idempotency: release: %w", err)
+		}
+		return nil
+	})
+}
+
+// Await claims the key, waiting while another request holds it, until the
+// claim is owned, a response can be replayed, or ctx ends.
+func (s *Store) Await(ctx context.Context, owner, key, hash string) (Outcome, error) {
+	wait := s.poll
+	for {
+		out, err := s.Claim(ctx, owner, key, hash)
+		if err != nil || !out.InProgress {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return out, nil
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 250*time.Millisecond)
+	}
+}
+
+// Purge deletes completed records older than cutoff and reports how many went.
+func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE state = 'done' AND created_at < $1`, db.Micros(cutoff))
+		if err != nil {
+			return fmt.Errorf("idempotency: purge: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}
