@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
+	"github.com/godwit-dev/godwit/internal/platform/telemetry/otlptest"
+)
+
+// binary is the godwit executable built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "godwit-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "godwit")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building godwit:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a running `godwit serve` process.
+type server struct {
+	cmd    *exec.Cmd
+	base   string
+	stdout *bytes.Buffer
+	stderr *bytes.Buffer
+	done   chan error
+	token  string // the admin token printed on first start, if any
+}
+
+// startServer runs the built binary with args and env and waits until it listens.
+func startServer(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = s.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		var prev string
+		for sc.Scan() {
+			line := sc.Text()
+			s.stdout.WriteString(line + "\n")
+			if strings.HasPrefix(prev, "Admin token") {
+				s.token = line
+			}
+			if after, ok := strings.CutPrefix(line, "Godwit listening on "); ok {
+				ready <- strings.Fields(after)[0]
+			}
+			prev = line
+		}
+		s.done <- cmd.Wait()
+	}()
+	select {
+	case base := <-ready:
+		s.base = base
+	case err := <-s.done:
+		t.Fatalf("godwit serve exited early: %v\nstderr:\n%s", err, s.stderr)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("godwit serve did not start\nstderr:\n%s", s.stderr)
+	}
+	return s
+}
+
+// stop sends SIGINT and returns the exit error and how long the exit took.
+func (s *server) stop(t *testing.T) (error, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		return err, time.Since(start)
+	case <-time.After(15 * time.Second):
+		t.Fatal("godwit serve ignored SIGINT")
+	}
+	return nil, 0
+}
+
+func (s *server) get(t *testing.T, path, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.base+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func TestServeOnSQLiteWithOTLP(t *testing.T) {
+	recv := otlptest.NewReceiver(t)
+	dataDir := t.TempDir()
+	s := startServer(t, []string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.Endpoint(),
+		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=e2e",
+		"OTEL_BSP_SCHEDULE_DELAY=100",
+	}, "--data-dir", dataDir)
+	if s.token == "" {
+		t.Fatalf("first start printed no admin token:\n%s", s.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "godwit.db")); err != nil {
+		t.Fatalf("no SQLite database in the data dir: %v", err)
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, body := s.get(t, p, ""); code != 200 {
+			t.Fatalf("%s = %d %s", p, code, body)
+		}
+	}
+	if code, body := s.get(t, "/v1/admin/traces", ""); code != 401 || !strings.Contains(body, `"code":"unauthenticated"`) {
+		t.Fatalf("unauthenticated admin call = %d %s", code, body)
+	}
+	if code, body := s.get(t, "/v1/admin/traces", s.token); code != 200 {
+		t.Fatalf("admin call = %d %s", code, body)
+	}
+	code, metrics := s.get(t, "/metrics", "")
+	if code != 200 || !strings.Contains(metrics, "http_server_request_duration_seconds") {
+		t.Fatalf("/metrics = %d, lacks HTTP server metrics:\n%.2000s", code, metrics)
+	}
+
+	spans := recv.WaitForSpans(t, otlptest.HasSpan("GET /v1/admin/traces"), 10*time.Second)
+	var server *otlptest.Span
+	for i := range spans {
+		if spans[i].Name == "GET /v1/admin/traces" && spans[i].Kind == "server" {
+			server = &spans[i]
+		}
+	}
+	if server == nil {
+		t.Fatalf("no SERVER span for the request among %d spans", len(spans))
+	}
+	for k, want := range map[string]any{"service.name": "godwit", "deployment.environment.name": "e2e", "service.namespace": "godwit"} {
+		if server.Resource[k] != want {
+			t.Errorf("resource %s = %v, want %v", k, server.Resource[k], want)
+		}
+	}
+	if v, _ := server.Resource["service.version"].(string); v == "" {
+		t.Errorf("resource lacks service.version: %v", server.Resource)
+	}
+
+	err, took := s.stop(t)
+	if err != nil {
+		t.Fatalf("exit after SIGINT: %v\nstderr:\n%s", err, s.stderr)
+	}
+	if took > 5*time.Second {
+		t.Fatalf("exit took %s, want under 5s", took)
+	}
+
+	// A second start reuses the secret: no new admin token, and the old one still works.
+	s2 := startServer(t, nil, "--data-dir", dataDir)
+	if s2.token != "" {
+		t.Fatal("second start printed a new admin token")
+	}
+	if code, body := s2.get(t, "/v1/admin/traces", s.token); code != 200 {
+		t.Fatalf("first token after restart = %d %s", code, body)
+	}
+	if err, _ := s2.stop(t); err != nil {
+		t.Fatalf("second exit: %v", err)
+	}
+}
+
+func TestServeOnPostgres(t *testing.T) {
+	dsn := dbtest.DSN(t, db.Postgres)
+	s := startServer(t, []string{"GODWIT_DB=" + dsn}, "--data-dir", t.TempDir())
+	code, body := s.get(t, "/readyz", "")
+	var ready map[string]string
+	_ = json.Unmarshal([]byte(body), &ready)
+	if code != 200 || ready["database"] != "postgres" {
+		t.Fatalf("/readyz = %d %s", code, body)
+	}
+	if err, _ := s.stop(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, s.stderr)
+	}
+	// The schema is in place: migrate reports every migration applied.
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"migrate", "--db", dsn}, &out, &errOut, func(string) string { return "" }); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "applied") || strings.Contains(out.String(), "pending") {
+		t.Fatalf("migrate status:\n%s", out.String())
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	getenv := func(string) string { return "" }
+	dataDir := t.TempDir()
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		wantOut string
+	}{
+		{"help", []string{"help"}, false, "Commands:"},
+		{"serve help", []string{"serve", "-h"}, false, "GODWIT_ADDR"},
+		{"token help", []string{"help", "token"}, false, "--ttl"},
+		{"version", []string{"version"}, false, "godwit "},
+		{"unknown command", []string{"bogus"}, true, ""},
+		{"no command", nil, true, ""},
+		{"token bad scope", []string{"token", "--data-dir", dataDir, "root", "x"}, true, ""},
+		{"token missing subject", []string{"token", "--data-dir", dataDir, "admin"}, true, ""},
+		{"token member", []string{"token", "--data-dir", dataDir, "member", "m-1"}, false, "eyJ"},
+		{"bad flag", []string{"serve", "--no-such-flag"}, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tc.args, &out, &errOut, getenv)
+			if tc.args != nil && (tc.args[0] == "help" || (len(tc.args) > 1 && tc.args[1] == "-h")) {
+				err = ignoreHelp(err)
+			}
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v\nstderr: %s", err, tc.wantErr, errOut.String())
+			}
+			if !strings.Contains(out.String(), tc.wantOut) {
+				t.Fatalf("stdout lacks %q:\n%s", tc.wantOut, out.String())
+			}
+		})
+	}
+}
+
+func ignoreHelp(err error) error {
+	if err != nil && err.Error() == "flag: help requested" {
+		return nil
+	}
+	return err
+}
