@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/godwit-dev/godwit/api"
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -111,7 +112,14 @@ func (a *App) adminRoutes() []httpx.Route {
 	return []httpx.Route{
 		{Method: "GET", Pattern: "/v1/admin/traces", Summary: "Recent traces held in this process's buffer", Access: auth.AdminOnly, Handler: a.listTraces},
 		{Method: "GET", Pattern: "/v1/admin/traces/{trace_id}", Summary: "The spans of one recent trace", Access: auth.AdminOnly, Handler: a.getTrace},
+		{Method: "GET", Pattern: "/v1/openapi.yaml", Summary: "The OpenAPI document", Access: auth.Public, Handler: serveOpenAPI},
 	}
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, err := w.Write(api.OpenAPI)
+	return err
 }
 
 func (a *App) getTrace(w http.ResponseWriter, r *http.Request) error {
