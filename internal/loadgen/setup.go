@@ -1,0 +1,172 @@
+package loadgen
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+)
+
+// startingFlights is how many flights setup credits each new member with. In
+// the built-in program a 5,000-mile F fare earns 7,500 points, so members
+// start with 22,500 points: enough for several cheap redemptions and
+// pay-with-points checkouts, yet below the first status tier.
+const (
+	startingFlights     = 3
+	startingFlightMiles = 5000
+	startingFlightFare  = "F"
+)
+
+// prepare learns the catalogue and redemption options the mix needs, runs
+// setup when asked, and checks that every operation in the mix can run.
+func (g *gen) prepare(ctx context.Context) error {
+	if g.mix.has(OpCheckout) || g.cfg.Setup {
+		if err := g.loadProducts(ctx); err != nil {
+			return err
+		}
+		if g.mix.has(OpCheckout) && len(g.products) == 0 {
+			return errors.New("loadgen: checkout is in the mix but GET /v1/products lists no products")
+		}
+	}
+	if g.mix.has(OpRedeem) {
+		if err := g.loadOptions(ctx); err != nil {
+			return err
+		}
+	}
+	if g.cfg.Setup {
+		if err := g.setup(ctx); err != nil {
+			return err
+		}
+	}
+	for _, id := range g.cfg.MemberIDs {
+		if id != "" && !slices.Contains(g.members, id) {
+			g.members = append(g.members, id)
+		}
+	}
+	for _, op := range []string{OpEarn, OpRedeem, OpTransfer} {
+		if g.mix.has(op) && len(g.members) == 0 {
+			return fmt.Errorf("loadgen: %s is in the mix but no members are known: enable Setup or pass MemberIDs", op)
+		}
+	}
+	if g.mix.has(OpTransfer) && len(g.members) < 2 && len(g.cfg.Partners) == 0 {
+		return errors.New("loadgen: transfer needs two members or a partner")
+	}
+	return nil
+}
+
+func (g *gen) adminOrService() string {
+	if g.cfg.AdminToken != "" {
+		return g.cfg.AdminToken
+	}
+	return g.serviceToken
+}
+
+func (g *gen) loadProducts(ctx context.Context) error {
+	var body struct {
+		Products []product `json:"products"`
+	}
+	if o := g.c.do(ctx, request{method: "GET", path: "/v1/products", out: &body}); !o.ok() {
+		return fmt.Errorf("loadgen: GET /v1/products: %s", o)
+	}
+	g.products = slices.DeleteFunc(body.Products, func(p product) bool { return p.ID == "" })
+	return nil
+}
+
+func (g *gen) loadOptions(ctx context.Context) error {
+	var body struct {
+		Options []redemptionOption `json:"options"`
+	}
+	if o := g.c.do(ctx, request{method: "GET", path: "/v1/redemption-options", token: g.adminOrService(), out: &body}); !o.ok() {
+		return fmt.Errorf("loadgen: GET /v1/redemption-options: %s", o)
+	}
+	g.options = slices.DeleteFunc(body.Options, func(o redemptionOption) bool { return o.ID == "" })
+	if len(g.options) == 0 {
+		return errors.New("loadgen: redeem is in the mix but GET /v1/redemption-options lists no options")
+	}
+	slices.SortStableFunc(g.options, func(a, b redemptionOption) int { return cmp.Compare(a.Points, b.Points) })
+	return nil
+}
+
+// setup stocks every product and creates cfg.Members members named
+// lg-<run id>-<n>, each credited with a few flights, using VUs workers.
+func (g *gen) setup(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	jobs := make(chan func(context.Context) error)
+	var wg sync.WaitGroup
+	for range min(max(g.cfg.VUs, 1), 32) {
+		wg.Go(func() {
+			for job := range jobs {
+				if err := job(ctx); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+	submit := func(job func(context.Context) error) bool {
+		select {
+		case jobs <- job:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+
+	ids := make([]string, g.cfg.Members)
+	for n := range ids {
+		ids[n] = fmt.Sprintf("lg-%s-%d", g.runID, n)
+	}
+	for _, p := range g.products {
+		if !submit(func(ctx context.Context) error { return g.stock(ctx, p.ID) }) {
+			break
+		}
+	}
+	for n, id := range ids {
+		if !submit(func(ctx context.Context) error { return g.createMember(ctx, id, n) }) {
+			break
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return fmt.Errorf("loadgen: setup: %w", err)
+	}
+	g.members = append(g.members, ids...)
+	return nil
+}
+
+func (g *gen) stock(ctx context.Context, productID string) error {
+	body := struct {
+		Available int64 `json:"available"`
+	}{g.cfg.Stock}
+	path := "/v1/admin/inventory/" + url.PathEscape(productID)
+	if o := g.c.do(ctx, request{method: "PUT", path: path, token: g.cfg.AdminToken, body: body}); !o.ok() {
+		return fmt.Errorf("PUT %s: %s", path, o)
+	}
+	return nil
+}
+
+func (g *gen) createMember(ctx context.Context, id string, n int) error {
+	body := struct {
+		ID    string `json:"id"`
+		Name  string `json:"name"`
+		Email string `json:"email"`
+	}{id, fmt.Sprintf("Loadgen Member %d", n), fmt.Sprintf("loadgen+%s-%d@example.test", g.runID, n)}
+	if o := g.c.do(ctx, request{method: "POST", path: "/v1/members", token: g.cfg.AdminToken, body: body}); !o.ok() {
+		return fmt.Errorf("create member %s: POST /v1/members: %s", id, o)
+	}
+	rng := g.seqRand(3, uint64(n))
+	now := time.Now()
+	for i := range startingFlights {
+		a := flightActivity(rng, startingFlightMiles, startingFlightFare, now.Add(-time.Duration(i+1)*time.Hour))
+		if o := g.postActivity(ctx, id, a); !o.ok() {
+			return fmt.Errorf("credit member %s: POST %s: %s", id, memberPath(id, "/activities"), o)
+		}
+	}
+	return nil
+}
