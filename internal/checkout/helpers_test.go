@@ -1,0 +1,367 @@
+package checkout_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/godwit-dev/godwit/internal/cart"
+	"github.com/godwit-dev/godwit/internal/catalog"
+	"github.com/godwit-dev/godwit/internal/checkout"
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/inventory"
+	"github.com/godwit-dev/godwit/internal/money"
+	"github.com/godwit-dev/godwit/internal/notify"
+	"github.com/godwit-dev/godwit/internal/order"
+	"github.com/godwit-dev/godwit/internal/payment"
+	"github.com/godwit-dev/godwit/internal/platform/auth"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/httpx"
+	"github.com/godwit-dev/godwit/internal/platform/idempotency"
+)
+
+// clock is an injectable, thread-safe test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeLoyalty honours the checkout.Loyalty contract in memory.
+type fakeLoyalty struct {
+	mu       sync.Mutex
+	balance  map[string]int64
+	holds    map[string]*hold // by reference
+	holdByID map[string]*hold
+	earned   map[string]int64 // by order
+	refunded map[string]bool  // by reference
+	reversed map[string]bool  // by order
+}
+
+type hold struct {
+	id, member, state string
+	points            int64
+}
+
+func newFakeLoyalty() *fakeLoyalty {
+	return &fakeLoyalty{balance: map[string]int64{}, holds: map[string]*hold{}, holdByID: map[string]*hold{},
+		earned: map[string]int64{}, refunded: map[string]bool{}, reversed: map[string]bool{}}
+}
+
+func (f *fakeLoyalty) setBalance(m string, p int64) { f.mu.Lock(); f.balance[m] = p; f.mu.Unlock() }
+
+// Balance is the spendable balance: posted points minus pending holds.
+func (f *fakeLoyalty) Balance(m string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.balance[m]
+}
+
+func (f *fakeLoyalty) heldPoints() (pending int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, h := range f.holds {
+		if h.state == "pending" {
+			pending += h.points
+		}
+	}
+	return pending
+}
+
+func (f *fakeLoyalty) HoldPoints(_ context.Context, memberID string, points int64, reference string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h, ok := f.holds[reference]; ok {
+		return h.id, nil
+	}
+	if f.balance[memberID] < points {
+		return "", errs.Coded(errs.Unprocessable, "insufficient_points", "not enough points").
+			With("points_short", points-f.balance[memberID]).With("current_balance", f.balance[memberID])
+	}
+	f.balance[memberID] -= points
+	h := &hold{id: fmt.Sprintf("hold_%d", len(f.holds)+1), member: memberID, points: points, state: "pending"}
+	f.holds[reference], f.holdByID[h.id] = h, h
+	return h.id, nil
+}
+
+func (f *fakeLoyalty) CapturePointsHold(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, ok := f.holdByID[id]
+	if !ok {
+		return errs.Coded(errs.NotFound, "hold_not_found", "no hold")
+	}
+	if h.state == "voided" {
+		return errs.Coded(errs.Conflict, "hold_voided", "hold voided")
+	}
+	h.state = "captured"
+	return nil
+}
+
+func (f *fakeLoyalty) VoidPointsHold(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, ok := f.holdByID[id]
+	if !ok {
+		return errs.Coded(errs.NotFound, "hold_not_found", "no hold")
+	}
+	if h.state == "captured" {
+		return errs.Coded(errs.Conflict, "hold_captured", "hold captured")
+	}
+	if h.state == "pending" {
+		f.balance[h.member] += h.points
+	}
+	h.state = "voided"
+	return nil
+}
+
+// EarnPurchase earns one point per whole currency unit.
+func (f *fakeLoyalty) EarnPurchase(_ context.Context, memberID, orderID string, amount money.Money) (checkout.PointsEarned, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.earned[orderID]; ok {
+		return checkout.PointsEarned{Points: p, TransactionID: "tx_" + orderID}, nil
+	}
+	p := amount.Amount / 100
+	f.earned[orderID] = p
+	f.balance[memberID] += p
+	return checkout.PointsEarned{Points: p, TransactionID: "tx_" + orderID}, nil
+}
+
+func (f *fakeLoyalty) RefundPoints(_ context.Context, memberID string, points int64, reference string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.refunded[reference] {
+		f.refunded[reference] = true
+		f.balance[memberID] += points
+	}
+	return nil
+}
+
+func (f *fakeLoyalty) ReversePurchase(_ context.Context, memberID, orderID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.reversed[orderID] {
+		f.reversed[orderID] = true
+		f.balance[memberID] -= f.earned[orderID]
+	}
+	return nil
+}
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+type fixture struct {
+	d        *db.DB
+	clock    *clock
+	catalog  *catalog.Service
+	inv      *inventory.Service
+	carts    *cart.Service
+	sim      *payment.Simulator
+	orders   *order.Service
+	loyalty  *fakeLoyalty
+	checkout *checkout.Service
+	keys     *auth.Keys
+	srv      *httptest.Server
+
+	failMu    sync.Mutex
+	failAfter func(string) error
+}
+
+type fixtureOpts struct {
+	tp trace.TracerProvider
+	mp metric.MeterProvider
+}
+
+func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
+	t.Helper()
+	f := &fixture{d: d, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, loyalty: newFakeLoyalty()}
+	now := f.clock.Now
+	f.catalog = catalog.New(catalog.Config{DB: d, Now: now, TracerProvider: o.tp})
+	f.inv = inventory.New(inventory.Config{DB: d, Now: now, TracerProvider: o.tp})
+	f.carts = cart.New(cart.Config{DB: d, Catalog: f.catalog, Now: now, TracerProvider: o.tp})
+	f.sim = payment.NewSimulator(payment.SimulatorConfig{DB: d, Now: now, SlowDelay: 20 * time.Millisecond})
+	pay := payment.New(payment.Config{Provider: f.sim, Now: now, TracerProvider: o.tp})
+	f.orders = order.New(order.Config{DB: d, Now: now, TracerProvider: o.tp})
+	var err error
+	f.checkout, err = checkout.New(checkout.Config{DB: d, Carts: f.carts, Products: f.catalog, Inventory: f.inv, Payments: pay,
+		Orders: f.orders, Loyalty: f.loyalty, Now: now, TracerProvider: o.tp, MeterProvider: o.mp,
+		FailAfter: func(step string) error {
+			f.failMu.Lock()
+			fn := f.failAfter
+			f.failMu.Unlock()
+			if fn == nil {
+				return nil
+			}
+			return fn(step)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.keys, err = auth.NewKeys(secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httpx.NewAPI(f.keys, idempotency.NewStore(d, idempotency.Options{}), nil)
+	api.Add(f.catalog.Routes()...)
+	api.Add(f.inv.Routes()...)
+	api.Add(f.carts.Routes()...)
+	api.Add(f.sim.Routes()...)
+	api.Add(f.orders.Routes()...)
+	api.Add(f.checkout.Routes()...)
+	var h http.Handler = api
+	if o.tp != nil {
+		// As in the server: otelhttp makes the request span, so problems carry the trace id.
+		h = otelhttp.NewHandler(api, "http.server", otelhttp.WithTracerProvider(o.tp))
+	}
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fixture) setFail(fn func(string) error) {
+	f.failMu.Lock()
+	f.failAfter = fn
+	f.failMu.Unlock()
+}
+
+func (f *fixture) product(t testing.TB, sku string, cents, stock int64) catalog.Product {
+	t.Helper()
+	p, err := f.catalog.Create(context.Background(), catalog.NewProduct{SKU: sku, Name: "Product " + sku, Price: money.Money{Amount: cents, Currency: "USD"}, Available: &stock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (f *fixture) cart(t testing.TB, member string, items map[string]int64) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := f.carts.Create(ctx, member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, q := range items {
+		if _, err := f.carts.AddItem(ctx, c.ID, id, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c.ID
+}
+
+func (f *fixture) token(t testing.TB, s auth.Scope, sub string) string {
+	t.Helper()
+	tok, err := f.keys.Mint(s, sub, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+type resp struct {
+	status int
+	body   map[string]any
+	raw    string
+}
+
+func (r resp) str(k string) string { s, _ := r.body[k].(string); return s }
+
+func (f *fixture) do(t testing.TB, method, path, tok, key, body string) resp {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return resp{}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	res, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Error(err)
+		return resp{}
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := resp{status: res.StatusCode, raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.body)
+	return out
+}
+
+func checkoutBody(cartID, token, email string, points int64) string {
+	b, _ := json.Marshal(map[string]any{"cart_id": cartID, "payment": map[string]string{"token": token}, "points_to_redeem": points, "email": email})
+	return string(b)
+}
+
+func (f *fixture) count(t testing.TB, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := f.d.Read().QueryRowContext(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func (f *fixture) available(t testing.TB, productID string) int64 {
+	t.Helper()
+	n, err := f.inv.Available(context.Background(), productID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// assertConsistent checks the invariants every test ends with: no charge
+// without an order, no held reservation, no pending points hold, no
+// unfinished checkout.
+func (f *fixture) assertConsistent(t testing.TB) {
+	t.Helper()
+	if n := f.count(t, `SELECT COUNT(*) FROM payment_charges c WHERE c.status = 'succeeded'
+		AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.charge_id = c.id)`); n != 0 {
+		t.Errorf("%d succeeded charges without an order", n)
+	}
+	if n := f.count(t, `SELECT COUNT(*) FROM reservations WHERE state = 'held'`); n != 0 {
+		t.Errorf("%d reservations still held", n)
+	}
+	if n := f.count(t, `SELECT COUNT(*) FROM reservations r WHERE state = 'committed'
+		AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.checkout_id = r.reference)`); n != 0 {
+		t.Errorf("%d committed reservations without an order", n)
+	}
+	if n := f.count(t, `SELECT COUNT(*) FROM checkouts WHERE state = 'in_progress'`); n != 0 {
+		t.Errorf("%d checkouts in progress", n)
+	}
+	if p := f.loyalty.heldPoints(); p != 0 {
+		t.Errorf("%d points still held", p)
+	}
+}
+
+var _ = notify.Message{}
+
+func catalogNew(sku string, cents int64) catalog.NewProduct {
+	return catalog.NewProduct{SKU: sku, Name: "Product " + sku, Price: money.Money{Amount: cents, Currency: "USD"}}
+}

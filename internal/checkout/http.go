@@ -1,0 +1,236 @@
+package checkout
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"net/mail"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/money"
+	"github.com/godwit-dev/godwit/internal/order"
+	"github.com/godwit-dev/godwit/internal/payment"
+	"github.com/godwit-dev/godwit/internal/platform/auth"
+	"github.com/godwit-dev/godwit/internal/platform/httpx"
+)
+
+// maxCheckoutBody bounds POST /v1/checkout.
+const maxCheckoutBody = 16 << 10
+
+// Routes returns the checkout endpoints and the order refund.
+func (s *Service) Routes() []httpx.Route {
+	return []httpx.Route{
+		{Method: "POST", Pattern: "/v1/checkout", Summary: "Check out a cart: reserve, charge, create the order", Access: auth.Public,
+			Idempotency: httpx.IdempotencyRequired, MaxBody: maxCheckoutBody, Handler: s.handleCheckout},
+		{Method: "POST", Pattern: "/v1/orders/{id}/refund", Summary: "Refund an order (all or part): payment, redeemed points, earned points",
+			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyRequired, Handler: s.handleRefund},
+		{Method: "GET", Pattern: "/v1/admin/checkouts/{id}", Summary: "A checkout's recorded saga state", Access: auth.AdminOnly, Handler: s.handleGet},
+		{Method: "POST", Pattern: "/v1/admin/checkouts/recover", Summary: "Run a checkout recovery pass now", Access: auth.AdminOnly, Handler: s.handleRecover},
+	}
+}
+
+type checkoutBody struct {
+	CartID  string `json:"cart_id"`
+	Payment struct {
+		Token string `json:"token"`
+	} `json:"payment"`
+	PointsToRedeem int64  `json:"points_to_redeem"`
+	Email          string `json:"email"`
+}
+
+func rejectEarly(err *errs.Error) error { return err.With("failure_step", StepInitiated) }
+
+func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) error {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return rejectEarly(errs.Coded(errs.TooLarge, "body_too_large", "the request body is larger than %d bytes", tooBig.Limit))
+		}
+		return rejectEarly(errs.Coded(errs.Invalid, "invalid_json", "the request body could not be read"))
+	}
+	// Before anything is decoded, logged or stored: no card numbers, anywhere.
+	if payment.ContainsCardNumber(raw) {
+		return rejectEarly(errs.Coded(errs.Unprocessable, "card_data_rejected",
+			"the request contains what looks like a card number; send a payment token from the payment provider instead"))
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	var b checkoutBody
+	if err := httpx.Decode(r, &b); err != nil {
+		if e, ok := errs.As(err); ok {
+			return rejectEarly(e)
+		}
+		return err
+	}
+	p := auth.FromContext(r.Context())
+	memberID := ""
+	if p != nil {
+		if p.Scope != auth.ScopeMember {
+			return rejectEarly(errs.Coded(errs.Forbidden, "forbidden", "checkout is for members (member token) and guests (no token)"))
+		}
+		memberID = p.Subject
+	}
+	if err := validateBody(&b, memberID); err != nil {
+		return rejectEarly(err)
+	}
+	key := r.Header.Get("Idempotency-Key")
+	res, err := s.Checkout(r.Context(), Request{
+		CheckoutID: ID(p.Actor(), key), CartID: b.CartID, MemberID: memberID, Email: b.Email,
+		PaymentToken: b.Payment.Token, PointsToRedeem: b.PointsToRedeem,
+	})
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, res)
+	return nil
+}
+
+func validateBody(b *checkoutBody, memberID string) *errs.Error {
+	if b.CartID == "" || len(b.CartID) > 100 {
+		return errs.Coded(errs.Invalid, "invalid_field", "cart_id is required").With("field", "cart_id")
+	}
+	if err := payment.ValidateToken(b.Payment.Token); err != nil {
+		e, _ := errs.As(err)
+		return e
+	}
+	if b.PointsToRedeem < 0 {
+		return errs.Coded(errs.Invalid, "invalid_field", "points_to_redeem must not be negative").With("field", "points_to_redeem")
+	}
+	if b.PointsToRedeem > 0 && memberID == "" {
+		return errs.Coded(errs.Unprocessable, "points_unavailable", "only members can pay with points").With("field", "points_to_redeem")
+	}
+	b.Email = strings.TrimSpace(b.Email)
+	if b.Email == "" {
+		if memberID == "" {
+			return errs.Coded(errs.Invalid, "invalid_field", "guests must give an email address for the confirmation").With("field", "email")
+		}
+		return nil
+	}
+	a, err := mail.ParseAddress(b.Email)
+	if err != nil || a.Name != "" || len(b.Email) > 254 || !strings.Contains(a.Address, "@") {
+		// The address is not echoed: it is personal data.
+		return errs.Coded(errs.Invalid, "invalid_field", "email must be a plain email address").With("field", "email")
+	}
+	b.Email = a.Address
+	return nil
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Service) handleRecover(w http.ResponseWriter, r *http.Request) error {
+	rep, err := s.Recover(r.Context())
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "recovery pass had errors", "error", err.Error())
+	}
+	httpx.WriteJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+type refundBody struct {
+	Amount *money.Money `json:"amount,omitempty"`
+	Reason string       `json:"reason,omitempty"`
+}
+
+// RefundResult is the outcome of a refund.
+type RefundResult struct {
+	Order          order.Order `json:"order"`
+	RefundID       string      `json:"refund_id"`
+	Refunded       money.Money `json:"refunded"`
+	PointsReturned int64       `json:"points_returned"`
+	PointsReversed bool        `json:"points_reversed"`
+}
+
+func (s *Service) handleRefund(w http.ResponseWriter, r *http.Request) error {
+	var b refundBody
+	if r.ContentLength != 0 {
+		if err := httpx.Decode(r, &b); err != nil {
+			return err
+		}
+	}
+	if len(b.Reason) > 500 {
+		return errs.Coded(errs.Invalid, "invalid_field", "reason must be at most 500 characters").With("field", "reason")
+	}
+	orderID := r.PathValue("id")
+	sum := sha256.Sum256([]byte(orderID + "\x00" + auth.FromContext(r.Context()).Actor() + "\x00" + r.Header.Get("Idempotency-Key")))
+	res, err := s.Refund(r.Context(), orderID, "rf_"+hex.EncodeToString(sum[:12]), b.Amount)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// Refund refunds an order: amount (nil: everything not yet refunded) goes back
+// to the card; a refund that empties the order also returns the points spent
+// on it and, when the loyalty service supports it, reverses the points it
+// earned. refundID makes it idempotent; a refund interrupted half-way is
+// completed by calling again with the same id.
+func (s *Service) Refund(ctx context.Context, orderID, refundID string, amount *money.Money) (RefundResult, error) {
+	ctx, span := s.tracer.Start(ctx, "order.refund")
+	defer span.End()
+	span.SetAttributes(attribute.String("order.id", orderID))
+	res, err := s.refund(ctx, orderID, refundID, amount)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, errs.CodeOf(err))
+		return RefundResult{}, err
+	}
+	span.SetAttributes(attribute.Int64("refund.amount", res.Refunded.Amount), attribute.Int64("refund.points_returned", res.PointsReturned),
+		attribute.Bool("refund.points_reversed", res.PointsReversed))
+	return res, nil
+}
+
+func (s *Service) refund(ctx context.Context, orderID, refundID string, amount *money.Money) (RefundResult, error) {
+	plan, err := s.cfg.Orders.StartRefund(ctx, orderID, refundID, amount)
+	if err != nil {
+		return RefundResult{}, err
+	}
+	o := plan.Order
+	res := RefundResult{RefundID: refundID, Refunded: plan.Amount}
+	if !plan.Done {
+		if plan.Amount.Amount > 0 {
+			if _, err := s.cfg.Payments.Refund(ctx, o.ChargeID, plan.Amount, refundID); err != nil {
+				return RefundResult{}, err
+			}
+		}
+		if plan.Full && o.MemberID != "" && s.cfg.Loyalty != nil {
+			if o.PointsRedeemed > 0 {
+				if err := s.cfg.Loyalty.RefundPoints(ctx, o.MemberID, o.PointsRedeemed, "order-refund:"+o.ID); err != nil {
+					return RefundResult{}, err
+				}
+			}
+			if rev, ok := s.cfg.Loyalty.(PurchaseReverser); ok && o.PointsEarned > 0 {
+				if err := rev.ReversePurchase(ctx, o.MemberID, o.ID); err != nil {
+					return RefundResult{}, err
+				}
+			}
+		}
+		if o, err = s.cfg.Orders.FinishRefund(ctx, orderID, refundID); err != nil {
+			return RefundResult{}, err
+		}
+	} else if o, err = s.cfg.Orders.Get(ctx, orderID); err != nil {
+		return RefundResult{}, err
+	}
+	res.Order = o
+	if plan.Full {
+		res.PointsReturned = o.PointsRedeemed
+		_, res.PointsReversed = s.cfg.Loyalty.(PurchaseReverser)
+		res.PointsReversed = res.PointsReversed && o.PointsEarned > 0
+	}
+	return res, nil
+}

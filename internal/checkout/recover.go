@@ -1,0 +1,244 @@
+package checkout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/payment"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// Report says what a recovery pass did.
+type Report struct {
+	Checked     int `json:"checked"`     // unfinished checkouts whose lease had run out
+	Completed   int `json:"completed"`   // resumed to a confirmed order
+	Compensated int `json:"compensated"` // undone: charge voided, stock released, points hold voided
+	Errors      int `json:"errors"`      // left for the next pass
+}
+
+// Recover resumes or compensates every checkout that is not finished and
+// whose lease has run out (its process died or gave up). A checkout that was
+// charged is completed when its stock is still reserved, otherwise refunded;
+// one that was not charged is undone. Safe to run on several replicas at once:
+// each checkout is claimed with a conditional update before it is touched.
+func (s *Service) Recover(ctx context.Context) (Report, error) {
+	var rep Report
+	now := db.Micros(s.cfg.Now())
+	rows, err := s.cfg.DB.Read().QueryContext(ctx, `SELECT id FROM checkouts WHERE state = 'in_progress' AND lease_until <= $1 ORDER BY lease_until LIMIT 200`, now)
+	if err != nil {
+		return rep, fmt.Errorf("checkout: recover: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return rep, fmt.Errorf("checkout: recover: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return rep, fmt.Errorf("checkout: recover: %w", err)
+	}
+	var all []error
+	for _, id := range ids {
+		rec, err := s.claim(ctx, id)
+		if err != nil {
+			all = append(all, err)
+			rep.Errors++
+			continue
+		}
+		if rec == nil {
+			continue // another replica took it
+		}
+		rep.Checked++
+		outcome, err := s.recoverOne(ctx, rec)
+		switch {
+		case err != nil:
+			rep.Errors++
+			all = append(all, fmt.Errorf("checkout %s: %w", id, err))
+			s.log.ErrorContext(ctx, "checkout recovery failed; will retry", "checkout_id", id, "step", rec.Step, "error", err.Error())
+		case outcome == stateCompleted:
+			rep.Completed++
+		default:
+			rep.Compensated++
+		}
+	}
+	return rep, errors.Join(all...)
+}
+
+// claim takes over an expired lease; nil means someone else holds it.
+func (s *Service) claim(ctx context.Context, id string) (*record, error) {
+	var rec *record
+	token := uuid.NewString()
+	err := s.cfg.DB.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		rec = nil
+		now := s.cfg.Now()
+		res, err := tx.ExecContext(ctx, `UPDATE checkouts SET lease_token = $2, lease_until = $3 WHERE id = $1 AND state = 'in_progress' AND lease_until <= $4`,
+			id, token, db.Micros(now.Add(s.cfg.Lease)), db.Micros(now))
+		if err != nil {
+			return fmt.Errorf("checkout: claim %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		rec, err = scanRecord(tx.QueryRowContext(ctx, `SELECT `+recordColumns+` FROM checkouts WHERE id = $1`, id))
+		if err != nil {
+			return fmt.Errorf("checkout: claim %s: %w", id, err)
+		}
+		return nil
+	})
+	return rec, err
+}
+
+func (s *Service) recoverOne(ctx context.Context, rec *record) (string, error) {
+	opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithAttributes(
+		attribute.String("checkout.id", rec.ID), attribute.String("checkout.step", rec.Step),
+		attribute.String("cart.id", rec.CartID), attribute.String("user.id", userID(rec.MemberID)))}
+	if rec.TraceParent != "" {
+		linked := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": rec.TraceParent})
+		if sc := trace.SpanContextFromContext(linked); sc.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+	}
+	ctx, span := s.tracer.Start(ctx, "checkout.recover", opts...)
+	defer span.End()
+	outcome, err := s.resume(ctx, rec)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "recovery failed")
+		return "", err
+	}
+	span.SetAttributes(attribute.String("checkout.recovery_outcome", outcome))
+	status := "recovered"
+	if outcome != stateCompleted {
+		status = "compensated"
+	}
+	s.completed.Add(ctx, 1, metricStatus(status))
+	return outcome, nil
+}
+
+func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
+	rank := stepRank[rec.Step]
+	// An order exists: finish it.
+	if o, err := s.cfg.Orders.ByCheckout(ctx, rec.ID); err == nil {
+		rec.OrderID = o.ID
+		if rec.ChargeID == "" {
+			rec.ChargeID = o.ChargeID
+		}
+		if err := s.finish(ctx, rec); err != nil {
+			return "", err
+		}
+		return stateCompleted, nil
+	} else if !errs.Is(err, "order_not_found") {
+		return "", err
+	}
+
+	// Was the customer charged? Ask the gateway: the charge's idempotency key is the checkout id.
+	paid := false
+	if rank >= stepRank[StepProcessingPayment] {
+		cash, err := rec.cash()
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case cash.Amount == 0:
+			paid = rank >= stepRank[StepCreatingOrder]
+		default:
+			ch, err := s.cfg.Payments.Lookup(ctx, rec.ID)
+			switch {
+			case err == nil:
+				if ch.Status != payment.StatusDeclined {
+					rec.ChargeID = ch.ID
+				}
+				paid = ch.Status == payment.StatusSucceeded
+			case errs.Is(err, "charge_not_found"):
+			default:
+				return "", err
+			}
+		}
+	}
+	if paid {
+		o, err := s.createOrder(ctx, rec)
+		if err == nil {
+			rec.OrderID = o.ID
+			if err := s.finish(ctx, rec); err != nil {
+				return "", err
+			}
+			return stateCompleted, nil
+		}
+		if errs.KindOf(err) != errs.Conflict {
+			return "", err
+		}
+		// The reservation expired meanwhile: undo the charge below.
+	}
+
+	// Not completed: find effects a crash may have left unrecorded, then undo all.
+	if rec.ReservationID == "" && rank >= stepRank[StepReservingInventory] {
+		r, err := s.cfg.Inventory.ReservationByReference(ctx, rec.ID)
+		switch {
+		case err == nil:
+			rec.ReservationID = r.ID
+		case errs.Is(err, "reservation_not_found"):
+		default:
+			return "", err
+		}
+	}
+	if rec.HoldID == "" && rank >= stepRank[StepHoldingPoints] && rec.PointsRedeemed > 0 && rec.MemberID != "" && s.cfg.Loyalty != nil {
+		// HoldPoints is idempotent on the reference: it returns the hold the
+		// crashed step made, or makes one that is voided right away.
+		id, err := s.cfg.Loyalty.HoldPoints(ctx, rec.MemberID, rec.PointsRedeemed, rec.ID)
+		switch {
+		case err == nil:
+			rec.HoldID = id
+		case errs.KindOf(err) == errs.Unprocessable:
+		default:
+			return "", err
+		}
+	}
+	if err := s.compensate(ctx, rec); err != nil {
+		return "", err
+	}
+	failedAt := rec.Step
+	rec.State, rec.FailureStep = stateFailed, failedAt
+	rec.FailureKind, rec.FailureCode = string(errs.Conflict), "checkout_aborted"
+	rec.FailureMessage = "the checkout was interrupted and has been undone; no payment was kept; please check out again"
+	rec.FailureDetails = nil
+	if err := s.save(ctx, rec); err != nil {
+		return "", err
+	}
+	return stateFailed, nil
+}
+
+// RunRecovery runs Recover now and then every interval until ctx ends.
+func (s *Service) RunRecovery(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		rep, err := s.Recover(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "checkout recovery pass had errors", "error", err.Error())
+		}
+		if rep.Checked > 0 {
+			s.log.InfoContext(ctx, "checkout recovery pass", "checked", rep.Checked, "completed", rep.Completed, "compensated", rep.Compensated, "errors", rep.Errors)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

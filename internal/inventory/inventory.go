@@ -1,0 +1,409 @@
+// Package inventory keeps available stock per product and reservations: a
+// checkout's items are reserved all together or not at all, held until the
+// order commits them or a failure (or the reaper, on expiry) releases them.
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// DefaultReservationTTL is how long a reservation holds stock unless configured.
+const DefaultReservationTTL = 15 * time.Minute
+
+// Reservation states.
+const (
+	StateHeld      = "held"
+	StateCommitted = "committed"
+	StateReleased  = "released"
+)
+
+// Item is a quantity of one product.
+type Item struct {
+	ProductID string `json:"product_id"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// Reservation holds stock for one checkout (its reference).
+type Reservation struct {
+	ID        string    `json:"id"`
+	Reference string    `json:"reference"`
+	State     string    `json:"state"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Items     []Item    `json:"items"`
+}
+
+// Shortage names a product that could not be reserved.
+type Shortage struct {
+	ProductID string `json:"product_id"`
+	Requested int64  `json:"requested"`
+	Available int64  `json:"available"`
+}
+
+// Config holds the Service's dependencies.
+type Config struct {
+	DB             *db.DB
+	Now            func() time.Time
+	TracerProvider trace.TracerProvider
+	Logger         *slog.Logger
+	// ReservationTTL is how long stock stays reserved; default 15 minutes.
+	ReservationTTL time.Duration
+}
+
+// Service manages stock and reservations.
+type Service struct {
+	db     *db.DB
+	now    func() time.Time
+	tracer trace.Tracer
+	log    *slog.Logger
+	ttl    time.Duration
+}
+
+// New returns an inventory Service.
+func New(cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReservationTTL <= 0 {
+		cfg.ReservationTTL = DefaultReservationTTL
+	}
+	return &Service{db: cfg.DB, now: cfg.Now, tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/inventory"),
+		log: cfg.Logger, ttl: cfg.ReservationTTL}
+}
+
+// SetAvailable sets a product's available stock (admin).
+func (s *Service) SetAvailable(ctx context.Context, productID string, available int64) error {
+	if available < 0 {
+		return errs.Coded(errs.Invalid, "invalid_field", "available must not be negative").With("field", "available")
+	}
+	return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		var exists int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM products WHERE id = $1`, productID).Scan(&exists)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errs.Coded(errs.NotFound, "product_not_found", "product %s does not exist", productID).With("product_id", productID)
+		}
+		if err != nil {
+			return fmt.Errorf("inventory: set %s: %w", productID, err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO inventory (product_id, available, updated_at) VALUES ($1, $2, $3)
+			ON CONFLICT (product_id) DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at`,
+			productID, available, db.Micros(s.now()))
+		if err != nil {
+			return fmt.Errorf("inventory: set %s: %w", productID, err)
+		}
+		return nil
+	})
+}
+
+// Available returns a product's available (unreserved) stock.
+func (s *Service) Available(ctx context.Context, productID string) (int64, error) {
+	var n int64
+	err := s.db.Read().QueryRowContext(ctx, `SELECT available FROM inventory WHERE product_id = $1`, productID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, errs.Coded(errs.NotFound, "product_not_found", "product %s has no stock record", productID).With("product_id", productID)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("inventory: available %s: %w", productID, err)
+	}
+	return n, nil
+}
+
+// Reserve takes stock for every item or for none, under reference (the checkout
+// id). It is idempotent on reference: a second call returns the first
+// reservation, whatever its state. Items are taken in product-id order, each by
+// one conditional UPDATE, so concurrent reservations never oversell or deadlock.
+// Not enough stock: errs Conflict "insufficient_stock" with the short products.
+func (s *Service) Reserve(ctx context.Context, reference string, items []Item) (Reservation, error) {
+	ctx, span := s.tracer.Start(ctx, "inventory.reserve_batch", trace.WithAttributes(attribute.Int("inventory.item_count", len(items))))
+	defer span.End()
+	res, err := s.reserve(ctx, reference, items)
+	if err != nil {
+		if errs.KindOf(err) == errs.Internal {
+			span.RecordError(err)
+		}
+		span.SetStatus(codes.Error, errs.CodeOf(err))
+		return Reservation{}, err
+	}
+	span.SetAttributes(attribute.String("inventory.reservation_id", res.ID), attribute.Int("inventory.reservations_created", len(res.Items)))
+	return res, nil
+}
+
+func (s *Service) reserve(ctx context.Context, reference string, items []Item) (Reservation, error) {
+	merged := map[string]int64{}
+	for _, it := range items {
+		if it.ProductID == "" || it.Quantity <= 0 {
+			return Reservation{}, errs.Coded(errs.Invalid, "invalid_items", "every item needs a product id and a positive quantity")
+		}
+		merged[it.ProductID] += it.Quantity
+	}
+	if len(merged) == 0 {
+		return Reservation{}, errs.Coded(errs.Invalid, "invalid_items", "nothing to reserve")
+	}
+	sorted := make([]Item, 0, len(merged))
+	for id, q := range merged {
+		sorted = append(sorted, Item{ProductID: id, Quantity: q})
+	}
+	slices.SortFunc(sorted, func(a, b Item) int { return strings.Compare(a.ProductID, b.ProductID) })
+
+	var out Reservation
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		existing, err := reservationByReference(ctx, tx, reference)
+		if err == nil {
+			out = existing
+			return nil
+		}
+		if !errs.Is(err, "reservation_not_found") {
+			return err
+		}
+		now := s.now()
+		var short []Shortage
+		for _, it := range sorted {
+			sh, err := s.reserveItem(ctx, tx, it, now)
+			if err != nil {
+				return err
+			}
+			if sh != nil {
+				short = append(short, *sh)
+			}
+		}
+		if len(short) > 0 {
+			ids := make([]string, len(short))
+			for i, sh := range short {
+				ids[i] = sh.ProductID
+			}
+			return errs.Coded(errs.Conflict, "insufficient_stock", "not enough stock for %s", strings.Join(ids, ", ")).With("products", short)
+		}
+		out = Reservation{ID: "res_" + strings.ReplaceAll(uuid.NewString(), "-", ""), Reference: reference, State: StateHeld,
+			ExpiresAt: now.Add(s.ttl).UTC().Truncate(time.Microsecond), Items: sorted}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (id, reference, state, expires_at, created_at, updated_at)
+			VALUES ($1, $2, 'held', $3, $4, $4)`, out.ID, reference, db.Micros(out.ExpiresAt), db.Micros(now)); err != nil {
+			return fmt.Errorf("inventory: insert reservation: %w", err)
+		}
+		for _, it := range sorted {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO reservation_items (reservation_id, product_id, quantity) VALUES ($1, $2, $3)`,
+				out.ID, it.ProductID, it.Quantity); err != nil {
+				return fmt.Errorf("inventory: insert reservation item: %w", err)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// reserveItem takes one item's stock with a single conditional statement and
+// returns a shortage when there is not enough.
+func (s *Service) reserveItem(ctx context.Context, tx *db.Tx, it Item, now time.Time) (*Shortage, error) {
+	ctx, span := s.tracer.Start(ctx, "inventory.reserve_item", trace.WithAttributes(
+		attribute.String("product.id", it.ProductID), attribute.Int64("quantity.requested", it.Quantity)))
+	defer span.End()
+	res, err := tx.ExecContext(ctx, `UPDATE inventory SET available = available - $1, updated_at = $3 WHERE product_id = $2 AND available >= $1`,
+		it.Quantity, it.ProductID, db.Micros(now))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "reserve failed")
+		return nil, fmt.Errorf("inventory: reserve %s: %w", it.ProductID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil, nil
+	}
+	var available int64
+	err = tx.QueryRowContext(ctx, `SELECT available FROM inventory WHERE product_id = $1`, it.ProductID).Scan(&available)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("inventory: read stock %s: %w", it.ProductID, err)
+	}
+	span.AddEvent("insufficient_stock", trace.WithAttributes(attribute.Int64("available", available), attribute.Int64("requested", it.Quantity)))
+	span.SetStatus(codes.Error, "insufficient_stock")
+	return &Shortage{ProductID: it.ProductID, Requested: it.Quantity, Available: available}, nil
+}
+
+// Commit marks a held, unexpired reservation as committed (the order took the
+// stock for good). Committing again is a no-op. An expired or released
+// reservation: errs Conflict "reservation_expired".
+func (s *Service) Commit(ctx context.Context, reservationID string) error {
+	return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		now := db.Micros(s.now())
+		res, err := tx.ExecContext(ctx, `UPDATE reservations SET state = 'committed', updated_at = $2
+			WHERE id = $1 AND (state = 'committed' OR (state = 'held' AND expires_at > $2))`, reservationID, now)
+		if err != nil {
+			return fmt.Errorf("inventory: commit %s: %w", reservationID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.Coded(errs.Conflict, "reservation_expired", "the stock reservation expired or was released").With("reservation_id", reservationID)
+		}
+		return nil
+	})
+}
+
+// Release returns a held reservation's stock. Releasing a released or unknown
+// reservation is a no-op; a committed one is left alone (its order owns it).
+// It reports whether this call released it.
+func (s *Service) Release(ctx context.Context, reservationID string) (bool, error) {
+	var released bool
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		var err error
+		released, err = releaseTx(ctx, tx, reservationID, db.Micros(s.now()), -1)
+		return err
+	})
+	return released, err
+}
+
+// releaseTx releases one reservation when it is held (and, if expiredBefore >= 0,
+// expired before that time). The conditional UPDATE makes exactly one caller win,
+// across replicas, so stock is returned once.
+func releaseTx(ctx context.Context, tx *db.Tx, id string, now, expiredBefore int64) (bool, error) {
+	q := `UPDATE reservations SET state = 'released', updated_at = $2 WHERE id = $1 AND state = 'held'`
+	args := []any{id, now}
+	if expiredBefore >= 0 {
+		q += ` AND expires_at <= $3`
+		args = append(args, expiredBefore)
+	}
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("inventory: release %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	items, err := itemsOf(ctx, tx, id)
+	if err != nil {
+		return false, err
+	}
+	for _, it := range items { // sorted by product id: the same lock order as Reserve
+		if _, err := tx.ExecContext(ctx, `UPDATE inventory SET available = available + $1, updated_at = $3 WHERE product_id = $2`,
+			it.Quantity, it.ProductID, now); err != nil {
+			return false, fmt.Errorf("inventory: restock %s: %w", it.ProductID, err)
+		}
+	}
+	return true, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+func itemsOf(ctx context.Context, q querier, id string) ([]Item, error) {
+	rows, err := q.QueryContext(ctx, `SELECT product_id, quantity FROM reservation_items WHERE reservation_id = $1 ORDER BY product_id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: reservation items: %w", err)
+	}
+	defer rows.Close()
+	var out []Item
+	for rows.Next() {
+		var it Item
+		if err := rows.Scan(&it.ProductID, &it.Quantity); err != nil {
+			return nil, fmt.Errorf("inventory: reservation items: %w", err)
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+func reservationByReference(ctx context.Context, q querier, reference string) (Reservation, error) {
+	var r Reservation
+	var exp int64
+	err := q.QueryRowContext(ctx, `SELECT id, reference, state, expires_at FROM reservations WHERE reference = $1`, reference).
+		Scan(&r.ID, &r.Reference, &r.State, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Reservation{}, errs.Coded(errs.NotFound, "reservation_not_found", "no reservation for %s", reference)
+	}
+	if err != nil {
+		return Reservation{}, fmt.Errorf("inventory: reservation %s: %w", reference, err)
+	}
+	r.ExpiresAt = db.FromMicros(exp)
+	if r.Items, err = itemsOf(ctx, q, r.ID); err != nil {
+		return Reservation{}, err
+	}
+	return r, nil
+}
+
+// ReservationByReference returns the reservation made under reference, or errs
+// NotFound "reservation_not_found". Recovery uses it when a crash came between
+// reserving and recording the reservation id.
+func (s *Service) ReservationByReference(ctx context.Context, reference string) (Reservation, error) {
+	return reservationByReference(ctx, s.db.Read(), reference)
+}
+
+// ReapExpired releases every held reservation whose expiry has passed and
+// reports how many it released. Safe to run on several replicas at once.
+func (s *Service) ReapExpired(ctx context.Context) (int, error) {
+	now := db.Micros(s.now())
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT id FROM reservations WHERE state = 'held' AND expires_at <= $1 ORDER BY expires_at LIMIT 500`, now)
+	if err != nil {
+		return 0, fmt.Errorf("inventory: reap: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("inventory: reap: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("inventory: reap: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		var released bool
+		err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+			var err error
+			released, err = releaseTx(ctx, tx, id, now, now)
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+		if released {
+			n++
+		}
+	}
+	if n > 0 {
+		s.log.InfoContext(ctx, "released expired reservations", "count", n)
+	}
+	return n, nil
+}
+
+// RunReaper calls ReapExpired every interval until ctx ends.
+func (s *Service) RunReaper(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := s.ReapExpired(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "reservation reaper failed", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+var errInvalidAvailable = errs.Coded(errs.Invalid, "invalid_field", "available is required").With("field", "available")

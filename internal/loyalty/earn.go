@@ -1,0 +1,562 @@
+package loyalty
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/loyalty/program"
+	"github.com/godwit-dev/godwit/internal/money"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// Activity is something a member did that may earn points: the program's
+// activity (type and the type's details) plus where it came from.
+type Activity struct {
+	program.Activity
+	// ExternalID identifies the activity at its source; a repeat of the same
+	// (source, external id) returns the first result and credits nothing.
+	ExternalID string
+	// OccurredAt decides which promotions apply. Zero means now.
+	OccurredAt time.Time
+	// Nights (hotel) and OrderID (purchase) are recorded, not used for earning.
+	Nights  int64
+	OrderID string
+}
+
+// AppliedPromotion is one promotion's share of an earning.
+type AppliedPromotion struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Points int64  `json:"points"`
+}
+
+// EarnResult is the outcome of an earning, as stored and replayed.
+type EarnResult struct {
+	TransactionID      string             `json:"transaction_id"`
+	MemberID           string             `json:"member_id"`
+	ActivityType       string             `json:"activity_type"`
+	ExternalID         string             `json:"external_id"`
+	BasePoints         int64              `json:"base_points"`
+	TierBonus          int64              `json:"tier_bonus"`
+	PromoBonus         int64              `json:"promo_bonus"`
+	Promotions         []AppliedPromotion `json:"promotions"`
+	TotalPointsEarned  int64              `json:"total_points_earned"`
+	StatusPointsEarned int64              `json:"status_points_earned"`
+	// NewBalance is the member's spendable balance after the credit.
+	NewBalance int64 `json:"new_balance"`
+	// EarnedAtTier is the tier the bonus was computed at (the tier before
+	// the activity); Tier is the tier after it, and NewTier is set when the
+	// activity upgraded the member.
+	EarnedAtTier string    `json:"earned_at_tier"`
+	Tier         string    `json:"tier"`
+	NewTier      string    `json:"new_tier,omitempty"`
+	OccurredAt   time.Time `json:"occurred_at"`
+	CreatedAt    time.Time `json:"created_at"`
+	TraceID      string    `json:"trace_id"`
+	// Replayed is true when this is the stored result of an earlier request
+	// with the same source and external id.
+	Replayed bool `json:"-"`
+}
+
+// Breakdown explains a ledger transaction; it is stored as JSON with the
+// transaction and shown on the statement.
+type Breakdown struct {
+	ActivityType   string             `json:"activity_type,omitempty"`
+	ExternalID     string             `json:"external_id,omitempty"`
+	BasePoints     int64              `json:"base_points,omitempty"`
+	EarningRate    string             `json:"earning_rate,omitempty"`
+	Tier           string             `json:"tier,omitempty"`
+	TierMultiplier string             `json:"tier_multiplier,omitempty"`
+	TierBonus      int64              `json:"tier_bonus,omitempty"`
+	PromoBonus     int64              `json:"promo_bonus,omitempty"`
+	Promotions     []AppliedPromotion `json:"promotions,omitempty"`
+	StatusPoints   int64              `json:"status_points,omitempty"`
+	HoldID         string             `json:"hold_id,omitempty"`
+	Reference      string             `json:"reference,omitempty"`
+	Lots           []LotUse           `json:"lots,omitempty"`
+}
+
+// LotUse records how much of a lot a debit consumed.
+type LotUse struct {
+	LotID  string `json:"lot_id"`
+	Points int64  `json:"points"`
+}
+
+// Limits on activities.
+const (
+	maxExternalIDLen = 200
+	// futureSkew tolerates clocks of activity sources running a little ahead.
+	futureSkew = 5 * time.Minute
+	// retroMonths is how far back an activity may be posted (retro-credit).
+	retroMonths = 12
+)
+
+// EarnPurchase credits points for a shop order: activity type purchase,
+// external id "order:"+orderID. A repeat returns the first result.
+func (s *Service) EarnPurchase(ctx context.Context, memberID, orderID string, amount money.Money) (EarnResult, error) {
+	if strings.TrimSpace(orderID) == "" {
+		return EarnResult{}, errs.Coded(errs.Unprocessable, "invalid_order_id", "order id is required").With("field", "order_id")
+	}
+	return s.Earn(ctx, memberID, Activity{
+		Activity:   program.Activity{Type: program.ActivityPurchase, Amount: amount},
+		ExternalID: "order:" + orderID,
+		OrderID:    orderID,
+	})
+}
+
+// Earn credits a member for an activity in one database transaction: lock
+// the member, compute base points, the tier bonus at the member's tier before
+// the activity and the promotions' bonuses (caps checked against what the
+// member already received, under the same lock), then book the transaction,
+// its postings, a lot and the member's new balance, status points and tier.
+func (s *Service) Earn(ctx context.Context, memberID string, a Activity) (res EarnResult, err error) {
+	ctx, span := s.tracer.Start(ctx, "loyalty.earn_points", trace.WithAttributes(
+		attribute.String("loyalty.member_id", memberID),
+		attribute.String("loyalty.activity_type", a.Type),
+		attribute.String("loyalty.transaction_type", TxEarn),
+	))
+	defer func() { endSpan(span, err) }()
+
+	now := s.now().UTC()
+	base, err := s.validateActivity(&a, now)
+	if err != nil {
+		span.SetAttributes(attribute.String("loyalty.result", "invalid_activity"))
+		return EarnResult{}, err
+	}
+	source := activitySource(ctx, a.Type)
+	hash := activityHash(memberID, a)
+
+	var earnedTier string
+	err = s.retryOnDuplicate(ctx, func(ctx context.Context, tx *db.Tx) error {
+		var err error
+		res, earnedTier, err = s.earnTx(ctx, tx, memberID, a, base, source, hash, now)
+		return err
+	})
+	if err != nil {
+		if e, ok := errs.As(err); ok && e.Kind != errs.Internal {
+			span.SetAttributes(attribute.String("loyalty.result", e.Code))
+		}
+		return EarnResult{}, internal("earn", err)
+	}
+	result := "credited"
+	if res.Replayed {
+		result = "replayed"
+	} else if s.earned != nil {
+		s.earned.Add(ctx, res.TotalPointsEarned, metric.WithAttributes(
+			attribute.String("loyalty.activity_type", a.Type),
+			attribute.String("loyalty.tier", earnedTier),
+		))
+	}
+	span.SetAttributes(
+		attribute.String("loyalty.result", result),
+		attribute.String("loyalty.transaction_id", res.TransactionID),
+		attribute.Int64("loyalty.total_points_earned", res.TotalPointsEarned),
+		attribute.Int64("loyalty.base_points", res.BasePoints),
+		attribute.Int64("loyalty.tier_bonus", res.TierBonus),
+		attribute.Int64("loyalty.promo_bonus", res.PromoBonus),
+		attribute.Int64("loyalty.new_balance", res.NewBalance),
+	)
+	if res.NewTier != "" {
+		span.AddEvent("loyalty.tier_upgraded", trace.WithAttributes(
+			attribute.String("loyalty.previous_tier", res.EarnedAtTier),
+			attribute.String("loyalty.tier", res.NewTier),
+		))
+	}
+	return res, nil
+}
+
+// validateActivity checks everything about an activity that does not need
+// the database, fills in OccurredAt and returns its base points.
+func (s *Service) validateActivity(a *Activity, now time.Time) (program.BaseResult, error) {
+	if !program.IsActivityType(a.Type) {
+		return program.BaseResult{}, errs.Coded(errs.Unprocessable, "unknown_activity_type",
+			"type %q is not an activity type; use one of %s", a.Type, strings.Join(program.ActivityTypes(), ", ")).With("field", "type")
+	}
+	if strings.TrimSpace(a.ExternalID) == "" || len(a.ExternalID) > maxExternalIDLen || !utf8.ValidString(a.ExternalID) {
+		return program.BaseResult{}, errs.Coded(errs.Unprocessable, "invalid_external_id",
+			"external_id is required and at most %d bytes", maxExternalIDLen).With("field", "external_id")
+	}
+	if a.OccurredAt.IsZero() {
+		a.OccurredAt = now
+	}
+	a.OccurredAt = a.OccurredAt.UTC()
+	if a.OccurredAt.After(now.Add(futureSkew)) {
+		return program.BaseResult{}, errs.Coded(errs.Unprocessable, "invalid_occurred_at",
+			"occurred_at %s is in the future", a.OccurredAt.Format(time.RFC3339)).With("field", "occurred_at")
+	}
+	if a.OccurredAt.Before(program.AddMonths(now, -retroMonths)) {
+		return program.BaseResult{}, errs.Coded(errs.Unprocessable, "invalid_occurred_at",
+			"occurred_at %s is more than %d months ago", a.OccurredAt.Format(time.RFC3339), retroMonths).With("field", "occurred_at")
+	}
+	if a.Nights < 0 {
+		return program.BaseResult{}, errs.Coded(errs.Unprocessable, "invalid_activity", "nights must not be negative").With("field", "hotel.nights")
+	}
+	base, err := s.prog.Base(a.Activity)
+	if err != nil {
+		return program.BaseResult{}, activityError(err)
+	}
+	return base, nil
+}
+
+// activityError turns the program's activity errors into client errors with
+// stable codes.
+func activityError(err error) error {
+	code := "invalid_activity"
+	switch {
+	case errors.Is(err, program.ErrUnknownActivityType):
+		code = "unknown_activity_type"
+	case errors.Is(err, program.ErrUnknownFareClass):
+		code = "unknown_fare_class"
+	case errors.Is(err, program.ErrInvalidMerchantCategory):
+		code = "invalid_merchant_category"
+	case errors.Is(err, program.ErrCurrencyNotAccepted):
+		code = "currency_not_accepted"
+	case errors.Is(err, program.ErrInvalidActivity):
+	default:
+		return internal("earn", err)
+	}
+	return errs.Coded(errs.Unprocessable, code, "%s", err.Error())
+}
+
+// activitySource names the namespace of an activity's external id.
+// Purchases always come from the shop, whichever path (HTTP, in-process
+// checkout, a resumed saga with no caller) delivers them, so their ids
+// ("order:<id>") are unique program-wide; other activities are unique per
+// caller (the airline's, hotel's or card issuer's token).
+func activitySource(ctx context.Context, activityType string) string {
+	if activityType == program.ActivityPurchase {
+		return "shop"
+	}
+	return actorOf(ctx)
+}
+
+// activityHash fingerprints what an activity claims, so that a reused
+// external id with different details is a conflict rather than a replay.
+// OccurredAt is left out: EarnPurchase stamps it with the clock.
+func activityHash(memberID string, a Activity) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d%s\x00%s\x00%d\x00%s", memberID, a.Type, a.Amount.Amount, a.Amount.Currency, a.MerchantCategory, a.Nights, a.OrderID)
+	if f := a.Flight; f != nil {
+		fmt.Fprintf(h, "\x00%d\x00%s\x00%s\x00%s\x00%s", f.DistanceMiles, f.FareClass, f.Cabin, f.Origin, f.Destination)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+const memberColumnsM = `m.id, m.name, m.email, m.tier, m.balance, m.held, m.status_points, m.status_year, m.last_activity_at, m.created_at`
+
+type promoRow struct {
+	program.Promotion
+	awardedPoints, awardedTimes int64
+}
+
+// earnTx is Earn's transaction. It returns the tier the activity earned at.
+func (s *Service) earnTx(ctx context.Context, tx *db.Tx, memberID string, a Activity, base program.BaseResult, source, hash string, now time.Time) (EarnResult, string, error) {
+	// Lock the member and look for an earlier activity with the same id in one round trip.
+	_, span := s.tracer.Start(ctx, "loyalty.load_member")
+	lock := ""
+	if tx.Engine() == db.Postgres {
+		lock = " FOR UPDATE OF m"
+	}
+	var priorHash, priorResult sql.NullString
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumnsM+`, a.request_hash, a.result
+		FROM loyalty_members m
+		LEFT JOIN loyalty_activities a ON a.source = $2 AND a.external_id = $3
+		WHERE m.id = $1`+lock, memberID, source, a.ExternalID), &priorHash, &priorResult)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = memberNotFound(memberID)
+	}
+	if err != nil {
+		endSpan(span, err)
+		return EarnResult{}, "", err
+	}
+	s.rollStatusYear(&m, now)
+	span.SetAttributes(
+		attribute.String("loyalty.tier", m.Tier),
+		attribute.Int64("loyalty.current_balance", m.Balance),
+		attribute.Int64("loyalty.ytd_qualifying_points", m.StatusPoints),
+	)
+	span.End()
+
+	if priorResult.Valid {
+		if priorHash.String != hash {
+			return EarnResult{}, "", errs.Coded(errs.Conflict, "external_id_conflict",
+				"external_id %q was already used for a different activity", a.ExternalID).With("external_id", a.ExternalID)
+		}
+		var res EarnResult
+		if err := json.Unmarshal([]byte(priorResult.String), &res); err != nil {
+			return EarnResult{}, "", fmt.Errorf("decode stored result: %w", err)
+		}
+		res.Replayed = true
+		return res, res.EarnedAtTier, nil
+	}
+
+	_, span = s.tracer.Start(ctx, "loyalty.calculate_base")
+	span.SetAttributes(
+		attribute.Int64("loyalty.base_points", base.BasePoints),
+		attribute.String("loyalty.earning_rate", base.EarningRate),
+	)
+	if a.Type == program.ActivityFlight && a.Flight != nil {
+		span.SetAttributes(
+			attribute.Int64("loyalty.flight_miles", a.Flight.DistanceMiles),
+			attribute.String("loyalty.fare_class", a.Flight.FareClass),
+			attribute.String("loyalty.cabin", a.Flight.Cabin),
+		)
+	}
+	if base.MinimumCreditApplied {
+		span.SetAttributes(attribute.Bool("loyalty.minimum_credit_applied", true))
+	}
+	if base.MerchantCategory != "" {
+		span.SetAttributes(attribute.String("loyalty.merchant_category", base.MerchantCategory))
+	}
+	span.End()
+
+	_, span = s.tracer.Start(ctx, "loyalty.apply_tier_bonus")
+	tier, ok := s.prog.Tier(m.Tier)
+	if !ok {
+		// A tier removed from the program file: earn at the tier the status points reach.
+		tier = s.prog.TierFor(m.StatusPoints)
+	}
+	tierBonus := program.TierBonus(base.BasePoints, tier)
+	mult, _ := strconv.ParseFloat(program.FormatMultiplier(tier.MultiplierBP), 64) // display only
+	span.SetAttributes(
+		attribute.String("loyalty.tier", tier.ID),
+		attribute.Float64("loyalty.tier_multiplier", mult),
+		attribute.Int64("loyalty.tier_bonus_points", tierBonus),
+	)
+	span.End()
+
+	promoCtx, span := s.tracer.Start(ctx, "loyalty.check_promotions")
+	applied, promoBonus, err := s.applyPromotions(promoCtx, tx, memberID, a, tier.ID, base.BasePoints)
+	if err != nil {
+		endSpan(span, err)
+		return EarnResult{}, "", err
+	}
+	ids := make([]string, len(applied))
+	for i, p := range applied {
+		ids[i] = p.ID
+	}
+	span.SetAttributes(
+		attribute.Int64("loyalty.promo_bonus_points", promoBonus),
+		attribute.Bool("loyalty.promo_applied", promoBonus > 0),
+		attribute.StringSlice("loyalty.promotions", ids),
+	)
+	span.End()
+
+	creditCtx, span := s.tracer.Start(ctx, "loyalty.credit_points")
+	total := base.BasePoints + tierBonus + promoBonus
+	newTier := tier
+	statusPoints := m.StatusPoints + base.StatusPoints
+	if t := s.prog.TierFor(statusPoints); t.Rank > tier.Rank {
+		newTier = t
+	}
+	res := EarnResult{
+		TransactionID:      newID(),
+		MemberID:           memberID,
+		ActivityType:       a.Type,
+		ExternalID:         a.ExternalID,
+		BasePoints:         base.BasePoints,
+		TierBonus:          tierBonus,
+		PromoBonus:         promoBonus,
+		Promotions:         applied,
+		TotalPointsEarned:  total,
+		StatusPointsEarned: base.StatusPoints,
+		NewBalance:         m.Balance + total,
+		EarnedAtTier:       tier.ID,
+		Tier:               newTier.ID,
+		OccurredAt:         a.OccurredAt,
+		CreatedAt:          now,
+		TraceID:            traceIDOf(ctx),
+	}
+	if newTier.ID != tier.ID {
+		res.NewTier = newTier.ID
+	}
+	bd := Breakdown{
+		ActivityType: a.Type, ExternalID: a.ExternalID,
+		BasePoints: base.BasePoints, EarningRate: base.EarningRate,
+		Tier: tier.ID, TierMultiplier: program.FormatMultiplier(tier.MultiplierBP), TierBonus: tierBonus,
+		PromoBonus: promoBonus, Promotions: applied, StatusPoints: base.StatusPoints,
+	}
+	w := earnWrite{
+		res: res, member: m, source: source, hash: hash, breakdown: bd,
+		actor: actorOf(ctx), statusPoints: statusPoints, lotID: newID(),
+		expiresAt: s.prog.ExpiryFor(now), lastActivity: now,
+	}
+	if m.LastActivityAt.After(now) {
+		w.lastActivity = m.LastActivityAt
+	}
+	if err := w.exec(creditCtx, tx); err != nil {
+		endSpan(span, err)
+		return EarnResult{}, "", err
+	}
+	span.SetAttributes(attribute.Int64("loyalty.new_balance", res.NewBalance))
+	if res.NewTier != "" {
+		span.SetAttributes(attribute.String("loyalty.new_tier", res.NewTier))
+	}
+	span.End()
+	return res, tier.ID, nil
+}
+
+// applyPromotions reads the promotions running at the activity's time with
+// what the member already received from each, and returns the bonuses that
+// apply after caps. It runs under the member's row lock, which every earning
+// for the member takes, so two concurrent activities cannot both pass a cap.
+func (s *Service) applyPromotions(ctx context.Context, tx *db.Tx, memberID string, a Activity, tier string, base int64) ([]AppliedPromotion, int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+promotionColumnsP+`, COALESCE(w.points, 0), COALESCE(w.times, 0)
+		FROM loyalty_promotions p
+		LEFT JOIN loyalty_promotion_awards w ON w.promotion_id = p.id AND w.member_id = $1
+		WHERE p.deleted_at IS NULL AND p.start_at <= $2 AND p.end_at > $2
+		ORDER BY p.start_at, p.id`, memberID, db.Micros(a.OccurredAt))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	applied := []AppliedPromotion{}
+	var total int64
+	for rows.Next() {
+		var r promoRow
+		if err := scanPromotionInto(rows, &r.Promotion, &r.awardedPoints, &r.awardedTimes); err != nil {
+			return nil, 0, err
+		}
+		if !r.Applies(a.Type, tier, a.OccurredAt) {
+			continue
+		}
+		bonus := r.CappedBonus(r.Bonus(base), r.awardedPoints, r.awardedTimes)
+		if bonus <= 0 {
+			continue
+		}
+		applied = append(applied, AppliedPromotion{ID: r.ID, Name: r.Name, Points: bonus})
+		total += bonus
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	return applied, total, nil
+}
+
+// earnWrite is everything an earning writes.
+type earnWrite struct {
+	res          EarnResult
+	member       Member
+	source, hash string
+	breakdown    Breakdown
+	actor        string
+	statusPoints int64
+	lotID        string
+	expiresAt    time.Time
+	lastActivity time.Time
+}
+
+// exec writes the earning. On PostgreSQL it is one statement of
+// data-modifying CTEs (one round trip instead of six or more); SQLite, which
+// has no data-modifying CTEs and no network, runs the statements one by one.
+func (w *earnWrite) exec(ctx context.Context, tx *db.Tx) error {
+	r := w.res
+	bd, err := json.Marshal(w.breakdown)
+	if err != nil {
+		return err
+	}
+	stored, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	created := db.Micros(r.CreatedAt)
+	ledgerAfter := r.NewBalance + w.member.Pending
+	args := []any{
+		r.TransactionID, r.MemberID, "activity:" + w.source + ":" + r.ExternalID, string(bd), w.actor, r.TraceID, created, // 1–7
+		MemberAccount(r.MemberID), r.TotalPointsEarned, ledgerAfter, -r.TotalPointsEarned, // 8–11
+		w.lotID, db.Micros(w.expiresAt), // 12–13
+		w.source, r.ExternalID, r.ActivityType, db.Micros(r.OccurredAt), w.hash, string(stored), // 14–19
+		r.NewBalance, w.statusPoints, r.CreatedAt.Year(), r.Tier, db.Micros(w.lastActivity), // 20–24
+	}
+	if tx.Engine() == db.Postgres {
+		var b strings.Builder
+		b.WriteString(pgEarnWrite)
+		for i, p := range r.Promotions {
+			if i == 0 {
+				b.WriteString(`, w AS (INSERT INTO loyalty_promotion_awards (promotion_id, member_id, points, times) VALUES `)
+			} else {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "($%d::text, $2::text, $%d::bigint, 1)", len(args)+1, len(args)+2)
+			args = append(args, p.ID, p.Points)
+		}
+		if len(r.Promotions) > 0 {
+			b.WriteString(` ON CONFLICT (promotion_id, member_id) DO UPDATE SET points = loyalty_promotion_awards.points + excluded.points, times = loyalty_promotion_awards.times + excluded.times)`)
+		}
+		b.WriteString(` SELECT 1`)
+		_, err := tx.ExecContext(ctx, b.String(), args...)
+		return err
+	}
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{`INSERT INTO loyalty_transactions (id, type, member_id, idempotency_key, breakdown, actor, trace_id, created_at)
+			VALUES ($1, 'earn', $2, $3, $4, $5, $6, $7)`, args[0:7]},
+		{`INSERT INTO loyalty_postings (transaction_id, account, amount, balance_after, created_at)
+			VALUES ($1, $2, $3, $4, $5), ($1, 'program:issuance', $6, NULL, $5)`,
+			[]any{r.TransactionID, MemberAccount(r.MemberID), r.TotalPointsEarned, ledgerAfter, created, -r.TotalPointsEarned}},
+		{`INSERT INTO loyalty_activities (source, external_id, member_id, type, occurred_at, request_hash, transaction_id, result, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			[]any{w.source, r.ExternalID, r.MemberID, r.ActivityType, db.Micros(r.OccurredAt), w.hash, r.TransactionID, string(stored), created}},
+		{`UPDATE loyalty_members SET balance = $2, status_points = $3, status_year = $4, tier = $5, last_activity_at = $6, updated_at = $7 WHERE id = $1`,
+			[]any{r.MemberID, r.NewBalance, w.statusPoints, r.CreatedAt.Year(), r.Tier, db.Micros(w.lastActivity), created}},
+	}
+	if r.TotalPointsEarned > 0 {
+		stmts = append(stmts, struct {
+			q    string
+			args []any
+		}{`INSERT INTO loyalty_lots (id, member_id, transaction_id, points, remaining, earned_at, expires_at) VALUES ($1, $2, $3, $4, $4, $5, $6)`,
+			[]any{w.lotID, r.MemberID, r.TransactionID, r.TotalPointsEarned, created, db.Micros(w.expiresAt)}})
+	}
+	for _, p := range r.Promotions {
+		stmts = append(stmts, struct {
+			q    string
+			args []any
+		}{upsertAward, []any{p.ID, r.MemberID, p.Points}})
+	}
+	for _, st := range stmts {
+		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const upsertAward = `INSERT INTO loyalty_promotion_awards (promotion_id, member_id, points, times) VALUES ($1, $2, $3, 1)
+	ON CONFLICT (promotion_id, member_id) DO UPDATE SET points = loyalty_promotion_awards.points + excluded.points, times = loyalty_promotion_awards.times + 1`
+
+// pgEarnWrite books an earning in one PostgreSQL statement. Parameters are
+// cast explicitly: in INSERT … SELECT they would otherwise have no type.
+const pgEarnWrite = `WITH t AS (
+	INSERT INTO loyalty_transactions (id, type, member_id, idempotency_key, breakdown, actor, trace_id, created_at)
+	VALUES ($1::text, 'earn', $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint)
+), p AS (
+	INSERT INTO loyalty_postings (transaction_id, account, amount, balance_after, created_at)
+	VALUES ($1::text, $8::text, $9::bigint, $10::bigint, $7::bigint),
+	       ($1::text, 'program:issuance', $11::bigint, NULL, $7::bigint)
+), l AS (
+	INSERT INTO loyalty_lots (id, member_id, transaction_id, points, remaining, earned_at, expires_at)
+	SELECT $12::text, $2::text, $1::text, $9::bigint, $9::bigint, $7::bigint, $13::bigint WHERE $9::bigint > 0
+), a AS (
+	INSERT INTO loyalty_activities (source, external_id, member_id, type, occurred_at, request_hash, transaction_id, result, created_at)
+	VALUES ($14::text, $15::text, $2::text, $16::text, $17::bigint, $18::text, $1::text, $19::text, $7::bigint)
+), m AS (
+	UPDATE loyalty_members SET balance = $20::bigint, status_points = $21::bigint, status_year = $22::integer,
+		tier = $23::text, last_activity_at = $24::bigint, updated_at = $7::bigint
+	WHERE id = $2::text
+)`

@@ -1,0 +1,256 @@
+// Package loyalty is the loyalty-points service: members, the double-entry
+// points ledger, earning (base, tier bonus, promotions), lots, holds for
+// pay-with-points, the member statement and the ledger's invariant check.
+//
+// The program's rules (earning tables, tiers, promotions arithmetic, expiry)
+// live in package program; this package books their answers. Every change of
+// a member's points happens in one database transaction that locks only that
+// member's row, so unrelated members never wait for each other.
+//
+// Decisions worth knowing:
+//
+//   - Balances. A member's spendable Balance excludes points reserved by
+//     pending holds (Pending). A hold writes no postings; the ledger moves at
+//     capture (member → sink:redemption). So the member account's postings sum
+//     to Balance + Pending, and a statement's balance_after is that ledger
+//     balance. The program:issuance account has no balance row at all: its
+//     balance is the sum of its postings, so it is never a hot lock.
+//   - Lots are consumed at capture, soonest-expiring first; pending points are
+//     still in lots, so the lots of a member always hold Balance + Pending.
+//   - Time. Promotion windows use the activity's occurred_at (which may be
+//     up to 12 months old and at most 5 minutes in the future). Status years,
+//     lot expiry and last_activity_at use the time the points are credited
+//     (the service clock): status points roll over when the first activity of
+//     a new calendar year (UTC) is credited, and the tier is kept (yearly
+//     re-qualification is the year-end job's business).
+//   - Expiry. Each lot gets program.ExpiryFor(credit time). Under the
+//     inactivity policy the member-level rule is authoritative: points expire
+//     InactivityExpiry(members.last_activity_at), which earning and capture
+//     move forward; the lots' own expires_at is not rewritten on every
+//     activity (that would make earning O(lots)), it orders consumption.
+//   - External ids are unique per source: "shop" for purchases (whichever path
+//     delivers them), otherwise the caller's actor ("service:airline"). A repeat
+//     with the same details replays the stored result; different details are
+//     errs Conflict "external_id_conflict".
+package loyalty
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/loyalty/program"
+	"github.com/godwit-dev/godwit/internal/platform/auth"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// TracerName is the instrumentation scope of the service's spans and metrics.
+const TracerName = "github.com/godwit-dev/godwit/internal/loyalty"
+
+// Ledger account ids.
+const (
+	AccountIssuance   = "program:issuance"
+	AccountRedemption = "sink:redemption"
+	AccountExpiry     = "sink:expiry"
+)
+
+// MemberAccount is the ledger account of a member.
+func MemberAccount(memberID string) string { return "member:" + memberID }
+
+// PartnerAccount is the clearing account of a transfer partner.
+func PartnerAccount(partnerID string) string { return "partner:" + partnerID }
+
+// Transaction types recorded in the ledger.
+const (
+	TxEarn   = "earn"
+	TxRedeem = "redeem"
+	TxRefund = "refund"
+)
+
+// Config is what New needs.
+type Config struct {
+	DB             *db.DB
+	Program        *program.Program
+	Now            func() time.Time     // nil: time.Now
+	TracerProvider trace.TracerProvider // nil: no-op
+	MeterProvider  metric.MeterProvider // nil: no-op
+	Logger         *slog.Logger         // nil: discard
+	// HoldTTL is how long a points hold stays pending before a reaper may
+	// void it (stored as the hold's expires_at). Default 30 minutes.
+	HoldTTL time.Duration
+	// OutstandingCacheTTL is how long the points_outstanding gauge reuses
+	// its last query result. Default 5 seconds.
+	OutstandingCacheTTL time.Duration
+}
+
+// Service is the loyalty service. It is safe for concurrent use.
+type Service struct {
+	db      *db.DB
+	prog    *program.Program
+	now     func() time.Time
+	log     *slog.Logger
+	tracer  trace.Tracer
+	holdTTL time.Duration
+
+	earned metric.Int64Counter
+
+	outMu     sync.Mutex
+	outTTL    time.Duration
+	outAt     time.Time
+	outValue  int64
+	outLoaded bool
+}
+
+// New returns a Service. It registers the service's metrics with the meter provider.
+func New(cfg Config) (*Service, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("loyalty: DB is required")
+	}
+	if cfg.Program == nil {
+		return nil, errors.New("loyalty: Program is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = tracenoop.NewTracerProvider()
+	}
+	if cfg.HoldTTL <= 0 {
+		cfg.HoldTTL = 30 * time.Minute
+	}
+	if cfg.OutstandingCacheTTL <= 0 {
+		cfg.OutstandingCacheTTL = 5 * time.Second
+	}
+	s := &Service{
+		db:      cfg.DB,
+		prog:    cfg.Program,
+		now:     cfg.Now,
+		log:     cfg.Logger,
+		tracer:  cfg.TracerProvider.Tracer(TracerName),
+		holdTTL: cfg.HoldTTL,
+		outTTL:  cfg.OutstandingCacheTTL,
+	}
+	if cfg.MeterProvider != nil {
+		if err := s.initMetrics(cfg.MeterProvider.Meter(TracerName)); err != nil {
+			return nil, fmt.Errorf("loyalty: metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Service) initMetrics(m metric.Meter) error {
+	var err error
+	s.earned, err = m.Int64Counter("loyalty.points_earned_total",
+		metric.WithDescription("Points earned by members (base, tier bonus and promotions)"),
+		metric.WithUnit("{point}"))
+	if err != nil {
+		return err
+	}
+	_, err = m.Int64ObservableGauge("loyalty.points_outstanding",
+		metric.WithDescription("Points held by members, spendable plus pending holds: the program's liability"),
+		metric.WithUnit("{point}"),
+		metric.WithInt64Callback(func(ctx context.Context, o metric.Int64Observer) error {
+			v, err := s.outstanding(ctx)
+			if err != nil {
+				// A failed scrape should not fail the others; the log says why.
+				s.log.WarnContext(ctx, "loyalty: points_outstanding query failed", "error", err.Error())
+				return nil
+			}
+			o.Observe(v)
+			return nil
+		}))
+	return err
+}
+
+// outstanding returns the sum of member balances and holds, cached for
+// outTTL so that frequent scrapes do not each scan the members table.
+func (s *Service) outstanding(ctx context.Context) (int64, error) {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	now := time.Now()
+	if s.outLoaded && now.Sub(s.outAt) < s.outTTL {
+		return s.outValue, nil
+	}
+	var v int64
+	err := s.db.Read().QueryRowContext(ctx, `SELECT COALESCE(SUM(balance + held), 0) FROM loyalty_members`).Scan(&v)
+	if err != nil {
+		return 0, err
+	}
+	s.outValue, s.outAt, s.outLoaded = v, now, true
+	return v, nil
+}
+
+// Program returns the program the service runs.
+func (s *Service) Program() *program.Program { return s.prog }
+
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+func actorOf(ctx context.Context) string { return auth.FromContext(ctx).Actor() }
+
+func traceIDOf(ctx context.Context) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		return sc.TraceID().String()
+	}
+	return ""
+}
+
+// endSpan ends span, recording err as a span error only when it is
+// unexpected: business rejections (errs kinds other than Internal) are set as
+// the loyalty.result attribute by the caller instead.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		if e, ok := errs.As(err); ok && e.Kind != errs.Internal {
+			span.SetAttributes(attribute.String("loyalty.error_code", errs.CodeOf(err)))
+		} else {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "unexpected failure")
+		}
+	}
+	span.End()
+}
+
+// internal wraps an unexpected failure (a driver error, a broken invariant)
+// so that it reaches the client as a 500 without its message.
+func internal(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errs.As(err); ok {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return errs.New(errs.Internal, "%s failed", op).Wrap(fmt.Errorf("loyalty: %s: %w", op, err))
+}
+
+// retryOnDuplicate runs fn in a transaction and, when it fails on a unique
+// constraint (a concurrent request with the same idempotency key committed
+// first), once more: the second run sees the winner's row and replays it.
+func (s *Service) retryOnDuplicate(ctx context.Context, fn func(ctx context.Context, tx *db.Tx) error) error {
+	err := s.db.InTx(ctx, fn)
+	if err != nil && db.IsUniqueViolation(err) {
+		err = s.db.InTx(ctx, fn)
+	}
+	return err
+}

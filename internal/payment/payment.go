@@ -1,0 +1,231 @@
+// Package payment charges, voids and refunds card payments through a Provider.
+// The built-in Simulator is the default provider: it takes test tokens only,
+// keeps its charges in the database (so a retried or recovered charge with the
+// same idempotency key finds the first one), and has admin-settable latency and
+// decline rate for fault injection. Card numbers are never accepted, stored,
+// logged or traced.
+package payment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/money"
+)
+
+// Charge statuses.
+const (
+	StatusSucceeded         = "succeeded"
+	StatusDeclined          = "declined"
+	StatusVoided            = "voided"
+	StatusPartiallyRefunded = "partially_refunded"
+	StatusRefunded          = "refunded"
+)
+
+// ChargeRequest asks for a charge. IdempotencyKey (the checkout id) makes a
+// repeated request return the first charge instead of charging again.
+type ChargeRequest struct {
+	IdempotencyKey string
+	Amount         money.Money
+	Token          string // a provider token such as tok_visa; never logged
+	Description    string
+}
+
+// Charge is a provider's record of a charge attempt.
+type Charge struct {
+	ID             string      `json:"id"`
+	IdempotencyKey string      `json:"-"`
+	Amount         money.Money `json:"amount"`
+	Status         string      `json:"status"`
+	DeclineCode    string      `json:"decline_code,omitempty"`
+	Refunded       money.Money `json:"refunded"`
+	CreatedAt      time.Time   `json:"created_at"`
+}
+
+// Refund is one refund of (part of) a charge.
+type Refund struct {
+	ID       string      `json:"id"`
+	ChargeID string      `json:"charge_id"`
+	Amount   money.Money `json:"amount"`
+}
+
+// DeclineError is a charge the issuer or gateway refused. Soft declines
+// (processing_error) may succeed when retried later; hard ones will not.
+type DeclineError struct {
+	Code string
+	Soft bool
+}
+
+func (e *DeclineError) Error() string {
+	kind := "hard"
+	if e.Soft {
+		kind = "soft"
+	}
+	return fmt.Sprintf("payment declined (%s, %s)", e.Code, kind)
+}
+
+// AsDecline returns the DeclineError in err's chain.
+func AsDecline(err error) (*DeclineError, bool) {
+	var d *DeclineError
+	ok := errors.As(err, &d)
+	return d, ok
+}
+
+// Provider is a payment gateway. Stripe will implement it too.
+type Provider interface {
+	// Name is the gateway's name for the peer.service attribute.
+	Name() string
+	// Charge charges req.Amount; the same IdempotencyKey returns the first
+	// result (the same charge, or the same decline as a *DeclineError).
+	Charge(ctx context.Context, req ChargeRequest) (Charge, error)
+	// Lookup returns the charge made under an idempotency key, or errs NotFound
+	// "charge_not_found" when none was made.
+	Lookup(ctx context.Context, idempotencyKey string) (Charge, error)
+	// Void cancels a charge that has not been refunded. Idempotent.
+	Void(ctx context.Context, chargeID string) (Charge, error)
+	// Refund returns amount (all or part of what is left) of a charge.
+	// Idempotent on key.
+	Refund(ctx context.Context, chargeID string, amount money.Money, key string) (Refund, error)
+}
+
+var tokenPattern = regexp.MustCompile(`^tok_[A-Za-z0-9_]{1,64}$`)
+
+// ValidateToken checks that a payment token has the shape of a provider token.
+func ValidateToken(tok string) error {
+	if !tokenPattern.MatchString(tok) {
+		return errs.Coded(errs.Unprocessable, "invalid_payment_token", "payment.token must be a provider token such as tok_visa").With("field", "payment.token")
+	}
+	return nil
+}
+
+// Config holds the Service's dependencies.
+type Config struct {
+	Provider       Provider
+	Now            func() time.Time
+	TracerProvider trace.TracerProvider
+	Logger         *slog.Logger
+}
+
+// Service is the payment service: it calls the provider and traces every call
+// as the seed describes (payment.process → payment.gateway_call, CLIENT spans).
+type Service struct {
+	provider Provider
+	now      func() time.Time
+	tracer   trace.Tracer
+	log      *slog.Logger
+}
+
+// New returns a payment Service over cfg.Provider.
+func New(cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{provider: cfg.Provider, now: cfg.Now, log: cfg.Logger,
+		tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/payment")}
+}
+
+// Provider returns the underlying provider.
+func (s *Service) Provider() Provider { return s.provider }
+
+// Charge charges a payment token. A decline is returned as errs PaymentRequired
+// "payment_declined" (details decline_code, retryable) wrapping a *DeclineError.
+func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Charge, error) {
+	ctx, span := s.tracer.Start(ctx, "payment.process", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.Int64("payment.amount", req.Amount.Amount),
+		attribute.String("payment.currency", req.Amount.Currency),
+		attribute.String("payment.method_type", "card"),
+	))
+	defer span.End()
+	if err := ValidateToken(req.Token); err != nil {
+		span.SetStatus(codes.Error, errs.CodeOf(err))
+		return Charge{}, err
+	}
+	ch, err := s.gatewayCall(ctx, "charge", func(ctx context.Context) (Charge, error) { return s.provider.Charge(ctx, req) })
+	if err != nil {
+		if d, ok := AsDecline(err); ok {
+			span.SetAttributes(attribute.String("payment.decline_code", d.Code), attribute.String("payment.status", StatusDeclined))
+			span.SetStatus(codes.Error, "payment_declined")
+			return Charge{}, errs.Coded(errs.PaymentRequired, "payment_declined", "the payment was declined (%s)", d.Code).
+				With("decline_code", d.Code).With("retryable", d.Soft).Wrap(err)
+		}
+		span.RecordError(err)
+		span.SetStatus(codes.Error, errs.CodeOf(err))
+		return Charge{}, err
+	}
+	span.SetAttributes(attribute.String("payment.charge_id", ch.ID), attribute.String("payment.status", ch.Status))
+	return ch, nil
+}
+
+// gatewayCall runs one provider call inside a payment.gateway_call CLIENT span.
+func (s *Service) gatewayCall(ctx context.Context, op string, call func(ctx context.Context) (Charge, error)) (Charge, error) {
+	ctx, span := s.tracer.Start(ctx, "payment.gateway_call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("peer.service", s.provider.Name()),
+		attribute.String("payment.operation", op),
+	))
+	defer span.End()
+	start := time.Now()
+	ch, err := call(ctx)
+	span.SetAttributes(attribute.Int64("payment.gateway_latency_ms", time.Since(start).Milliseconds()))
+	if err != nil {
+		if d, ok := AsDecline(err); ok {
+			span.SetAttributes(attribute.String("payment.decline_code", d.Code), attribute.String("payment.status", StatusDeclined))
+		}
+		span.RecordError(err)
+		span.SetStatus(codes.Error, errs.CodeOf(err))
+		return Charge{}, err
+	}
+	span.SetAttributes(attribute.String("payment.charge_id", ch.ID), attribute.String("payment.status", ch.Status))
+	return ch, nil
+}
+
+// Lookup returns the charge made under an idempotency key (errs NotFound
+// "charge_not_found" when none was made); recovery asks it "was this checkout
+// charged?".
+func (s *Service) Lookup(ctx context.Context, idempotencyKey string) (Charge, error) {
+	return s.gatewayCall(ctx, "lookup", func(ctx context.Context) (Charge, error) { return s.provider.Lookup(ctx, idempotencyKey) })
+}
+
+// Void cancels a charge.
+func (s *Service) Void(ctx context.Context, chargeID string) (Charge, error) {
+	ctx, span := s.tracer.Start(ctx, "payment.void", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attribute.String("payment.charge_id", chargeID)))
+	defer span.End()
+	ch, err := s.gatewayCall(ctx, "void", func(ctx context.Context) (Charge, error) { return s.provider.Void(ctx, chargeID) })
+	if err != nil {
+		span.SetStatus(codes.Error, errs.CodeOf(err))
+	}
+	return ch, err
+}
+
+// Refund refunds amount of a charge, idempotently on key.
+func (s *Service) Refund(ctx context.Context, chargeID string, amount money.Money, key string) (Refund, error) {
+	ctx, span := s.tracer.Start(ctx, "payment.refund", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("payment.charge_id", chargeID), attribute.Int64("payment.amount", amount.Amount), attribute.String("payment.currency", amount.Currency)))
+	defer span.End()
+	var rf Refund
+	_, err := s.gatewayCall(ctx, "refund", func(ctx context.Context) (Charge, error) {
+		var err error
+		rf, err = s.provider.Refund(ctx, chargeID, amount, key)
+		return Charge{ID: chargeID, Status: "refunded"}, err
+	})
+	if err != nil {
+		span.SetStatus(codes.Error, errs.CodeOf(err))
+		return Refund{}, err
+	}
+	return rf, nil
+}

@@ -1,0 +1,310 @@
+package payment
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/money"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// The simulator's test tokens.
+const (
+	TokenVisa                      = "tok_visa"
+	TokenMastercard                = "tok_mastercard"
+	TokenDeclined                  = "tok_chargeDeclined"
+	TokenDeclinedInsufficientFunds = "tok_chargeDeclinedInsufficientFunds"
+	TokenDeclinedLostCard          = "tok_chargeDeclinedLostCard"
+	TokenDeclinedProcessingError   = "tok_chargeDeclinedProcessingError"
+	TokenSlow                      = "tok_slow"
+)
+
+var simulatedDeclines = map[string]DeclineError{
+	TokenDeclined:                  {Code: "generic_decline"},
+	TokenDeclinedInsufficientFunds: {Code: "insufficient_funds"},
+	TokenDeclinedLostCard:          {Code: "lost_card"},
+	TokenDeclinedProcessingError:   {Code: "processing_error", Soft: true},
+}
+
+// SoftDeclineCodes are the decline codes the simulator reports as soft.
+var SoftDeclineCodes = map[string]bool{"processing_error": true}
+
+// Faults are the simulator's injected faults, shared by every replica.
+type Faults struct {
+	LatencyMS          int64  `json:"latency_ms"`
+	DeclineRatePercent int64  `json:"decline_rate_percent"`
+	DeclineCode        string `json:"decline_code"`
+}
+
+// SimulatorConfig tunes the Simulator.
+type SimulatorConfig struct {
+	DB  *db.DB
+	Now func() time.Time
+	// SlowDelay is the extra latency of tok_slow; default 3s.
+	SlowDelay time.Duration
+}
+
+// Simulator is the built-in payment gateway. Its charges live in the database.
+type Simulator struct {
+	db   *db.DB
+	now  func() time.Time
+	slow time.Duration
+}
+
+// NewSimulator returns a Simulator.
+func NewSimulator(cfg SimulatorConfig) *Simulator {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SlowDelay <= 0 {
+		cfg.SlowDelay = 3 * time.Second
+	}
+	return &Simulator{db: cfg.DB, now: cfg.Now, slow: cfg.SlowDelay}
+}
+
+// Name implements Provider.
+func (s *Simulator) Name() string { return "payment-simulator" }
+
+// Faults returns the current fault settings.
+func (s *Simulator) Faults(ctx context.Context) (Faults, error) {
+	var f Faults
+	err := s.db.Read().QueryRowContext(ctx, `SELECT latency_ms, decline_rate_percent, decline_code FROM payment_faults WHERE id = 1`).
+		Scan(&f.LatencyMS, &f.DeclineRatePercent, &f.DeclineCode)
+	if err != nil {
+		return Faults{}, fmt.Errorf("payment: read faults: %w", err)
+	}
+	return f, nil
+}
+
+// SetFaults replaces the fault settings.
+func (s *Simulator) SetFaults(ctx context.Context, f Faults) (Faults, error) {
+	if f.DeclineCode == "" {
+		f.DeclineCode = "generic_decline"
+	}
+	switch {
+	case f.LatencyMS < 0 || f.LatencyMS > 60_000:
+		return Faults{}, errs.Coded(errs.Invalid, "invalid_field", "latency_ms must be between 0 and 60000").With("field", "latency_ms")
+	case f.DeclineRatePercent < 0 || f.DeclineRatePercent > 100:
+		return Faults{}, errs.Coded(errs.Invalid, "invalid_field", "decline_rate_percent must be between 0 and 100").With("field", "decline_rate_percent")
+	case len(f.DeclineCode) > 64 || strings.ContainsAny(f.DeclineCode, " \t\r\n"):
+		return Faults{}, errs.Coded(errs.Invalid, "invalid_field", "decline_code must be a short code such as generic_decline").With("field", "decline_code")
+	}
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE payment_faults SET latency_ms = $1, decline_rate_percent = $2, decline_code = $3, updated_at = $4 WHERE id = 1`,
+			f.LatencyMS, f.DeclineRatePercent, f.DeclineCode, db.Micros(s.now()))
+		if err != nil {
+			return fmt.Errorf("payment: set faults: %w", err)
+		}
+		return nil
+	})
+	return f, err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return errs.Coded(errs.Timeout, "gateway_timeout", "the payment gateway did not answer in time").Wrap(ctx.Err())
+	case <-t.C:
+		return nil
+	}
+}
+
+const chargeColumns = `id, idempotency_key, amount, currency, status, decline_code, soft_decline, refunded_amount, created_at`
+
+func scanCharge(sc interface{ Scan(...any) error }) (Charge, bool, error) {
+	var c Charge
+	var soft bool
+	var created int64
+	err := sc.Scan(&c.ID, &c.IdempotencyKey, &c.Amount.Amount, &c.Amount.Currency, &c.Status, &c.DeclineCode, &soft, &c.Refunded.Amount, &created)
+	c.Refunded.Currency = c.Amount.Currency
+	c.CreatedAt = db.FromMicros(created)
+	return c, soft, err
+}
+
+func (s *Simulator) byKey(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, key string) (Charge, bool, error) {
+	c, soft, err := scanCharge(q.QueryRowContext(ctx, `SELECT `+chargeColumns+` FROM payment_charges WHERE idempotency_key = $1`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Charge{}, false, errs.Coded(errs.NotFound, "charge_not_found", "no charge was made under this idempotency key")
+	}
+	if err != nil {
+		return Charge{}, false, fmt.Errorf("payment: lookup: %w", err)
+	}
+	return c, soft, nil
+}
+
+func outcome(c Charge, soft bool) (Charge, error) {
+	if c.Status == StatusDeclined {
+		return Charge{}, &DeclineError{Code: c.DeclineCode, Soft: soft}
+	}
+	return c, nil
+}
+
+// Charge implements Provider.
+func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (Charge, error) {
+	if req.IdempotencyKey == "" {
+		return Charge{}, errs.Coded(errs.Invalid, "idempotency_key_required", "a charge needs an idempotency key")
+	}
+	if err := req.Amount.ValidatePositive(); err != nil {
+		return Charge{}, errs.Coded(errs.Invalid, "invalid_amount", "a charge must be a positive amount").Wrap(err)
+	}
+	if c, soft, err := s.byKey(ctx, s.db.Read(), req.IdempotencyKey); err == nil {
+		return outcome(c, soft)
+	} else if !errs.Is(err, "charge_not_found") {
+		return Charge{}, err
+	}
+	f, err := s.Faults(ctx)
+	if err != nil {
+		return Charge{}, err
+	}
+	delay := time.Duration(f.LatencyMS) * time.Millisecond
+	var decline *DeclineError
+	switch tok := req.Token; {
+	case tok == TokenVisa || tok == TokenMastercard:
+	case tok == TokenSlow:
+		delay += s.slow
+	default:
+		d, ok := simulatedDeclines[tok]
+		if !ok {
+			return Charge{}, errs.Coded(errs.Unprocessable, "invalid_payment_token", "the payment token is not one the simulator knows").With("field", "payment.token")
+		}
+		decline = &d
+	}
+	if decline == nil && f.DeclineRatePercent > 0 && rand.Int64N(100) < f.DeclineRatePercent {
+		decline = &DeclineError{Code: f.DeclineCode, Soft: SoftDeclineCodes[f.DeclineCode]}
+	}
+	if err := sleep(ctx, delay); err != nil {
+		return Charge{}, err
+	}
+	now := s.now()
+	c := Charge{ID: "ch_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:24], IdempotencyKey: req.IdempotencyKey, Amount: req.Amount,
+		Status: StatusSucceeded, Refunded: money.Money{Currency: req.Amount.Currency}, CreatedAt: db.FromMicros(db.Micros(now))}
+	soft := false
+	if decline != nil {
+		c.Status, c.DeclineCode, soft = StatusDeclined, decline.Code, decline.Soft
+	}
+	var stored Charge
+	var storedSoft bool
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		// A concurrent request with the same key may have won; its row is the answer.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_charges (id, idempotency_key, amount, currency, status, decline_code, soft_decline, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (idempotency_key) DO NOTHING`,
+			c.ID, c.IdempotencyKey, c.Amount.Amount, c.Amount.Currency, c.Status, c.DeclineCode, soft, db.Micros(now)); err != nil {
+			return fmt.Errorf("payment: record charge: %w", err)
+		}
+		var err error
+		stored, storedSoft, err = s.byKey(ctx, tx, req.IdempotencyKey)
+		return err
+	})
+	if err != nil {
+		return Charge{}, err
+	}
+	return outcome(stored, storedSoft)
+}
+
+// Lookup implements Provider.
+func (s *Simulator) Lookup(ctx context.Context, key string) (Charge, error) {
+	c, _, err := s.byKey(ctx, s.db.Read(), key)
+	return c, err
+}
+
+func (s *Simulator) byID(ctx context.Context, tx *db.Tx, id string) (Charge, error) {
+	c, _, err := scanCharge(tx.QueryRowContext(ctx, `SELECT `+chargeColumns+` FROM payment_charges WHERE id = $1`+tx.ForUpdate(), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Charge{}, errs.Coded(errs.NotFound, "charge_not_found", "charge %s does not exist", id)
+	}
+	if err != nil {
+		return Charge{}, fmt.Errorf("payment: charge %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// Void implements Provider: a succeeded, unrefunded charge becomes voided.
+func (s *Simulator) Void(ctx context.Context, chargeID string) (Charge, error) {
+	var out Charge
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		c, err := s.byID(ctx, tx, chargeID)
+		if err != nil {
+			return err
+		}
+		switch c.Status {
+		case StatusVoided:
+		case StatusSucceeded:
+			if _, err := tx.ExecContext(ctx, `UPDATE payment_charges SET status = 'voided', updated_at = $2 WHERE id = $1`, chargeID, db.Micros(s.now())); err != nil {
+				return fmt.Errorf("payment: void: %w", err)
+			}
+			c.Status = StatusVoided
+		default:
+			return errs.Coded(errs.Conflict, "charge_not_voidable", "a %s charge cannot be voided", c.Status)
+		}
+		out = c
+		return nil
+	})
+	return out, err
+}
+
+// Refund implements Provider.
+func (s *Simulator) Refund(ctx context.Context, chargeID string, amount money.Money, key string) (Refund, error) {
+	if err := amount.ValidatePositive(); err != nil {
+		return Refund{}, errs.Coded(errs.Invalid, "invalid_amount", "a refund must be a positive amount").Wrap(err)
+	}
+	var out Refund
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		var rf Refund
+		err := tx.QueryRowContext(ctx, `SELECT id, charge_id, amount FROM payment_refunds WHERE idempotency_key = $1`, key).Scan(&rf.ID, &rf.ChargeID, &rf.Amount.Amount)
+		if err == nil {
+			if rf.ChargeID != chargeID || rf.Amount.Amount != amount.Amount {
+				return errs.Coded(errs.Unprocessable, "idempotency_key_reused", "this refund key was used for a different refund")
+			}
+			rf.Amount.Currency = amount.Currency
+			out = rf
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("payment: refund lookup: %w", err)
+		}
+		c, err := s.byID(ctx, tx, chargeID)
+		if err != nil {
+			return err
+		}
+		if c.Status != StatusSucceeded && c.Status != StatusPartiallyRefunded {
+			return errs.Coded(errs.Conflict, "charge_not_refundable", "a %s charge cannot be refunded", c.Status)
+		}
+		if amount.Currency != c.Amount.Currency || amount.Amount > c.Amount.Amount-c.Refunded.Amount {
+			return errs.Coded(errs.Unprocessable, "refund_exceeds_charge", "at most %s can be refunded",
+				money.Money{Amount: c.Amount.Amount - c.Refunded.Amount, Currency: c.Amount.Currency})
+		}
+		refunded := c.Refunded.Amount + amount.Amount
+		status := StatusPartiallyRefunded
+		if refunded == c.Amount.Amount {
+			status = StatusRefunded
+		}
+		now := db.Micros(s.now())
+		rf = Refund{ID: "re_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:24], ChargeID: chargeID, Amount: amount}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_refunds (id, charge_id, idempotency_key, amount, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			rf.ID, chargeID, key, amount.Amount, now); err != nil {
+			return fmt.Errorf("payment: record refund: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE payment_charges SET refunded_amount = $2, status = $3, updated_at = $4 WHERE id = $1`,
+			chargeID, refunded, status, now); err != nil {
+			return fmt.Errorf("payment: record refund: %w", err)
+		}
+		out = rf
+		return nil
+	})
+	return out, err
+}
