@@ -8,11 +8,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/app"
+	"github.com/godwit-dev/godwit/internal/loyalty/program"
+	"github.com/godwit-dev/godwit/internal/notify"
+	"github.com/godwit-dev/godwit/internal/notify/smtp"
+	"github.com/godwit-dev/godwit/internal/payment"
+	"github.com/godwit-dev/godwit/internal/payment/stripe"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 )
@@ -48,30 +54,74 @@ func (c *commonFlags) loadSecret() ([]byte, bool, error) {
 	return auth.LoadOrCreateSecret(c.secretPath())
 }
 
+// serveFlags are runServe's flags beyond the common ones.
+type serveFlags struct {
+	addr, logFormat, logLevel string
+	shutdownTimeout           time.Duration
+	programFile               string
+	demo                      bool
+	reservationTTL            time.Duration
+
+	paymentProvider   string
+	stripeKeyFile     string
+	stripeAPIBase     string
+	smtpAddr, smtpTLS string
+	smtpUsername      string
+	smtpPasswordFile  string
+	smtpFrom          string
+	smtpHELO          string
+
+	jobs app.JobIntervals
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "addr", ":8080", "HTTP listen address")
+	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 4*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
+	fs.StringVar(&f.programFile, "program", "", "loyalty program YAML file (default: the built-in program)")
+	fs.BoolVar(&f.demo, "demo", true, "seed the demo catalog, members and promotion into an empty database")
+	fs.DurationVar(&f.reservationTTL, "reservation-ttl", 15*time.Minute, "how long checkout stock stays reserved")
+	fs.StringVar(&f.paymentProvider, "payment", "simulator", "payment provider: simulator or stripe")
+	fs.StringVar(&f.stripeKeyFile, "stripe-secret-key-file", "", "file holding the Stripe secret key (or set GODWIT_STRIPE_SECRET_KEY)")
+	fs.StringVar(&f.stripeAPIBase, "stripe-api-base", "", "Stripe API base URL (default Stripe's; e.g. http://127.0.0.1:12111 for stripe-mock)")
+	fs.StringVar(&f.smtpAddr, "smtp-addr", "", "SMTP relay host:port for confirmations (default: write .eml files under <data-dir>/mail)")
+	fs.StringVar(&f.smtpTLS, "smtp-tls", "starttls", "SMTP transport security: starttls, tls or none")
+	fs.StringVar(&f.smtpUsername, "smtp-username", "", "SMTP username (optional)")
+	fs.StringVar(&f.smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP password (or set GODWIT_SMTP_PASSWORD)")
+	fs.StringVar(&f.smtpFrom, "smtp-from", "Godwit <orders@godwit.local>", "From address of confirmations")
+	fs.StringVar(&f.smtpHELO, "smtp-helo", "", "host name sent in HELO/EHLO (default: this machine's)")
+	fs.DurationVar(&f.jobs.ReservationReaper, "reaper-interval", 30*time.Second, "how often expired stock reservations are released")
+	fs.DurationVar(&f.jobs.CheckoutRecovery, "recovery-interval", 30*time.Second, "how often interrupted checkouts are resumed or compensated")
+	fs.DurationVar(&f.jobs.Outbox, "outbox-interval", 2*time.Second, "how often queued confirmations are delivered")
+}
+
 func runServe(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "serve", "serve [flags]")
 	var (
-		common          commonFlags
-		addr            = fs.String("addr", ":8080", "HTTP listen address")
-		logFormat       = fs.String("log-format", "json", "log format: json or text")
-		logLevel        = fs.String("log-level", "info", "log level: debug, info, warn or error")
-		shutdownTimeout = fs.Duration("shutdown-timeout", 4*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
+		common commonFlags
+		f      serveFlags
 	)
 	common.register(fs)
+	f.register(fs)
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	if *logFormat != "json" && *logFormat != "text" {
-		return fmt.Errorf("--log-format must be json or text, not %q", *logFormat)
+	if f.logFormat != "json" && f.logFormat != "text" {
+		return fmt.Errorf("--log-format must be json or text, not %q", f.logFormat)
+	}
+	prog, err := loadProgram(f.programFile)
+	if err != nil {
+		return err
 	}
 
 	tel, err := telemetry.Setup(ctx, telemetry.Config{
 		ServiceName: "godwit", ServiceVersion: version(),
-		LogFormat: *logFormat, LogLevel: level, Getenv: e.getenv,
+		LogFormat: f.logFormat, LogLevel: level, Getenv: e.getenv,
 	}, e.stderr)
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
@@ -84,11 +134,23 @@ func runServe(ctx context.Context, e env, args []string) error {
 	}()
 	log := tel.Logger
 
+	provider, err := f.paymentProviderFor(e, tel)
+	if err != nil {
+		return err
+	}
+	sender, err := f.senderFor(e)
+	if err != nil {
+		return err
+	}
 	secret, created, err := common.loadSecret()
 	if err != nil {
 		return err
 	}
-	a, err := app.New(ctx, app.Config{DSN: common.databaseDSN(), Secret: secret, Telemetry: tel})
+	a, err := app.New(ctx, app.Config{
+		DSN: common.databaseDSN(), DataDir: common.dataDir, Secret: secret, Telemetry: tel,
+		Program: prog, PaymentProvider: provider, Sender: sender,
+		ReservationTTL: f.reservationTTL, Demo: f.demo, Jobs: f.jobs,
+	})
 	if err != nil {
 		return err
 	}
@@ -103,9 +165,9 @@ func runServe(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "Admin token (30 days; mint more with 'godwit token admin <name>'):\n%s\n", tok)
 	}
 
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", *addr, err)
+		return fmt.Errorf("listen %s: %w", f.addr, err)
 	}
 	srv := &http.Server{
 		Handler:           a.Handler,
@@ -116,7 +178,18 @@ func runServe(ctx context.Context, e env, args []string) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("godwit serving", "addr", ln.Addr().String(), "database", string(a.DB.Engine()), "version", version())
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		a.RunJobs(jobsCtx)
+	}()
+	defer func() {
+		stopJobs()
+		<-jobsDone
+	}()
+
+	log.Info("godwit serving", "addr", ln.Addr().String(), "database", string(a.DB.Engine()), "payment", f.paymentProvider, "version", version())
 	fmt.Fprintf(e.stdout, "Godwit listening on http://%s (database: %s)\n", displayAddr(ln.Addr()), a.DB.Engine())
 
 	serveErr := make(chan error, 1)
@@ -126,8 +199,8 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", shutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *shutdownTimeout)
+	log.Info("shutting down", "timeout", f.shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
@@ -136,6 +209,59 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+func loadProgram(path string) (*program.Program, error) {
+	if path == "" {
+		return program.Default(), nil
+	}
+	p, err := program.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("--program %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// paymentProviderFor returns the provider chosen by --payment; nil means the
+// built-in simulator, which the app builds on the database.
+func (f *serveFlags) paymentProviderFor(e env, tel *telemetry.Telemetry) (payment.Provider, error) {
+	switch f.paymentProvider {
+	case "simulator":
+		return nil, nil
+	case "stripe":
+		key, err := stripe.LoadSecretKey(e.getenv("GODWIT_STRIPE_SECRET_KEY"), f.stripeKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--payment stripe: %w", err)
+		}
+		p, err := stripe.New(stripe.Config{SecretKey: key, APIBase: f.stripeAPIBase, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider})
+		if err != nil {
+			return nil, fmt.Errorf("--payment stripe: %w", err)
+		}
+		return p, nil
+	}
+	return nil, fmt.Errorf("--payment must be simulator or stripe, not %q", f.paymentProvider)
+}
+
+func (f *serveFlags) senderFor(e env) (notify.Sender, error) {
+	if f.smtpAddr == "" {
+		return nil, nil
+	}
+	password := e.getenv("GODWIT_SMTP_PASSWORD")
+	if f.smtpPasswordFile != "" {
+		if password != "" {
+			return nil, errors.New("set either --smtp-password-file or GODWIT_SMTP_PASSWORD, not both")
+		}
+		b, err := os.ReadFile(f.smtpPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--smtp-password-file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	s, err := smtp.New(smtp.Config{Addr: f.smtpAddr, TLS: f.smtpTLS, Username: f.smtpUsername, Password: password, From: f.smtpFrom, HELO: f.smtpHELO})
+	if err != nil {
+		return nil, fmt.Errorf("--smtp-addr: %w", err)
+	}
+	return s, nil
 }
 
 func displayAddr(a net.Addr) string {

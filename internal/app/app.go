@@ -1,21 +1,33 @@
-// Package app builds Godwit from configuration: the database, the HTTP API with
-// every service's routes, and the background jobs. Wiring is plain code, read
-// top to bottom.
+// Package app builds Godwit from configuration: the database, every service and
+// its routes, and the background jobs. Wiring is plain code, read top to bottom.
 package app
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/api"
+	"github.com/godwit-dev/godwit/internal/cart"
+	"github.com/godwit-dev/godwit/internal/catalog"
+	"github.com/godwit-dev/godwit/internal/checkout"
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/inventory"
+	"github.com/godwit-dev/godwit/internal/loyalty"
+	"github.com/godwit-dev/godwit/internal/loyalty/program"
+	"github.com/godwit-dev/godwit/internal/money"
+	"github.com/godwit-dev/godwit/internal/notify"
+	"github.com/godwit-dev/godwit/internal/order"
+	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
@@ -23,60 +35,145 @@ import (
 	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 )
 
-// Config is what New needs.
+// Config is what New needs. Zero values get the documented defaults.
 type Config struct {
 	DSN       string // SQLite path or postgres:// URL
+	DataDir   string // where the .eml outbox sender writes; default "godwit-data"
 	Secret    []byte // token signing secret
 	Telemetry *telemetry.Telemetry
 	Now       func() time.Time // nil: time.Now
+
+	// Program is the loyalty program; nil means the built-in default.
+	Program *program.Program
+	// PaymentProvider charges cards; nil means the built-in simulator.
+	PaymentProvider payment.Provider
+	// Sender delivers confirmations; nil writes .eml files under DataDir/mail.
+	Sender notify.Sender
+	// ReservationTTL is how long checkout stock stays reserved; default 15 minutes.
+	ReservationTTL time.Duration
+	// Demo seeds the demo catalog, members and promotion into an empty database.
+	Demo bool
+	// Jobs sets the background job intervals (zero: defaults).
+	Jobs JobIntervals
+}
+
+// JobIntervals sets how often each background job runs.
+type JobIntervals struct {
+	ReservationReaper time.Duration // default 30s
+	CheckoutRecovery  time.Duration // default 30s
+	Outbox            time.Duration // default 2s
 }
 
 // App is a built Godwit process.
 type App struct {
-	DB      *db.DB
-	Keys    *auth.Keys
-	API     *httpx.API
-	Handler http.Handler // the whole HTTP surface, instrumented
-	log     *slog.Logger
-	tel     *telemetry.Telemetry
+	DB       *db.DB
+	Keys     *auth.Keys
+	API      *httpx.API
+	Handler  http.Handler // the whole HTTP surface, instrumented
+	Loyalty  *loyalty.Service
+	Catalog  *catalog.Service
+	Checkout *checkout.Service
+	Outbox   *notify.Worker
+
+	inventory *inventory.Service
+	jobs      JobIntervals
+	log       *slog.Logger
+	tel       *telemetry.Telemetry
 }
 
 // New opens and migrates the database and builds every service and route.
-func New(ctx context.Context, cfg Config) (*App, error) {
+func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.Telemetry == nil {
 		return nil, errors.New("app: telemetry is required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "godwit-data"
+	}
+	if cfg.Program == nil {
+		cfg.Program = program.Default()
+	}
 	tel := cfg.Telemetry
 	log := tel.Logger
+	tp, mp := tel.TracerProvider, tel.MeterProvider
 
 	keys, err := auth.NewKeys(cfg.Secret, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
-	d, err := db.Open(ctx, cfg.DSN, db.Options{TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider})
+	d, err := db.Open(ctx, cfg.DSN, db.Options{TracerProvider: tp, MeterProvider: mp})
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = d.Close()
+		}
+	}()
 	if err := db.Migrate(ctx, d, nil); err != nil {
-		_ = d.Close()
 		return nil, err
 	}
 
+	loy, err := loyalty.New(loyalty.Config{DB: d, Program: cfg.Program, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	cat := catalog.New(catalog.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log})
+	inv := inventory.New(inventory.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log, ReservationTTL: cfg.ReservationTTL})
+	carts := cart.New(cart.Config{DB: d, Catalog: cat, Now: cfg.Now, TracerProvider: tp, Logger: log})
+	sim := payment.NewSimulator(payment.SimulatorConfig{DB: d, Now: cfg.Now})
+	provider := cfg.PaymentProvider
+	if provider == nil {
+		provider = sim
+	}
+	pay := payment.New(payment.Config{Provider: provider, Now: cfg.Now, TracerProvider: tp, Logger: log})
+	orders := order.New(order.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log})
+	co, err := checkout.New(checkout.Config{
+		DB: d, Carts: carts, Products: cat, Inventory: inv, Payments: pay, Orders: orders,
+		Loyalty: checkoutLoyalty{loy}, Program: cfg.Program,
+		Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	sender := cfg.Sender
+	if sender == nil {
+		sender = notify.FileSender{Dir: filepath.Join(cfg.DataDir, "mail")}
+	}
+	outbox := notify.NewWorker(notify.WorkerConfig{DB: d, Sender: sender, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log})
+
 	idem := idempotency.NewStore(d, idempotency.Options{Now: cfg.Now})
 	api := httpx.NewAPI(keys, idem, log)
-	a := &App{DB: d, Keys: keys, API: api, log: log, tel: tel}
+	a := &App{
+		DB: d, Keys: keys, API: api, Loyalty: loy, Catalog: cat, Checkout: co, Outbox: outbox,
+		inventory: inv, jobs: cfg.Jobs.withDefaults(), log: log, tel: tel,
+	}
 
 	api.Add(a.adminRoutes()...)
+	api.Add(loy.Routes()...)
+	api.Add(cat.Routes()...)
+	api.Add(inv.Routes()...)
+	api.Add(carts.Routes()...)
+	if provider == payment.Provider(sim) {
+		api.Add(sim.Routes()...) // fault injection exists only for the simulator
+	}
+	api.Add(orders.Routes()...)
+	api.Add(co.Routes()...)
 	api.Handle("GET /healthz", http.HandlerFunc(a.healthz))
 	api.Handle("GET /readyz", http.HandlerFunc(a.readyz))
 	api.Handle("GET /metrics", tel.MetricsHandler)
 
+	if cfg.Demo {
+		if err := seedDemo(ctx, cat, loy); err != nil {
+			return nil, fmt.Errorf("app: demo data: %w", err)
+		}
+	}
+
 	a.Handler = otelhttp.NewHandler(api, "http.server",
-		otelhttp.WithTracerProvider(tel.TracerProvider),
-		otelhttp.WithMeterProvider(tel.MeterProvider),
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithMeterProvider(mp),
 		otelhttp.WithPropagators(tel.Propagator),
 		// Probes and scrapes would drown real traffic in the trace view.
 		otelhttp.WithFilter(func(r *http.Request) bool {
@@ -90,8 +187,43 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	return a, nil
 }
 
+func (j JobIntervals) withDefaults() JobIntervals {
+	if j.ReservationReaper <= 0 {
+		j.ReservationReaper = 30 * time.Second
+	}
+	if j.CheckoutRecovery <= 0 {
+		j.CheckoutRecovery = 30 * time.Second
+	}
+	if j.Outbox <= 0 {
+		j.Outbox = 2 * time.Second
+	}
+	return j
+}
+
+// RunJobs runs the background jobs until ctx ends: the reservation reaper, the
+// checkout recovery pass (at once, then on its timer) and outbox delivery. Each
+// is safe when every replica runs it.
+func (a *App) RunJobs(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { a.inventory.RunReaper(ctx, a.jobs.ReservationReaper) })
+	wg.Go(func() { a.Checkout.RunRecovery(ctx, a.jobs.CheckoutRecovery) })
+	wg.Go(func() { a.Outbox.RunWorker(ctx) })
+	wg.Wait()
+}
+
 // Close releases the database.
 func (a *App) Close() error { return a.DB.Close() }
+
+// checkoutLoyalty adapts the loyalty service to the checkout saga's interface.
+type checkoutLoyalty struct{ *loyalty.Service }
+
+func (l checkoutLoyalty) EarnPurchase(ctx context.Context, memberID, orderID string, amount money.Money) (checkout.PointsEarned, error) {
+	r, err := l.Service.EarnPurchase(ctx, memberID, orderID, amount)
+	if err != nil {
+		return checkout.PointsEarned{}, err
+	}
+	return checkout.PointsEarned{Points: r.TotalPointsEarned, TransactionID: r.TransactionID}, nil
+}
 
 func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
