@@ -267,3 +267,61 @@ func ignoreHelp(err error) error {
 	}
 	return err
 }
+
+func (s *server) post(t *testing.T, path, token string, body any, hdr map[string]string) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", s.base+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// TestServeWithStripeMock completes a guest checkout through the Stripe
+// provider against stripe-mock (.ci/run starts it and sets GODWIT_TEST_STRIPE_MOCK).
+func TestServeWithStripeMock(t *testing.T) {
+	base := os.Getenv("GODWIT_TEST_STRIPE_MOCK")
+	if base == "" {
+		t.Skip("GODWIT_TEST_STRIPE_MOCK not set; start stripe-mock with scripts/stripe-mock.sh to run this test")
+	}
+	s := startServer(t, []string{"GODWIT_STRIPE_SECRET_KEY=sk_test_godwit"},
+		"--data-dir", t.TempDir(), "--payment", "stripe", "--stripe-api-base", base)
+	_, products := s.get(t, "/v1/products", "")
+	var list struct {
+		Products []struct {
+			ID string `json:"id"`
+		} `json:"products"`
+	}
+	if err := json.Unmarshal([]byte(products), &list); err != nil || len(list.Products) == 0 {
+		t.Fatalf("products: %v %s", err, products)
+	}
+	code, cart := s.post(t, "/v1/carts", "", map[string]any{}, nil)
+	if code != 201 {
+		t.Fatalf("cart: %d %v", code, cart)
+	}
+	id := cart["id"].(string)
+	if code, body := s.post(t, "/v1/carts/"+id+"/items", "", map[string]any{"product_id": list.Products[0].ID, "quantity": 2}, nil); code >= 300 {
+		t.Fatalf("add item: %d %v", code, body)
+	}
+	code, order := s.post(t, "/v1/checkout", "", map[string]any{
+		"cart_id": id, "payment": map[string]any{"token": "tok_visa"}, "email": "guest@example.test",
+	}, map[string]string{"Idempotency-Key": "stripe-e2e-1"})
+	if code != 201 || order["status"] != "confirmed" {
+		t.Fatalf("checkout through stripe-mock: %d %v\nstderr:\n%s", code, order, s.stderr)
+	}
+	if err, _ := s.stop(t); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
