@@ -325,3 +325,40 @@ func TestServeWithStripeMock(t *testing.T) {
 		t.Fatalf("exit: %v", err)
 	}
 }
+
+// TestVerifyCommand runs `godwit verify` on a database and through a server's
+// admin endpoint, and makes it fail by breaking the ledger.
+func TestVerifyCommand(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startServer(t, nil, "--data-dir", dataDir)
+	getenv := func(string) string { return "" }
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"verify", "--target", s.base, "--token", s.token}, &out, &errOut, getenv); err != nil {
+		t.Fatalf("verify --target: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "no violations") {
+		t.Fatalf("verify --target said:\n%s", out.String())
+	}
+	if err, _ := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	// Break the books: a posting that does not balance.
+	d, err := db.Open(context.Background(), filepath.Join(dataDir, "godwit.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE loyalty_postings SET amount = amount + 1 WHERE id = (SELECT MIN(id) FROM loyalty_postings)`)
+		return err
+	})
+	_ = d.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = run(context.Background(), []string{"verify", "--data-dir", dataDir}, &out, &errOut, getenv)
+	if err == nil || !strings.Contains(out.String(), "violation") {
+		t.Fatalf("verify on a broken ledger: err=%v\n%s", err, out.String())
+	}
+}

@@ -34,6 +34,8 @@ func commands() map[string]command {
 		"migrate": {"apply database migrations and show their status", runMigrate},
 		"token":   {"mint a bearer token: godwit token admin|service|member <subject>", runToken},
 		"version": {"print the version", runVersion},
+		"verify":  {"check every ledger and shop invariant (database or running server)", runVerify},
+		"loadgen": {"generate realistic load against a server and report latency", runLoadgen},
 	}
 }
 

@@ -358,6 +358,13 @@ func (f *fixture) assertConsistent(t testing.TB) {
 	if p := f.loyalty.heldPoints(); p != 0 {
 		t.Errorf("%d points still held", p)
 	}
+	problems, err := f.checkout.Verify(context.Background(), 0)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("verify: %s", p)
+	}
 }
 
 var _ = notify.Message{}

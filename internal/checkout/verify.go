@@ -1,0 +1,107 @@
+package checkout
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// Verify checks the shop's invariants and returns one readable line per
+// violation. Each check is one query, linear in its tables:
+//   - every successful simulator charge belongs to an order (or was voided or
+//     refunded), and every paid order points at exactly one live charge;
+//   - units taken from stock are accounted for: per product, committed
+//     reservations equal the quantities on live orders;
+//   - no reservation is still held, and no checkout still in progress, past
+//     its expiry plus grace (meaningful once the reaper and recovery have run);
+//   - every confirmed order of a checkout with an email has exactly one
+//     confirmation in the outbox, and none has two.
+//
+// grace allows for jobs that have not yet run; pass 0 right after running them.
+func (s *Service) Verify(ctx context.Context, grace time.Duration) ([]string, error) {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if s.cfg.DB.Engine() == db.Postgres {
+		opts.Isolation = sql.LevelRepeatableRead // one snapshot for every check
+	}
+	tx, err := s.cfg.DB.Read().BeginTx(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("checkout: verify: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	cutoff := db.Micros(s.cfg.Now().Add(-grace))
+
+	checks := []struct {
+		query string
+		args  []any
+		line  func(v []any) string
+	}{
+		{`SELECT c.id, c.status, c.amount FROM payment_charges c
+			WHERE c.status IN ('succeeded', 'partially_refunded')
+			AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.charge_id = c.id)`, nil,
+			func(v []any) string { return fmt.Sprintf("charge %s (%s, %s): no order took it", v[0], v[1], v[2]) }},
+		{`SELECT o.id, o.status, o.charge_id FROM orders o
+			WHERE o.charged_amount > 0 AND o.status IN ('paid', 'confirmed', 'partially_refunded')
+			AND NOT EXISTS (SELECT 1 FROM payment_charges c WHERE c.id = o.charge_id AND c.status IN ('succeeded', 'partially_refunded'))
+			AND EXISTS (SELECT 1 FROM payment_charges) -- charges are local only with the simulator; Stripe keeps its own`, nil,
+			func(v []any) string {
+				return fmt.Sprintf("order %s (%s): charge %q is not a live charge", v[0], v[1], v[2])
+			}},
+		{`SELECT charge_id, COUNT(*) FROM orders WHERE charge_id <> '' GROUP BY charge_id HAVING COUNT(*) > 1`, nil,
+			func(v []any) string { return fmt.Sprintf("charge %s: taken by %s orders", v[0], v[1]) }},
+		{`SELECT COALESCE(r.product_id, o.product_id), COALESCE(r.qty, 0), COALESCE(o.qty, 0) FROM
+			(SELECT ri.product_id, SUM(ri.quantity) AS qty FROM reservation_items ri
+				JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed' GROUP BY ri.product_id) r
+			FULL OUTER JOIN
+			(SELECT oi.product_id, SUM(oi.quantity) AS qty FROM order_items oi
+				JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled' GROUP BY oi.product_id) o
+			ON o.product_id = r.product_id
+			WHERE COALESCE(r.qty, 0) <> COALESCE(o.qty, 0)`, nil,
+			func(v []any) string {
+				return fmt.Sprintf("product %s: %s units committed from stock but %s on orders", v[0], v[1], v[2])
+			}},
+		{`SELECT id, expires_at FROM reservations WHERE state = 'held' AND expires_at < $1`, []any{cutoff},
+			func(v []any) string { return fmt.Sprintf("reservation %s: still held past its expiry", v[0]) }},
+		{`SELECT id, step FROM checkouts WHERE state = 'in_progress' AND lease_until < $1`, []any{cutoff},
+			func(v []any) string {
+				return fmt.Sprintf("checkout %s: still in progress at step %s past its lease", v[0], v[1])
+			}},
+		{`SELECT o.id FROM orders o JOIN checkouts c ON c.id = o.checkout_id
+			WHERE o.status = 'confirmed' AND c.email <> '' AND o.created_at <= $1
+			AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.kind = 'order_confirmation' AND m.reference = o.id)`, []any{cutoff},
+			func(v []any) string { return fmt.Sprintf("order %s: confirmed without a queued confirmation", v[0]) }},
+		{`SELECT reference, COUNT(*) FROM outbox WHERE kind = 'order_confirmation' GROUP BY reference HAVING COUNT(*) > 1`, nil,
+			func(v []any) string { return fmt.Sprintf("order %s: %s confirmations queued", v[0], v[1]) }},
+	}
+	var problems []string
+	for _, c := range checks {
+		// FULL OUTER JOIN runs on both engines (SQLite since 3.39).
+		rows, err := tx.QueryContext(ctx, c.query, c.args...)
+		if err != nil {
+			return nil, fmt.Errorf("checkout: verify: %w", err)
+		}
+		for rows.Next() {
+			var a, b, cc sql.NullString
+			dest := []any{&a, &b, &cc}
+			cols, _ := rows.Columns()
+			if err := rows.Scan(dest[:len(cols)]...); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("checkout: verify: %w", err)
+			}
+			vals := make([]any, len(cols))
+			for i := range cols {
+				vals[i] = dest[i].(*sql.NullString).String
+			}
+			problems = append(problems, c.line(vals))
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("checkout: verify: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("checkout: verify: %w", err)
+		}
+	}
+	return problems, nil
+}
