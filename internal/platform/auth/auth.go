@@ -196,12 +196,17 @@ func LoadOrCreateSecret(path string) (secret []byte, created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, false, fmt.Errorf("auth: create secret dir: %w", err)
 	}
-	// O_EXCL: two processes starting at once must not each write a different secret.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return LoadOrCreateSecret(path)
-	}
+	// Write a temporary file, then hard-link it into place: the link either
+	// publishes a complete file or fails because another process won the race,
+	// in which case its (complete) secret is the one to use.
+	f, err := os.CreateTemp(filepath.Dir(path), ".secret-*")
 	if err != nil {
+		return nil, false, fmt.Errorf("auth: create secret: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
 		return nil, false, fmt.Errorf("auth: create secret: %w", err)
 	}
 	if _, err := f.WriteString(hex.EncodeToString(s) + "\n"); err != nil {
@@ -210,6 +215,12 @@ func LoadOrCreateSecret(path string) (secret []byte, created bool, err error) {
 	}
 	if err := f.Close(); err != nil {
 		return nil, false, fmt.Errorf("auth: write secret: %w", err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return LoadOrCreateSecret(path)
+		}
+		return nil, false, fmt.Errorf("auth: publish secret: %w", err)
 	}
 	return s, true, nil
 }

@@ -61,6 +61,7 @@ type DB struct {
 	engine      Engine
 	write       *sql.DB
 	read        *sql.DB
+	stmts       *stmtCache // SQLite writer only
 	maxAttempts int
 }
 
@@ -181,7 +182,7 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	read.SetMaxOpenConns(opts.MaxOpenConns)
 	read.SetMaxIdleConns(opts.MaxOpenConns)
 	_, _ = otelsql.RegisterDBStatsMetrics(write, o...)
-	return &DB{engine: SQLite, write: write, read: read}, nil
+	return &DB{engine: SQLite, write: write, read: read, stmts: newStmtCache(write, 512)}, nil
 }
 
 // Engine reports which engine d runs on.
@@ -203,7 +204,11 @@ func (d *DB) Ping(ctx context.Context) error {
 
 // Close closes every pool.
 func (d *DB) Close() error {
-	err := d.write.Close()
+	var err error
+	if d.stmts != nil {
+		err = d.stmts.close()
+	}
+	err = errors.Join(err, d.write.Close())
 	if d.read != d.write {
 		err = errors.Join(err, d.read.Close())
 	}
@@ -213,7 +218,9 @@ func (d *DB) Close() error {
 // Tx is a write transaction. It embeds *sql.Tx and knows its engine.
 type Tx struct {
 	*sql.Tx
-	engine Engine
+	engine     Engine
+	cache      *stmtCache
+	unprepared []string // statements this transaction ran unprepared
 }
 
 // Engine reports the engine the transaction runs on.
@@ -248,7 +255,11 @@ func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) erro
 	ctx = context.WithValue(ctx, inTxKey{}, true)
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = d.runTx(ctx, fn)
+		var unprepared []string
+		unprepared, err = d.runTx(ctx, fn)
+		if len(unprepared) > 0 {
+			d.stmts.prepare(context.WithoutCancel(ctx), unprepared)
+		}
 		if err == nil || !IsRetryable(err) || attempt >= d.maxAttempts {
 			if err != nil && IsRetryable(err) {
 				return fmt.Errorf("db: gave up after %d attempts: %w", attempt, err)
@@ -265,13 +276,14 @@ func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) erro
 	}
 }
 
-func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (err error) {
+func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (unprepared []string, err error) {
 	sqlTx, err := d.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("db: begin: %w", err)
+		return nil, fmt.Errorf("db: begin: %w", err)
 	}
-	tx := &Tx{Tx: sqlTx, engine: d.engine}
+	tx := &Tx{Tx: sqlTx, engine: d.engine, cache: d.stmts}
 	defer func() {
+		unprepared = tx.unprepared
 		if p := recover(); p != nil {
 			_ = sqlTx.Rollback()
 			panic(p)
@@ -281,12 +293,12 @@ func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) err
 		}
 	}()
 	if err = fn(ctx, tx); err != nil {
-		return err
+		return nil, err
 	}
 	if err = sqlTx.Commit(); err != nil {
-		return fmt.Errorf("db: commit: %w", err)
+		return nil, fmt.Errorf("db: commit: %w", err)
 	}
-	return nil
+	return nil, nil
 }
 
 // IsRetryable reports whether err is a transient concurrency failure that a
