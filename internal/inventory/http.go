@@ -9,11 +9,13 @@ import (
 
 // Routes returns the inventory's HTTP endpoints.
 func (s *Service) Routes() []httpx.Route {
-	return []httpx.Route{
+	return append([]httpx.Route{
 		{Method: "PUT", Pattern: "/v1/admin/inventory/{product_id}", Summary: "Set a product's available stock", Access: auth.AdminOnly, Handler: s.handleSet},
 		{Method: "GET", Pattern: "/v1/admin/inventory/{product_id}", Summary: "A product's available stock", Access: auth.AdminOnly, Handler: s.handleGet},
-	}
+	}, s.faultRoutes()...)
 }
+
+var authAdmin = auth.AdminOnly
 
 type stockBody struct {
 	Available *int64 `json:"available"`

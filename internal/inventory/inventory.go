@@ -72,6 +72,7 @@ type Service struct {
 	tracer trace.Tracer
 	log    *slog.Logger
 	ttl    time.Duration
+	faults faultCache
 }
 
 // New returns an inventory Service.
@@ -137,7 +138,7 @@ func (s *Service) Available(ctx context.Context, productID string) (int64, error
 func (s *Service) Reserve(ctx context.Context, reference string, items []Item) (Reservation, error) {
 	ctx, span := s.tracer.Start(ctx, "inventory.reserve_batch", trace.WithAttributes(attribute.Int("inventory.item_count", len(items))))
 	defer span.End()
-	res, err := s.reserve(ctx, reference, items)
+	res, err := s.delayedReserve(ctx, span, reference, items)
 	if err != nil {
 		if errs.KindOf(err) == errs.Internal {
 			span.RecordError(err)
@@ -147,6 +148,13 @@ func (s *Service) Reserve(ctx context.Context, reference string, items []Item) (
 	}
 	span.SetAttributes(attribute.String("inventory.reservation_id", res.ID), attribute.Int("inventory.reservations_created", len(res.Items)))
 	return res, nil
+}
+
+func (s *Service) delayedReserve(ctx context.Context, span trace.Span, reference string, items []Item) (Reservation, error) {
+	if err := s.injectDelay(ctx, span); err != nil {
+		return Reservation{}, err
+	}
+	return s.reserve(ctx, reference, items)
 }
 
 func (s *Service) reserve(ctx context.Context, reference string, items []Item) (Reservation, error) {
