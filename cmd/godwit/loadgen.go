@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -35,6 +39,9 @@ func runLoadgen(ctx context.Context, e env, args []string) error {
 		noVerify     = fs.Bool("no-verify", false, "skip verify at the end")
 		grace        = fs.Duration("verify-grace", 2*time.Minute, "grace passed to verify")
 		seed         = fs.Int64("seed", 0, "random seed (0: time-based)")
+		payLatency   = fs.Int("payment-latency-ms", -1, "fault: set the payment simulator's added latency for the run (-1: leave as is)")
+		declineRate  = fs.Int("decline-rate", -1, "fault: percent of charges the simulator declines for the run (-1: leave as is)")
+		reserveDelay = fs.Int("reserve-delay-ms", -1, "fault: delay every stock reservation for the run (-1: leave as is)")
 	)
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
@@ -63,6 +70,11 @@ func runLoadgen(ctx context.Context, e env, args []string) error {
 	if *seed == 0 {
 		*seed = time.Now().UnixNano()
 	}
+	restore, err := applyFaults(ctx, *target, admin, faultSettings{paymentLatencyMS: *payLatency, declineRate: *declineRate, reserveDelayMS: *reserveDelay})
+	if err != nil {
+		return err
+	}
+	defer restore()
 	rep, err := loadgen.Run(ctx, loadgen.Config{
 		Target: *target, AdminToken: admin, ServiceToken: service,
 		MemberToken: func(id string) (string, error) { return keys.Mint(auth.ScopeMember, id, ttl) },
@@ -101,4 +113,88 @@ func runLoadgen(ctx context.Context, e env, args []string) error {
 		}
 	}
 	return errors.Join(failures...)
+}
+
+type faultSettings struct {
+	paymentLatencyMS, declineRate, reserveDelayMS int
+}
+
+// applyFaults sets the requested fault injections through the admin API and
+// returns a function that puts back what was there before.
+func applyFaults(ctx context.Context, target, token string, f faultSettings) (func(), error) {
+	var restores []func()
+	restore := func() {
+		for _, r := range restores {
+			r()
+		}
+	}
+	set := func(path string, change func(map[string]any)) error {
+		var before map[string]any
+		if err := adminJSON(ctx, "GET", target+path, token, nil, &before); err != nil {
+			return err
+		}
+		after := make(map[string]any, len(before))
+		for k, v := range before {
+			after[k] = v
+		}
+		change(after)
+		if err := adminJSON(ctx, "PUT", target+path, token, after, nil); err != nil {
+			return err
+		}
+		restores = append(restores, func() { _ = adminJSON(context.WithoutCancel(ctx), "PUT", target+path, token, before, nil) })
+		return nil
+	}
+	if f.paymentLatencyMS >= 0 || f.declineRate >= 0 {
+		err := set("/v1/admin/faults/payment", func(m map[string]any) {
+			if f.paymentLatencyMS >= 0 {
+				m["latency_ms"] = f.paymentLatencyMS
+			}
+			if f.declineRate >= 0 {
+				m["decline_rate_percent"] = f.declineRate
+			}
+		})
+		if err != nil {
+			restore()
+			return nil, fmt.Errorf("payment faults: %w", err)
+		}
+	}
+	if f.reserveDelayMS >= 0 {
+		if err := set("/v1/admin/faults/inventory", func(m map[string]any) { m["reserve_delay_ms"] = f.reserveDelayMS }); err != nil {
+			restore()
+			return nil, fmt.Errorf("inventory faults: %w", err)
+		}
+	}
+	return restore, nil
+}
+
+func adminJSON(ctx context.Context, method, url, token string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, url, res.StatusCode, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
 }
