@@ -21,13 +21,24 @@ func newTestApp(t *testing.T) *app.App {
 
 func newTestAppOn(t *testing.T, dsn string) *app.App {
 	t.Helper()
+	return newTestAppWith(t, app.Config{DSN: dsn})
+}
+
+// newTestAppWith builds an app from cfg, filling in telemetry, secret and data dir.
+func newTestAppWith(t *testing.T, cfg app.Config) *app.App {
+	t.Helper()
 	ctx := context.Background()
 	tel, err := telemetry.Setup(ctx, telemetry.Config{Getenv: func(string) string { return "" }}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	a, err := app.New(ctx, app.Config{DSN: dsn, Secret: []byte("0123456789abcdef0123456789abcdef"), Telemetry: tel})
+	cfg.Secret = []byte("0123456789abcdef0123456789abcdef")
+	cfg.Telemetry = tel
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	a, err := app.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,5 +58,30 @@ func TestOpenAPIIsServed(t *testing.T) {
 	b, _ := io.ReadAll(res.Body)
 	if res.StatusCode != 200 || !strings.HasPrefix(string(b), "openapi: 3.1") {
 		t.Fatalf("GET /v1/openapi.yaml = %d %.80s", res.StatusCode, b)
+	}
+}
+
+func TestDemoSignInIsLocalOnly(t *testing.T) {
+	a := newTestAppWith(t, app.Config{DSN: dbtest.DSN(t, db.SQLite), Demo: true})
+	for _, tc := range []struct {
+		remote, xff string
+		want        int
+	}{
+		{"127.0.0.1:5000", "", http.StatusCreated},
+		{"[::1]:5000", "", http.StatusCreated},
+		{"203.0.113.9:5000", "", http.StatusForbidden},
+		{"127.0.0.1:5000", "203.0.113.9", http.StatusForbidden}, // behind a proxy: not local
+	} {
+		req := httptest.NewRequest("POST", "/ui/demo/token", strings.NewReader(`{"role":"member","member_id":"ava"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = tc.remote
+		if tc.xff != "" {
+			req.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		rec := httptest.NewRecorder()
+		a.Handler.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("from %s (xff %q): %d, want %d: %s", tc.remote, tc.xff, rec.Code, tc.want, rec.Body)
+		}
 	}
 }
