@@ -32,6 +32,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the HTTP server and background jobs", runServe},
 		"migrate": {"apply database migrations and show their status", runMigrate},
+		"expire":  {"expire loyalty points now, with a progress bar and a summary", runExpire},
 		"token":   {"mint a bearer token: godwit token admin|service|member <subject>", runToken},
 		"version": {"print the version", runVersion},
 		"verify":  {"check every ledger and shop invariant (database or running server)", runVerify},

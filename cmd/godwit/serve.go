@@ -94,6 +94,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.jobs.ReservationReaper, "reaper-interval", 30*time.Second, "how often expired stock reservations are released")
 	fs.DurationVar(&f.jobs.CheckoutRecovery, "recovery-interval", 30*time.Second, "how often interrupted checkouts are resumed or compensated")
 	fs.DurationVar(&f.jobs.Outbox, "outbox-interval", 2*time.Second, "how often queued confirmations are delivered")
+	fs.DurationVar(&f.jobs.LoyaltyExpiry, "expiry-interval", 24*time.Hour, "how often loyalty points expiry runs")
+	fs.DurationVar(&f.jobs.LoyaltyHoldReaper, "hold-reaper-interval", time.Minute, "how often points holds past their expiry are voided")
+	fs.DurationVar(&f.jobs.Requalification, "requalify-interval", 24*time.Hour, "how often tier requalification runs (a no-op after the first run of each year)")
 }
 
 func runServe(ctx context.Context, e env, args []string) error {

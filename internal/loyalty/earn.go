@@ -88,6 +88,20 @@ type Breakdown struct {
 	HoldID         string             `json:"hold_id,omitempty"`
 	Reference      string             `json:"reference,omitempty"`
 	Lots           []LotUse           `json:"lots,omitempty"`
+	// Loyalty II: redemptions, transfers, expiry, reversals, adjustments.
+	RedemptionID         string `json:"redemption_id,omitempty"`
+	OptionID             string `json:"option_id,omitempty"`
+	ListPoints           int64  `json:"list_points,omitempty"`
+	Discount             int64  `json:"discount,omitempty"`
+	TransferID           string `json:"transfer_id,omitempty"`
+	PartnerID            string `json:"partner_id,omitempty"`
+	PartnerUnits         int64  `json:"partner_units,omitempty"`
+	ToMemberID           string `json:"to_member_id,omitempty"`
+	FromMemberID         string `json:"from_member_id,omitempty"`
+	Policy               string `json:"policy,omitempty"`
+	ReversedTransaction  string `json:"reversed_transaction_id,omitempty"`
+	StatusPointsReverted int64  `json:"status_points_reverted,omitempty"`
+	Reason               string `json:"reason,omitempty"`
 }
 
 // LotUse records how much of a lot a debit consumed.
@@ -475,12 +489,14 @@ func (w *earnWrite) exec(ctx context.Context, tx *db.Tx) error {
 	}
 	created := db.Micros(r.CreatedAt)
 	ledgerAfter := r.NewBalance + w.member.Pending
+	lotPoints := lotCredit(w.member.Balance+w.member.Pending, r.TotalPointsEarned)
 	args := []any{
 		r.TransactionID, r.MemberID, "activity:" + w.source + ":" + r.ExternalID, string(bd), w.actor, r.TraceID, created, // 1–7
 		MemberAccount(r.MemberID), r.TotalPointsEarned, ledgerAfter, -r.TotalPointsEarned, // 8–11
 		w.lotID, db.Micros(w.expiresAt), // 12–13
 		w.source, r.ExternalID, r.ActivityType, db.Micros(r.OccurredAt), w.hash, string(stored), // 14–19
 		r.NewBalance, w.statusPoints, r.CreatedAt.Year(), r.Tier, db.Micros(w.lastActivity), // 20–24
+		lotPoints, // 25
 	}
 	if tx.Engine() == db.Postgres {
 		var b strings.Builder
@@ -513,15 +529,18 @@ func (w *earnWrite) exec(ctx context.Context, tx *db.Tx) error {
 		{`INSERT INTO loyalty_activities (source, external_id, member_id, type, occurred_at, request_hash, transaction_id, result, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			[]any{w.source, r.ExternalID, r.MemberID, r.ActivityType, db.Micros(r.OccurredAt), w.hash, r.TransactionID, string(stored), created}},
-		{`UPDATE loyalty_members SET balance = $2, status_points = $3, status_year = $4, tier = $5, last_activity_at = $6, updated_at = $7 WHERE id = $1`,
+		{`UPDATE loyalty_members SET balance = $2, status_points = $3, status_year = $4, tier = $5, last_activity_at = $6, updated_at = $7,
+			prev_status_points = CASE WHEN status_year < $4 THEN status_points ELSE prev_status_points END,
+			prev_status_year = CASE WHEN status_year < $4 THEN status_year ELSE prev_status_year END
+			WHERE id = $1`,
 			[]any{r.MemberID, r.NewBalance, w.statusPoints, r.CreatedAt.Year(), r.Tier, db.Micros(w.lastActivity), created}},
 	}
-	if r.TotalPointsEarned > 0 {
+	if lotPoints > 0 {
 		stmts = append(stmts, struct {
 			q    string
 			args []any
 		}{`INSERT INTO loyalty_lots (id, member_id, transaction_id, points, remaining, earned_at, expires_at) VALUES ($1, $2, $3, $4, $4, $5, $6)`,
-			[]any{w.lotID, r.MemberID, r.TransactionID, r.TotalPointsEarned, created, db.Micros(w.expiresAt)}})
+			[]any{w.lotID, r.MemberID, r.TransactionID, lotPoints, created, db.Micros(w.expiresAt)}})
 	}
 	for _, p := range r.Promotions {
 		stmts = append(stmts, struct {
@@ -551,12 +570,14 @@ const pgEarnWrite = `WITH t AS (
 	       ($1::text, 'program:issuance', $11::bigint, NULL, $7::bigint)
 ), l AS (
 	INSERT INTO loyalty_lots (id, member_id, transaction_id, points, remaining, earned_at, expires_at)
-	SELECT $12::text, $2::text, $1::text, $9::bigint, $9::bigint, $7::bigint, $13::bigint WHERE $9::bigint > 0
+	SELECT $12::text, $2::text, $1::text, $25::bigint, $25::bigint, $7::bigint, $13::bigint WHERE $25::bigint > 0
 ), a AS (
 	INSERT INTO loyalty_activities (source, external_id, member_id, type, occurred_at, request_hash, transaction_id, result, created_at)
 	VALUES ($14::text, $15::text, $2::text, $16::text, $17::bigint, $18::text, $1::text, $19::text, $7::bigint)
 ), m AS (
 	UPDATE loyalty_members SET balance = $20::bigint, status_points = $21::bigint, status_year = $22::integer,
-		tier = $23::text, last_activity_at = $24::bigint, updated_at = $7::bigint
+		tier = $23::text, last_activity_at = $24::bigint, updated_at = $7::bigint,
+		prev_status_points = CASE WHEN status_year < $22::integer THEN status_points ELSE prev_status_points END,
+		prev_status_year = CASE WHEN status_year < $22::integer THEN status_year ELSE prev_status_year END
 	WHERE id = $2::text
 )`

@@ -109,13 +109,8 @@ func (s *Service) HoldPoints(ctx context.Context, memberID string, points int64,
 				"the member has %d spendable points; %d are needed", m.Balance, points).
 				With("points_short", points-m.Balance).With("current_balance", m.Balance)
 		}
-		id, result = newID(), "held"
-		if _, err := tx.ExecContext(ctx, `UPDATE loyalty_members SET balance = balance - $2, held = held + $2, updated_at = $3 WHERE id = $1`,
-			memberID, points, db.Micros(now)); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO loyalty_holds (id, member_id, points, reference, status, created_at, expires_at, updated_at)
-			VALUES ($1, $2, $3, $4, 'pending', $5, $6, $5)`, id, memberID, points, reference, db.Micros(now), db.Micros(now.Add(s.holdTTL)))
+		result = "held"
+		id, err = s.insertHold(ctx, tx, memberID, points, reference, now)
 		return err
 	})
 	if err != nil {
@@ -176,26 +171,7 @@ func (s *Service) CapturePointsHold(ctx context.Context, holdID string) (err err
 			return errs.Coded(errs.Conflict, "hold_voided", "points hold %q was voided and cannot be captured", holdID).With("hold_id", holdID)
 		}
 		result = "captured"
-		lots, err := consumeLots(ctx, tx, m.ID, h.Points)
-		if err != nil {
-			return err
-		}
-		txID := newID()
-		bd, err := json.Marshal(Breakdown{HoldID: h.ID, Reference: h.Reference, Lots: lots})
-		if err != nil {
-			return err
-		}
-		ledgerAfter := m.Balance + m.Pending - h.Points
-		if err := insertTransaction(ctx, tx, txID, TxRedeem, m.ID, "capture:"+h.ID, string(bd), actorOf(ctx), traceIDOf(ctx), now,
-			posting{MemberAccount(m.ID), -h.Points, &ledgerAfter}, posting{AccountRedemption, h.Points, nil}); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE loyalty_holds SET status = 'captured', transaction_id = $2, updated_at = $3 WHERE id = $1`,
-			h.ID, txID, db.Micros(now)); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET held = held - $2, last_activity_at = $3, updated_at = $3 WHERE id = $1`,
-			m.ID, h.Points, db.Micros(now))
+		_, _, err = captureHoldTx(ctx, tx, h, m, TxRedeem, AccountRedemption, Breakdown{}, now)
 		return err
 	})
 	if err != nil {
@@ -215,7 +191,7 @@ func (s *Service) VoidPointsHold(ctx context.Context, holdID string) (err error)
 	now := s.now().UTC()
 	result := "voided"
 	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		h, m, err := lockHold(ctx, tx, holdID)
+		h, _, err := lockHold(ctx, tx, holdID)
 		if err != nil {
 			return err
 		}
@@ -228,12 +204,7 @@ func (s *Service) VoidPointsHold(ctx context.Context, holdID string) (err error)
 			return errs.Coded(errs.Conflict, "hold_captured", "points hold %q was captured and cannot be voided", holdID).With("hold_id", holdID)
 		}
 		result = "voided"
-		if _, err := tx.ExecContext(ctx, `UPDATE loyalty_holds SET status = 'voided', updated_at = $2 WHERE id = $1`, h.ID, db.Micros(now)); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET balance = balance + $2, held = held - $2, updated_at = $3 WHERE id = $1`,
-			m.ID, h.Points, db.Micros(now))
-		return err
+		return voidHoldTx(ctx, tx, h, now)
 	})
 	if err != nil {
 		span.SetAttributes(attribute.String("loyalty.result", errs.CodeOf(err)))
@@ -305,8 +276,7 @@ func (s *Service) RefundPoints(ctx context.Context, memberID string, points int6
 			posting{MemberAccount(m.ID), points, &ledgerAfter}, posting{AccountRedemption, -points, nil}); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO loyalty_lots (id, member_id, transaction_id, points, remaining, earned_at, expires_at)
-			VALUES ($1, $2, $3, $4, $4, $5, $6)`, newID(), m.ID, txID, points, db.Micros(now), db.Micros(s.prog.ExpiryFor(now))); err != nil {
+		if err := insertLot(ctx, tx, m.ID, txID, lotCredit(m.Balance+m.Pending, points), now, s.prog.ExpiryFor(now)); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET balance = balance + $2, updated_at = $3 WHERE id = $1`, m.ID, points, db.Micros(now))
@@ -337,7 +307,7 @@ func insertTransaction(ctx context.Context, tx *db.Tx, id, typ, memberID, key, b
 		return fmt.Errorf("ledger: %s transaction postings sum to %d, not 0", typ, sum)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO loyalty_transactions (id, type, member_id, idempotency_key, breakdown, actor, trace_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, typ, memberID, key, breakdown, actor, traceID, db.Micros(at)); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, typ, memberID, nullable(key), breakdown, actor, traceID, db.Micros(at)); err != nil {
 		return err
 	}
 	for _, p := range ps {
@@ -354,10 +324,17 @@ func insertTransaction(ctx context.Context, tx *db.Tx, id, typ, memberID, key, b
 }
 
 // consumeLots takes points from the member's lots, soonest-expiring first
-// (ties by earning order), and says which lots gave how much.
-func consumeLots(ctx context.Context, tx *db.Tx, memberID string, points int64) ([]LotUse, error) {
+// (ties by earning order), and says which lots gave how much. The lots of
+// transaction preferTx, if any, go first (a reversal takes back its own
+// lot before others). Callers pass lotDebit's share of a debit, so a member
+// whose ledger balance goes negative has their lots emptied, not overdrawn.
+func consumeLots(ctx context.Context, tx *db.Tx, memberID string, points int64, preferTx string) ([]LotUse, error) {
+	if points <= 0 {
+		return nil, nil
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT id, remaining FROM loyalty_lots
-		WHERE member_id = $1 AND remaining > 0 ORDER BY expires_at, earned_at, id`, memberID)
+		WHERE member_id = $1 AND remaining > 0
+		ORDER BY CASE WHEN transaction_id = $2 THEN 0 ELSE 1 END, expires_at, earned_at, id`, memberID, preferTx)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 // Routes returns the service's HTTP endpoints with their access policies
 // and idempotency modes.
 func (s *Service) Routes() []httpx.Route {
-	return []httpx.Route{
+	return append([]httpx.Route{
 		{Method: "POST", Pattern: "/v1/members", Summary: "Enrol a member", Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleCreateMember},
 		{Method: "GET", Pattern: "/v1/members/{id}", Summary: "A member's tier, balance and status points", Access: auth.MemberSelf("id"), Handler: s.handleGetMember},
 		{Method: "POST", Pattern: "/v1/members/{id}/activities", Summary: "Post an activity and earn points", Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handlePostActivity},
@@ -25,7 +25,7 @@ func (s *Service) Routes() []httpx.Route {
 		{Method: "GET", Pattern: "/v1/admin/promotions/{id}", Summary: "Read a promotion", Access: auth.AdminOnly, Handler: s.handleGetPromotion},
 		{Method: "PUT", Pattern: "/v1/admin/promotions/{id}", Summary: "Replace a promotion", Access: auth.AdminOnly, Idempotency: httpx.IdempotencyOptional, Handler: s.handleUpdatePromotion},
 		{Method: "DELETE", Pattern: "/v1/admin/promotions/{id}", Summary: "Withdraw a promotion", Access: auth.AdminOnly, Handler: s.handleDeletePromotion},
-	}
+	}, s.routesII()...)
 }
 
 // MemberJSON is the API's member shape.

@@ -32,6 +32,34 @@
 //     delivers them), otherwise the caller's actor ("service:airline"). A repeat
 //     with the same details replays the stored result; different details are
 //     errs Conflict "external_id_conflict".
+//
+// Loyalty II (redemption, transfers, expiry, reversals, requalification):
+//
+//   - Two-phase debits. Redemptions and partner transfers hold the points
+//     (one transaction under the member lock), call the provider outside any
+//     transaction (bounded to half the hold TTL), then capture or void in a
+//     second transaction that runs even if the caller has gone. A crashed
+//     process leaves a pending hold that VoidExpiredHolds voids after the
+//     TTL. Member-to-member transfers are one transaction locking both
+//     members in id order.
+//   - Negative balances. Only reversals and negative adjustments can take a
+//     balance below zero; a negative balance blocks redemptions and
+//     transfers (errs Unprocessable "negative_balance"). Lots hold
+//     max(ledger balance, 0): a debit empties lots without overdrawing them
+//     and a credit repays the debt before forming a lot (lotCredit,
+//     lotDebit).
+//   - Expiry expires min(expired lots, spendable balance) per member, one
+//     transaction each under the member lock with lots re-read, so it is
+//     idempotent, never makes a balance negative, and replicas may run it
+//     at once. Held points do not expire until their hold is voided.
+//   - Reversals undo an earning exactly (points, status points of a year
+//     not yet requalified, the tier upgrade it caused, promotion awards),
+//     once per earning (idempotency key "reversal:<transaction id>").
+//   - Requalification closes the previous status year once per member
+//     (requalified_year): the new tier is the highest the year's status
+//     points reach (or the new year's, if higher). Earning keeps the
+//     previous year's status points when it rolls a member into a new year,
+//     so the job may run after members have started earning again.
 package loyalty
 
 import (
@@ -92,6 +120,12 @@ type Config struct {
 	// OutstandingCacheTTL is how long the points_outstanding gauge reuses
 	// its last query result. Default 5 seconds.
 	OutstandingCacheTTL time.Duration
+	// Fulfiller delivers redemptions. nil: the built-in provider, which
+	// issues confirmation codes and obeys the fulfilment fault settings.
+	Fulfiller Fulfiller
+	// Partners sends transfers to partner programs. nil: the built-in
+	// simulator, which obeys each partner's fault settings.
+	Partners PartnerGateway
 }
 
 // Service is the loyalty service. It is safe for concurrent use.
@@ -103,7 +137,14 @@ type Service struct {
 	tracer  trace.Tracer
 	holdTTL time.Duration
 
-	earned metric.Int64Counter
+	fulfiller Fulfiller
+	partners  PartnerGateway
+
+	earned        metric.Int64Counter
+	redeemed      metric.Int64Counter
+	redeemLatency metric.Float64Histogram
+	transferred   metric.Int64Counter
+	expired       metric.Int64Counter
 
 	outMu     sync.Mutex
 	outTTL    time.Duration
@@ -144,6 +185,13 @@ func New(cfg Config) (*Service, error) {
 		holdTTL: cfg.HoldTTL,
 		outTTL:  cfg.OutstandingCacheTTL,
 	}
+	s.fulfiller, s.partners = cfg.Fulfiller, cfg.Partners
+	if s.fulfiller == nil {
+		s.fulfiller = builtinFulfiller{s}
+	}
+	if s.partners == nil {
+		s.partners = builtinPartners{s}
+	}
 	if cfg.MeterProvider != nil {
 		if err := s.initMetrics(cfg.MeterProvider.Meter(TracerName)); err != nil {
 			return nil, fmt.Errorf("loyalty: metrics: %w", err)
@@ -158,6 +206,26 @@ func (s *Service) initMetrics(m metric.Meter) error {
 		metric.WithDescription("Points earned by members (base, tier bonus and promotions)"),
 		metric.WithUnit("{point}"))
 	if err != nil {
+		return err
+	}
+	if s.redeemed, err = m.Int64Counter("loyalty.points_redeemed_total",
+		metric.WithDescription("Points redeemed by members (captured redemptions)"),
+		metric.WithUnit("{point}")); err != nil {
+		return err
+	}
+	if s.redeemLatency, err = m.Float64Histogram("loyalty.redemption_latency_ms",
+		metric.WithDescription("Time to process a points redemption, from request to capture or void"),
+		metric.WithUnit("ms")); err != nil {
+		return err
+	}
+	if s.transferred, err = m.Int64Counter("loyalty.points_transferred_total",
+		metric.WithDescription("Points transferred out of member accounts (to partners or other members)"),
+		metric.WithUnit("{point}")); err != nil {
+		return err
+	}
+	if s.expired, err = m.Int64Counter("loyalty.points_expired_total",
+		metric.WithDescription("Points expired by the expiry job"),
+		metric.WithUnit("{point}")); err != nil {
 		return err
 	}
 	_, err = m.Int64ObservableGauge("loyalty.points_outstanding",

@@ -70,9 +70,9 @@ func (s *Service) CreateMember(ctx context.Context, n NewMember) (Member, error)
 	}
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO loyalty_members
-			(id, name, email, tier, balance, held, status_points, status_year, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, 0, 0, 0, $5, $6, $6)`,
-			m.ID, m.Name, m.Email, m.Tier, m.StatusYear, db.Micros(now))
+			(id, name, email, tier, balance, held, status_points, status_year, requalified_year, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, 0, 0, 0, $5, $6, $7, $7)`,
+			m.ID, m.Name, m.Email, m.Tier, m.StatusYear, m.StatusYear-1, db.Micros(now))
 		return err
 	})
 	if err != nil {

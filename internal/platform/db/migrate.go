@@ -44,7 +44,9 @@ func MigrationStatus(ctx context.Context, d *DB) ([]*goose.MigrationStatus, erro
 func newProvider(d *DB, log *slog.Logger) (*goose.Provider, error) {
 	dir := "migrations/sqlite"
 	dialect := goose.DialectSQLite3
-	var opts []goose.ProviderOption
+	// Areas own number ranges, so a database that has 30 (checkout) must still
+	// accept a later-written 20 (loyalty II): apply missing lower versions too.
+	opts := []goose.ProviderOption{goose.WithAllowOutofOrder(true)}
 	if d.engine == Postgres {
 		dir, dialect = "migrations/postgres", goose.DialectPostgres
 		locker, err := lock.NewPostgresSessionLocker()

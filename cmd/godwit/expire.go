@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godwit-dev/godwit/internal/loyalty"
+	"github.com/godwit-dev/godwit/internal/loyalty/program"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+func runExpire(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "expire", "expire [flags]\n\n"+
+		"Runs the loyalty points expiry job once (the same job serve runs every --expiry-interval)\n"+
+		"and prints a summary. Safe to run while servers are running, and twice: points never\n"+
+		"expire twice.")
+	var common commonFlags
+	common.register(fs)
+	var (
+		programFile = fs.String("program", "", "loyalty program file (default: the built-in program)")
+		chunk       = fs.Int("chunk-size", loyalty.DefaultExpireChunk, "members read per query")
+		asOf        = fs.String("as-of", "", "expire as of this RFC 3339 time instead of now (to preview or catch up)")
+	)
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintln(e.stderr, "godwit expire: takes no arguments")
+		return errUsage
+	}
+	if *chunk <= 0 {
+		return fmt.Errorf("--chunk-size must be positive, not %d", *chunk)
+	}
+	var now time.Time
+	if *asOf != "" {
+		t, err := time.Parse(time.RFC3339Nano, *asOf)
+		if err != nil {
+			return fmt.Errorf("--as-of: %w", err)
+		}
+		now = t
+	}
+	prog := program.Default()
+	if *programFile != "" {
+		p, err := program.Load(*programFile)
+		if err != nil {
+			return err
+		}
+		prog = p
+	}
+
+	d, err := db.Open(ctx, common.databaseDSN(), db.Options{})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := db.Migrate(ctx, d, nil); err != nil {
+		return err
+	}
+	svc, err := loyalty.New(loyalty.Config{DB: d, Program: prog, Logger: slog.New(slog.NewTextHandler(e.stderr, nil))})
+	if err != nil {
+		return err
+	}
+
+	bar := newProgress(e.stderr)
+	start := time.Now()
+	rep, err := svc.ExpireBatch(ctx, loyalty.ExpireOptions{Now: now, ChunkSize: *chunk, Progress: bar.update})
+	bar.finish()
+	if err != nil {
+		return fmt.Errorf("expire: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "Expiry (%s policy, %d months) as of %s\n", rep.Policy, prog.Expiry.Months, rep.Now.Format(time.RFC3339))
+	fmt.Fprintf(e.stdout, "  members examined:  %d\n", rep.Candidates)
+	fmt.Fprintf(e.stdout, "  accounts affected: %d\n", rep.AccountsAffected)
+	fmt.Fprintf(e.stdout, "  points expired:    %d\n", rep.TotalPointsExpired)
+	fmt.Fprintf(e.stdout, "  took:              %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// progress draws a progress bar on a terminal, or prints a line every few
+// seconds (and at the end) when stderr is a file or pipe.
+type progress struct {
+	mu       sync.Mutex
+	w        io.Writer
+	tty      bool
+	last     time.Time
+	drawn    bool
+	interval time.Duration
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w, interval: 5 * time.Second}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty, p.interval = true, 100*time.Millisecond
+		}
+	}
+	return p
+}
+
+func (p *progress) update(done, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now := time.Now(); now.Sub(p.last) >= p.interval || done == total {
+		p.last = now
+		p.draw(done, total)
+	}
+}
+
+func (p *progress) draw(done, total int) {
+	if total < done {
+		total = done
+	}
+	pct := 100
+	if total > 0 {
+		pct = done * 100 / total
+	}
+	if !p.tty {
+		fmt.Fprintf(p.w, "expire: %d/%d members (%d%%)\n", done, total, pct)
+		return
+	}
+	const width = 30
+	filled := pct * width / 100
+	fmt.Fprintf(p.w, "\r[%s%s] %3d%% %d/%d members", strings.Repeat("#", filled), strings.Repeat(".", width-filled), pct, done, total)
+	p.drawn = true
+}
+
+func (p *progress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}

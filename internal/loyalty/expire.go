@@ -1,0 +1,382 @@
+package loyalty
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/godwit-dev/godwit/internal/loyalty/program"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// DefaultExpireChunk is how many members ExpireBatch reads per query.
+const DefaultExpireChunk = 500
+
+// ExpireOptions tune ExpireBatch.
+type ExpireOptions struct {
+	// Now is the instant to expire as of; zero means the service clock.
+	Now time.Time
+	// ChunkSize is how many candidate members are read per query; 0 means
+	// DefaultExpireChunk.
+	ChunkSize int
+	// Progress, when set, is called after each member with the number done
+	// and the number of candidates found at the start (done may pass total
+	// when members become candidates during the run).
+	Progress func(done, total int)
+}
+
+// ExpireReport summarises an ExpireBatch run.
+type ExpireReport struct {
+	Policy string
+	Now    time.Time
+	// Candidates is how many members were examined.
+	Candidates int
+	// AccountsAffected is how many members lost points.
+	AccountsAffected   int
+	TotalPointsExpired int64
+	// Failed is how many members could not be processed (logged; retried
+	// by the next run).
+	Failed int
+}
+
+// ExpireBatch applies the program's expiry policy as of opts.Now:
+//
+//   - lot: every lot whose expires_at has passed expires;
+//   - inactivity: every lot of a member whose last activity (or enrolment,
+//     if none) plus the policy's months has passed expires.
+//
+// Members are processed one per transaction, each under its row lock with
+// its lots re-read inside the transaction, so concurrent earning and
+// redeeming for the member simply serialise with it, and two runners (two
+// replicas) never expire the same points twice: the second finds the lots
+// already empty. Candidates are read in chunks by member id.
+//
+// Only spendable points expire: a member expires min(expired lots'
+// remaining points, spendable balance). Points reserved by a pending hold
+// stay (the hold will be captured — consuming those lots first, as they
+// expire soonest — or voided, and the next run expires them); a member who
+// owes points (negative balance) has nothing to expire. So expiry never
+// makes a balance negative, and a second run with the same Now expires
+// nothing.
+func (s *Service) ExpireBatch(ctx context.Context, opts ExpireOptions) (rep ExpireReport, err error) {
+	now := opts.Now
+	if now.IsZero() {
+		now = s.now()
+	}
+	now = now.UTC()
+	chunk := opts.ChunkSize
+	if chunk <= 0 {
+		chunk = DefaultExpireChunk
+	}
+	rep = ExpireReport{Policy: s.prog.Expiry.Policy, Now: now}
+	ctx, span := s.tracer.Start(ctx, "loyalty.expiration_batch", trace.WithAttributes(
+		attribute.String("loyalty.transaction_type", "expiration"),
+		attribute.String("loyalty.expiry_policy", rep.Policy),
+	))
+	defer func() {
+		span.SetAttributes(
+			attribute.Int("loyalty.accounts_affected", rep.AccountsAffected),
+			attribute.Int64("loyalty.total_points_expired", rep.TotalPointsExpired),
+			attribute.Int("loyalty.members_examined", rep.Candidates),
+		)
+		endSpan(span, err)
+	}()
+
+	total, err := s.countExpiryCandidates(ctx, now)
+	if err != nil {
+		return rep, internal("expire: count", err)
+	}
+	var failures []error
+	after := ""
+	for {
+		ids, err := s.expiryCandidates(ctx, now, after, chunk)
+		if err != nil {
+			return rep, internal("expire: candidates", err)
+		}
+		for _, id := range ids {
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
+			points, err := s.expireMember(ctx, id, now)
+			rep.Candidates++
+			if err != nil {
+				if ctx.Err() != nil {
+					return rep, ctx.Err()
+				}
+				rep.Failed++
+				s.log.ErrorContext(ctx, "loyalty: expiring a member's points failed", "member_id", id, "error", err.Error())
+				failures = append(failures, fmt.Errorf("member %s: %w", id, err))
+			} else if points > 0 {
+				rep.AccountsAffected++
+				rep.TotalPointsExpired += points
+			}
+			if opts.Progress != nil {
+				opts.Progress(rep.Candidates, total)
+			}
+		}
+		if len(ids) < chunk {
+			break
+		}
+		after = ids[len(ids)-1]
+	}
+	if len(failures) > 0 {
+		return rep, internal("expire", fmt.Errorf("%d members failed: %w", len(failures), errors.Join(failures...)))
+	}
+	return rep, nil
+}
+
+// inactivityCutoff is a bound for the SQL filter: every member whose points
+// have expired at now has last activity at or before it. AddMonths clamps
+// to month ends, so the exact rule (InactivityExpiry(last) <= now) is
+// checked in Go under the member's lock; the bound only needs to be loose.
+func (s *Service) inactivityCutoff(now time.Time) time.Time {
+	return program.AddMonths(now, -s.prog.Expiry.Months).Add(4 * 24 * time.Hour)
+}
+
+func (s *Service) candidateQuery(now time.Time) (string, []any) {
+	if s.prog.Expiry.Policy == program.ExpiryLot {
+		return `SELECT DISTINCT member_id AS id FROM loyalty_lots WHERE remaining > 0 AND expires_at <= $1`, []any{db.Micros(now)}
+	}
+	return `SELECT id FROM loyalty_members WHERE balance > 0 AND COALESCE(last_activity_at, created_at) <= $1`,
+		[]any{db.Micros(s.inactivityCutoff(now))}
+}
+
+func (s *Service) countExpiryCandidates(ctx context.Context, now time.Time) (int, error) {
+	q, args := s.candidateQuery(now)
+	var n int
+	err := s.db.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+q+`) c`, args...).Scan(&n)
+	return n, err
+}
+
+func (s *Service) expiryCandidates(ctx context.Context, now time.Time, after string, limit int) ([]string, error) {
+	q, args := s.candidateQuery(now)
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT c.id FROM (`+q+`) c WHERE c.id > $2 ORDER BY c.id LIMIT $3`,
+		append(args, after, limit)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// expireMember expires one member's points in its own transaction and
+// returns how many expired.
+func (s *Service) expireMember(ctx context.Context, memberID string, now time.Time) (expired int64, err error) {
+	ctx, span := s.tracer.Start(ctx, "loyalty.expire_member_points", trace.WithAttributes(attribute.String("loyalty.member_id", memberID)))
+	defer func() {
+		span.SetAttributes(attribute.Int64("loyalty.points_expiring", expired))
+		endSpan(span, err)
+	}()
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		expired = 0
+		m, err := lockMember(ctx, tx, memberID)
+		if err != nil {
+			return err
+		}
+		avail := max(m.Balance, 0)
+		if avail == 0 {
+			return nil
+		}
+		var rows *sql.Rows
+		if s.prog.Expiry.Policy == program.ExpiryLot {
+			rows, err = tx.QueryContext(ctx, `SELECT id, remaining FROM loyalty_lots WHERE member_id = $1 AND remaining > 0 AND expires_at <= $2
+				ORDER BY expires_at, earned_at, id`, m.ID, db.Micros(now))
+		} else {
+			last := m.LastActivityAt
+			if last.IsZero() {
+				last = m.CreatedAt
+			}
+			if !program.IsExpired(s.prog.InactivityExpiry(last), now) {
+				return nil
+			}
+			rows, err = tx.QueryContext(ctx, `SELECT id, remaining FROM loyalty_lots WHERE member_id = $1 AND remaining > 0
+				ORDER BY expires_at, earned_at, id`, m.ID)
+		}
+		if err != nil {
+			return err
+		}
+		var uses []LotUse
+		left := avail
+		for rows.Next() && left > 0 {
+			var u LotUse
+			var remaining int64
+			if err := rows.Scan(&u.LotID, &remaining); err != nil {
+				rows.Close()
+				return err
+			}
+			u.Points = min(remaining, left)
+			left -= u.Points
+			expired += u.Points
+			uses = append(uses, u)
+		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return err
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if expired == 0 {
+			return nil
+		}
+		for _, u := range uses {
+			if _, err := tx.ExecContext(ctx, `UPDATE loyalty_lots SET remaining = remaining - $2 WHERE id = $1`, u.LotID, u.Points); err != nil {
+				return err
+			}
+		}
+		bd, err := json.Marshal(Breakdown{Policy: s.prog.Expiry.Policy, Lots: uses})
+		if err != nil {
+			return err
+		}
+		after := m.Balance + m.Pending - expired
+		if err := insertTransaction(ctx, tx, newID(), TxExpire, m.ID, "", string(bd), actorOf(ctx), traceIDOf(ctx), now,
+			posting{MemberAccount(m.ID), -expired, &after}, posting{AccountExpiry, expired, nil}); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET balance = balance - $2, updated_at = $3 WHERE id = $1`, m.ID, expired, db.Micros(now))
+		return err
+	})
+	if err != nil {
+		expired = 0
+		return 0, err
+	}
+	if expired > 0 && s.expired != nil {
+		s.expired.Add(ctx, expired, metric.WithAttributes(attribute.String("loyalty.expiry_policy", s.prog.Expiry.Policy)))
+	}
+	return expired, nil
+}
+
+// VoidExpiredHolds voids every pending hold whose expires_at is at or
+// before now, so a redemption, transfer or checkout whose process died
+// mid-way does not keep the points pending forever. The redemption or
+// transfer that owned the hold is marked failed. Each hold is voided in its
+// own transaction under the member's lock after re-reading it, so replicas
+// running this at once void each hold once. It returns how many it voided.
+func (s *Service) VoidExpiredHolds(ctx context.Context, now time.Time) (n int, err error) {
+	now = now.UTC()
+	ctx, span := s.tracer.Start(ctx, "loyalty.void_expired_holds")
+	defer func() {
+		span.SetAttributes(attribute.Int("loyalty.holds_voided", n))
+		endSpan(span, err)
+	}()
+	const batch = 200
+	after := ""
+	for {
+		rows, err := s.db.Read().QueryContext(ctx, `SELECT id FROM loyalty_holds WHERE status = 'pending' AND expires_at <= $1 AND id > $2
+			ORDER BY id LIMIT $3`, db.Micros(now), after, batch)
+		if err != nil {
+			return n, internal("void expired holds", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return n, internal("void expired holds", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return n, internal("void expired holds", err)
+		}
+		for _, id := range ids {
+			voided := false
+			err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+				voided = false
+				h, _, err := lockHold(ctx, tx, id)
+				if err != nil {
+					return err
+				}
+				if h.Status != HoldPending || h.ExpiresAt.After(now) {
+					return nil
+				}
+				if err := voidHoldTx(ctx, tx, h, now); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE loyalty_redemptions SET status = 'failed', failure = 'hold expired', updated_at = $2
+					WHERE hold_id = $1 AND status = 'pending'`, h.ID, db.Micros(now)); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE loyalty_transfers SET status = 'failed', updated_at = $2
+					WHERE hold_id = $1 AND status = 'pending'`, h.ID, db.Micros(now)); err != nil {
+					return err
+				}
+				voided = true
+				return nil
+			})
+			if err != nil {
+				return n, internal("void expired hold", err)
+			}
+			if voided {
+				n++
+				s.log.WarnContext(ctx, "loyalty: voided an expired points hold", "hold_id", id)
+			}
+		}
+		if len(ids) < batch {
+			return n, nil
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// runEvery runs job now and then every interval until ctx is done. A
+// failure is logged and the job tried again at the next tick.
+func (s *Service) runEvery(ctx context.Context, interval time.Duration, name string, job func(ctx context.Context) error) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := job(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "loyalty: background job failed", "job", name, "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RunExpiry runs ExpireBatch at once and then every interval until ctx is
+// done (serve's --expiry-interval, 24h by default). Replicas may all run
+// it: see ExpireBatch. A non-positive interval returns at once.
+func (s *Service) RunExpiry(ctx context.Context, interval time.Duration) {
+	s.runEvery(ctx, interval, "expiry", func(ctx context.Context) error {
+		rep, err := s.ExpireBatch(ctx, ExpireOptions{})
+		if err == nil {
+			s.log.InfoContext(ctx, "loyalty: expiry run", "policy", rep.Policy, "members_examined", rep.Candidates,
+				"accounts_affected", rep.AccountsAffected, "total_points_expired", rep.TotalPointsExpired)
+		}
+		return err
+	})
+}
+
+// DefaultHoldReaperInterval suits the default 30-minute hold TTL.
+const DefaultHoldReaperInterval = time.Minute
+
+// RunHoldReaper runs VoidExpiredHolds at once and then every interval until
+// ctx is done. A non-positive interval returns at once.
+func (s *Service) RunHoldReaper(ctx context.Context, interval time.Duration) {
+	s.runEvery(ctx, interval, "hold_reaper", func(ctx context.Context) error {
+		_, err := s.VoidExpiredHolds(ctx, s.now())
+		return err
+	})
+}

@@ -1,0 +1,168 @@
+package loyalty
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// RequalifyReport summarises a Requalify run.
+type RequalifyReport struct {
+	// Year is the status year requalified on (the calendar year before now).
+	Year                            int
+	Members                         int
+	Upgraded, Downgraded, Unchanged int
+}
+
+// Requalify runs the year-end tier requalification for the status year
+// before now (UTC): each member's tier becomes the highest tier whose
+// threshold their status points of that year met — or, if higher, the tier
+// their status points of the new year already reach — and a status year
+// still open is closed (its points kept as the previous year's, the
+// current ones reset to zero). Each member is done once per year
+// (loyalty_members.requalified_year), in its own transaction under its row
+// lock, so re-runs and concurrent replicas change nothing twice.
+func (s *Service) Requalify(ctx context.Context, now time.Time) (rep RequalifyReport, err error) {
+	year := now.UTC().Year() - 1
+	rep.Year = year
+	ctx, span := s.tracer.Start(ctx, "loyalty.requalify_batch", trace.WithAttributes(
+		attribute.String("loyalty.transaction_type", "requalification"),
+		attribute.Int("loyalty.status_year", year),
+	))
+	defer func() {
+		span.SetAttributes(
+			attribute.Int("loyalty.members_requalified", rep.Members),
+			attribute.Int("loyalty.upgraded", rep.Upgraded),
+			attribute.Int("loyalty.downgraded", rep.Downgraded),
+		)
+		endSpan(span, err)
+	}()
+	after := ""
+	const chunk = 500
+	for {
+		rows, err := s.db.Read().QueryContext(ctx, `SELECT id FROM loyalty_members WHERE requalified_year < $1 AND id > $2 ORDER BY id LIMIT $3`,
+			year, after, chunk)
+		if err != nil {
+			return rep, internal("requalify", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return rep, internal("requalify", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return rep, internal("requalify", err)
+		}
+		for _, id := range ids {
+			change, err := s.requalifyMember(ctx, id, year)
+			if err != nil {
+				return rep, internal("requalify", fmt.Errorf("member %s: %w", id, err))
+			}
+			switch change {
+			case 0:
+				continue // done by someone else meanwhile
+			case 1:
+				rep.Upgraded++
+			case -1:
+				rep.Downgraded++
+			case 2:
+				rep.Unchanged++
+			}
+			rep.Members++
+		}
+		if len(ids) < chunk {
+			return rep, nil
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// requalifyMember returns 1 for an upgrade, -1 for a downgrade, 2 for no
+// change and 0 when the member had already been requalified.
+func (s *Service) requalifyMember(ctx context.Context, id string, year int) (change int, err error) {
+	ctx, span := s.tracer.Start(ctx, "loyalty.requalify_member", trace.WithAttributes(attribute.String("loyalty.member_id", id)))
+	defer func() { endSpan(span, err) }()
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		change = 0
+		var (
+			tier                       string
+			sp, prevSP                 int64
+			spYear, prevYear, requalYr int
+		)
+		err := tx.QueryRowContext(ctx, `SELECT tier, status_points, status_year, prev_status_points, prev_status_year, requalified_year
+			FROM loyalty_members WHERE id = $1`+tx.ForUpdate(), id).Scan(&tier, &sp, &spYear, &prevSP, &prevYear, &requalYr)
+		if err != nil {
+			return err
+		}
+		if requalYr >= year {
+			return nil
+		}
+		var last, current int64
+		switch {
+		case spYear == year:
+			last = sp
+		case prevYear == year:
+			last = prevSP
+		}
+		if spYear > year {
+			current = sp
+		}
+		next := s.prog.TierFor(last)
+		if t := s.prog.TierFor(current); t.Rank > next.Rank {
+			next = t
+		}
+		prevTier, known := s.prog.Tier(tier)
+		switch {
+		case !known || next.Rank > prevTier.Rank:
+			change = 1
+		case next.Rank < prevTier.Rank:
+			change = -1
+		default:
+			change = 2
+		}
+		if !known {
+			change = -1
+		}
+		span.SetAttributes(
+			attribute.String("loyalty.previous_tier", tier),
+			attribute.String("loyalty.tier", next.ID),
+			attribute.Int64("loyalty.status_points", last),
+		)
+		if spYear <= year {
+			if spYear == year {
+				prevSP, prevYear = sp, year
+			}
+			sp, spYear = 0, year+1
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET tier = $2, status_points = $3, status_year = $4, prev_status_points = $5,
+			prev_status_year = $6, requalified_year = $7, updated_at = $8 WHERE id = $1`,
+			id, next.ID, sp, spYear, prevSP, prevYear, year, db.Micros(s.now()))
+		return err
+	})
+	return change, err
+}
+
+// RunRequalification runs Requalify for the clock's previous year at once
+// and then every interval until ctx is done; after the first run of a year
+// it finds nothing to do, so a daily interval is fine. A non-positive
+// interval returns at once.
+func (s *Service) RunRequalification(ctx context.Context, interval time.Duration) {
+	s.runEvery(ctx, interval, "requalification", func(ctx context.Context) error {
+		rep, err := s.Requalify(ctx, s.now())
+		if err == nil && rep.Members > 0 {
+			s.log.InfoContext(ctx, "loyalty: requalification", "status_year", rep.Year, "members", rep.Members,
+				"upgraded", rep.Upgraded, "downgraded", rep.Downgraded)
+		}
+		return err
+	})
+}
