@@ -16,7 +16,7 @@ import (
 
 // TestEarnRoundTrips counts the database calls of one earning (with one
 // promotion applied) from the otelsql spans, so a change that adds round
-// trips to the hot path is noticed. docs/benchmarks-loyalty.md quotes it.
+// trips to the hot path is noticed. docs/benchmarks.md quotes it.
 func TestEarnRoundTrips(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
