@@ -37,6 +37,7 @@ func commands() map[string]command {
 		"version": {"print the version", runVersion},
 		"verify":  {"check every ledger and shop invariant (database or running server)", runVerify},
 		"loadgen": {"generate realistic load against a server and report latency", runLoadgen},
+		"trace":   {"print a trace as a text waterfall (from a server or Jaeger)", runTrace},
 	}
 }
 

@@ -72,6 +72,64 @@ type serveFlags struct {
 	smtpHELO          string
 
 	jobs app.JobIntervals
+
+	services      string
+	peers         peerFlag
+	peerTimeout   time.Duration
+	checkoutLease time.Duration
+}
+
+// peerFlag collects repeatable --peer name=url values (a comma-separated list
+// also works, which is how GODWIT_PEER carries several).
+type peerFlag map[string]string
+
+func (p *peerFlag) String() string {
+	if p == nil || *p == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(*p))
+	for _, name := range app.AllServices {
+		if u, ok := (*p)[name]; ok {
+			parts = append(parts, name+"="+u)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func (p *peerFlag) Set(v string) error {
+	if *p == nil {
+		*p = peerFlag{}
+	}
+	for _, one := range strings.Split(v, ",") {
+		if strings.TrimSpace(one) == "" {
+			continue
+		}
+		name, base, err := app.ParsePeer(one)
+		if err != nil {
+			return err
+		}
+		(*p)[name] = base
+	}
+	return nil
+}
+
+// peerMap merges --peer values with GODWIT_PEER_<NAME> variables; the flag wins.
+func (f *serveFlags) peerMap(getenv func(string) string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, name := range app.AllServices {
+		env := "GODWIT_PEER_" + strings.ToUpper(name)
+		if v := strings.TrimSpace(getenv(env)); v != "" {
+			_, base, err := app.ParsePeer(name + "=" + v)
+			if err != nil {
+				return nil, fmt.Errorf("environment %s: %w", env, err)
+			}
+			out[name] = base
+		}
+	}
+	for name, base := range f.peers {
+		out[name] = base
+	}
+	return out, nil
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -94,9 +152,13 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.jobs.ReservationReaper, "reaper-interval", 30*time.Second, "how often expired stock reservations are released")
 	fs.DurationVar(&f.jobs.CheckoutRecovery, "recovery-interval", 30*time.Second, "how often interrupted checkouts are resumed or compensated")
 	fs.DurationVar(&f.jobs.Outbox, "outbox-interval", 2*time.Second, "how often queued confirmations are delivered")
-	fs.DurationVar(&f.jobs.LoyaltyExpiry, "expiry-interval", 24*time.Hour, "how often loyalty points expiry runs")
-	fs.DurationVar(&f.jobs.LoyaltyHoldReaper, "hold-reaper-interval", time.Minute, "how often points holds past their expiry are voided")
-	fs.DurationVar(&f.jobs.Requalification, "requalify-interval", 24*time.Hour, "how often tier requalification runs (a no-op after the first run of each year)")
+	fs.DurationVar(&f.jobs.LoyaltyExpiry, "expiry-interval", 24*time.Hour, "how often loyalty points expiry runs (0: never)")
+	fs.DurationVar(&f.jobs.LoyaltyHoldReaper, "hold-reaper-interval", time.Minute, "how often expired points holds are voided (0: never)")
+	fs.DurationVar(&f.jobs.Requalification, "requalify-interval", 24*time.Hour, "how often tier requalification runs (0: never)")
+	fs.StringVar(&f.services, "services", "all", "services this process runs: all, or a comma-separated subset of "+strings.Join(app.AllServices, ","))
+	fs.Var(&f.peers, "peer", "where a service this process needs but does not run listens: name=url (repeatable; or GODWIT_PEER_<NAME>=url)")
+	fs.DurationVar(&f.peerTimeout, "peer-timeout", app.DefaultPeerTimeout, "how long one call to a peer service may take")
+	fs.DurationVar(&f.checkoutLease, "checkout-lease", 2*time.Minute, "how long a running checkout is protected from the recovery pass (longer than any checkout takes)")
 }
 
 func runServe(ctx context.Context, e env, args []string) error {
@@ -122,8 +184,20 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 
+	services, err := app.ParseServices(f.services)
+	if err != nil {
+		return fmt.Errorf("--services: %w", err)
+	}
+	peers, err := f.peerMap(e.getenv)
+	if err != nil {
+		return err
+	}
+	if f.peerTimeout <= 0 {
+		return errors.New("--peer-timeout must be positive")
+	}
+
 	tel, err := telemetry.Setup(ctx, telemetry.Config{
-		ServiceName: "godwit", ServiceVersion: version(),
+		ServiceName: app.ServiceName(services), ServiceVersion: version(),
 		LogFormat: f.logFormat, LogLevel: level, Getenv: e.getenv,
 	}, e.stderr)
 	if err != nil {
@@ -153,6 +227,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		DSN: common.databaseDSN(), DataDir: common.dataDir, Secret: secret, Telemetry: tel,
 		Program: prog, PaymentProvider: provider, Sender: sender,
 		ReservationTTL: f.reservationTTL, Demo: f.demo, Jobs: f.jobs,
+		Services: services, Peers: peers, PeerTimeout: f.peerTimeout, CheckoutLease: f.checkoutLease,
 	})
 	if err != nil {
 		return err
@@ -192,7 +267,8 @@ func runServe(ctx context.Context, e env, args []string) error {
 		<-jobsDone
 	}()
 
-	log.Info("godwit serving", "addr", ln.Addr().String(), "database", string(a.DB.Engine()), "payment", f.paymentProvider, "version", version())
+	log.Info("godwit serving", "addr", ln.Addr().String(), "database", string(a.DB.Engine()), "payment", f.paymentProvider, "version", version(),
+		"services", strings.Join(a.Services, ","), "peers", f.peerMapString(peers))
 	fmt.Fprintf(e.stdout, "Godwit listening on http://%s (database: %s)\n", displayAddr(ln.Addr()), a.DB.Engine())
 
 	serveErr := make(chan error, 1)
@@ -276,4 +352,9 @@ func displayAddr(a net.Addr) string {
 		return "localhost:" + strings.TrimPrefix(s, "0.0.0.0:")
 	}
 	return s
+}
+
+func (f *serveFlags) peerMapString(peers map[string]string) string {
+	p := peerFlag(peers)
+	return p.String()
 }

@@ -57,6 +57,18 @@ type Config struct {
 	Demo bool
 	// Jobs sets the background job intervals (zero: defaults).
 	Jobs JobIntervals
+
+	// Services are the services this process runs (see AllServices); nil or
+	// empty runs all of them. In split mode every service a running one
+	// needs but this process does not run is reached over HTTP at Peers.
+	Services []string
+	// Peers maps a service name to the base URL of a process running it.
+	Peers map[string]string
+	// PeerTimeout bounds one attempt of a call to a peer; default 10s.
+	PeerTimeout time.Duration
+	// CheckoutLease is how long a running checkout is protected from the
+	// recovery pass; default 2 minutes (see checkout.Config.Lease).
+	CheckoutLease time.Duration
 }
 
 // JobIntervals sets how often each background job runs.
@@ -64,12 +76,15 @@ type JobIntervals struct {
 	ReservationReaper time.Duration // default 30s
 	CheckoutRecovery  time.Duration // default 30s
 	Outbox            time.Duration // default 2s
-	LoyaltyExpiry     time.Duration // points expiry; default 24h
-	LoyaltyHoldReaper time.Duration // voids points holds past their expiry; default 1m
-	Requalification   time.Duration // tier requalification; default 24h
+	// The loyalty jobs run only when their interval is positive (serve sets
+	// them from flags; a library user opts in).
+	LoyaltyExpiry     time.Duration // points expiry
+	LoyaltyHoldReaper time.Duration // voids expired points holds
+	Requalification   time.Duration // tier requalification at the year's end
 }
 
-// App is a built Godwit process.
+// App is a built Godwit process. In split mode the services it does not run
+// are nil.
 type App struct {
 	DB       *db.DB
 	Keys     *auth.Keys
@@ -79,6 +94,8 @@ type App struct {
 	Catalog  *catalog.Service
 	Checkout *checkout.Service
 	Outbox   *notify.Worker
+	// Services are the services this process runs, in AllServices order.
+	Services []string
 
 	inventory *inventory.Service
 	jobs      JobIntervals
@@ -121,51 +138,156 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 
-	loy, err := loyalty.New(loyalty.Config{DB: d, Program: cfg.Program, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log})
+	topo, err := newTopology(cfg.Services, cfg.Peers)
 	if err != nil {
 		return nil, err
 	}
-	cat := catalog.New(catalog.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log})
-	inv := inventory.New(inventory.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log, ReservationTTL: cfg.ReservationTTL})
-	carts := cart.New(cart.Config{DB: d, Catalog: cat, Now: cfg.Now, TracerProvider: tp, Logger: log})
-	sim := payment.NewSimulator(payment.SimulatorConfig{DB: d, Now: cfg.Now})
+	if cfg.PeerTimeout <= 0 {
+		cfg.PeerTimeout = DefaultPeerTimeout
+	}
+	var peerHC *http.Client
+	// client returns the HTTP client for peer name, authenticated as caller.
+	client := func(caller string) (*http.Client, httpx.TokenSource) {
+		if peerHC == nil {
+			peerHC = peerHTTPClient(tel, cfg.PeerTimeout)
+		}
+		return peerHC, httpx.ServiceTokens(keys, caller)
+	}
+
+	a := &App{DB: d, Keys: keys, jobs: cfg.Jobs.withDefaults(), log: log, tel: tel}
+	for _, name := range AllServices {
+		if topo.run[name] {
+			a.Services = append(a.Services, name)
+		}
+	}
+	var (
+		loy    *loyalty.Service
+		cat    *catalog.Service
+		carts  *cart.Service
+		pay    *payment.Service
+		orders *order.Service
+		sim    *payment.Simulator
+	)
+	if topo.run[ServiceLoyalty] {
+		if loy, err = loyalty.New(loyalty.Config{DB: d, Program: cfg.Program, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log}); err != nil {
+			return nil, err
+		}
+	}
+	if topo.run[ServiceCatalog] {
+		cat = catalog.New(catalog.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log})
+	}
+	if topo.run[ServiceInventory] {
+		a.inventory = inventory.New(inventory.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log, ReservationTTL: cfg.ReservationTTL})
+	}
+	if topo.run[ServiceCart] {
+		var prices cart.Prices = cat
+		if cat == nil {
+			hc, tokens := client(ServiceCart)
+			prices = catalog.NewClient(topo.peers[ServiceCatalog], hc, tokens)
+		}
+		carts = cart.New(cart.Config{DB: d, Catalog: prices, Now: cfg.Now, TracerProvider: tp, Logger: log})
+	}
 	provider := cfg.PaymentProvider
-	if provider == nil {
-		provider = sim
+	if topo.run[ServicePayment] {
+		sim = payment.NewSimulator(payment.SimulatorConfig{DB: d, Now: cfg.Now})
+		if provider == nil {
+			provider = sim
+		}
+		pay = payment.New(payment.Config{Provider: provider, Now: cfg.Now, TracerProvider: tp, Logger: log})
 	}
-	pay := payment.New(payment.Config{Provider: provider, Now: cfg.Now, TracerProvider: tp, Logger: log})
-	orders := order.New(order.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log})
-	co, err := checkout.New(checkout.Config{
-		DB: d, Carts: carts, Products: cat, Inventory: inv, Payments: pay, Orders: orders,
-		Loyalty: checkoutLoyalty{loy}, Program: cfg.Program,
-		Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log,
-	})
-	if err != nil {
-		return nil, err
+	if topo.run[ServiceOrder] {
+		orders = order.New(order.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log})
 	}
-	sender := cfg.Sender
-	if sender == nil {
-		sender = notify.FileSender{Dir: filepath.Join(cfg.DataDir, "mail")}
+	if topo.run[ServiceCheckout] {
+		deps := checkout.Config{
+			DB: d, Program: cfg.Program, Lease: cfg.CheckoutLease,
+			Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log,
+		}
+		peer := func(name string) (string, *http.Client, httpx.TokenSource) {
+			hc, tokens := client(ServiceCheckout)
+			return topo.peers[name], hc, tokens
+		}
+		if carts != nil {
+			deps.Carts = carts
+		} else {
+			deps.Carts = cart.NewClient(peer(ServiceCart))
+		}
+		if cat != nil {
+			deps.Products = cat
+		} else {
+			deps.Products = catalog.NewClient(peer(ServiceCatalog))
+		}
+		if a.inventory != nil {
+			deps.Inventory = a.inventory
+		} else {
+			deps.Inventory = inventory.NewClient(peer(ServiceInventory))
+		}
+		if pay != nil {
+			deps.Payments = pay
+		} else {
+			deps.Payments = payment.NewClient(peer(ServicePayment))
+		}
+		if orders != nil {
+			deps.Orders = orders
+		} else {
+			deps.Orders = order.NewClient(peer(ServiceOrder))
+		}
+		if loy != nil {
+			deps.Loyalty = checkoutLoyalty{loy}
+		} else {
+			deps.Loyalty = checkoutLoyalty{loyalty.NewClient(peer(ServiceLoyalty))}
+		}
+		if a.Checkout, err = checkout.New(deps); err != nil {
+			return nil, err
+		}
 	}
-	outbox := notify.NewWorker(notify.WorkerConfig{DB: d, Sender: sender, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log})
+	if topo.run[ServiceNotify] {
+		sender := cfg.Sender
+		if sender == nil {
+			sender = notify.FileSender{Dir: filepath.Join(cfg.DataDir, "mail")}
+		}
+		a.Outbox = notify.NewWorker(notify.WorkerConfig{DB: d, Sender: sender, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log})
+	}
+	a.Loyalty, a.Catalog = loy, cat
 
 	idem := idempotency.NewStore(d, idempotency.Options{Now: cfg.Now})
 	api := httpx.NewAPI(keys, idem, log)
-	a := &App{
-		DB: d, Keys: keys, API: api, Loyalty: loy, Catalog: cat, Checkout: co, Outbox: outbox,
-		inventory: inv, jobs: cfg.Jobs.withDefaults(), log: log, tel: tel,
-	}
+	a.API = api
 
 	api.Add(a.adminRoutes()...)
-	api.Add(loy.Routes()...)
-	api.Add(cat.Routes()...)
-	api.Add(inv.Routes()...)
-	api.Add(carts.Routes()...)
-	if provider == payment.Provider(sim) {
-		api.Add(sim.Routes()...) // fault injection exists only for the simulator
+	if loy != nil {
+		api.Add(loy.Routes()...)
+		api.Add(loy.InternalRoutes()...)
 	}
-	api.Add(orders.Routes()...)
-	api.Add(co.Routes()...)
+	if cat != nil {
+		api.Add(cat.Routes()...)
+		api.Add(cat.InternalRoutes()...)
+	}
+	if a.inventory != nil {
+		api.Add(a.inventory.Routes()...)
+		api.Add(a.inventory.InternalRoutes()...)
+	}
+	if carts != nil {
+		api.Add(carts.Routes()...)
+		api.Add(carts.InternalRoutes()...)
+	}
+	if pay != nil {
+		if provider == payment.Provider(sim) {
+			api.Add(sim.Routes()...) // fault injection exists only for the simulator
+		}
+		api.Add(pay.InternalRoutes()...)
+	}
+	if orders != nil {
+		api.Add(orders.Routes()...)
+		api.Add(orders.InternalRoutes()...)
+	}
+	if a.Checkout != nil {
+		api.Add(a.Checkout.Routes()...)
+	}
+	if a.Checkout != nil && a.Loyalty != nil {
+		// Verify reads both books; a split deployment runs `godwit verify --db`.
+		api.Add(a.verifyRoute())
+	}
 	api.Handle("GET /healthz", http.HandlerFunc(a.healthz))
 	api.Handle("GET /readyz", http.HandlerFunc(a.readyz))
 	api.Handle("GET /metrics", tel.MetricsHandler)
@@ -237,41 +359,74 @@ func (j JobIntervals) withDefaults() JobIntervals {
 	if j.Outbox <= 0 {
 		j.Outbox = 2 * time.Second
 	}
-	if j.LoyaltyExpiry <= 0 {
-		j.LoyaltyExpiry = 24 * time.Hour
-	}
-	if j.LoyaltyHoldReaper <= 0 {
-		j.LoyaltyHoldReaper = loyalty.DefaultHoldReaperInterval
-	}
-	if j.Requalification <= 0 {
-		j.Requalification = 24 * time.Hour
-	}
 	return j
 }
 
 // RunJobs runs the background jobs until ctx ends: the reservation reaper, the
-// checkout recovery pass (at once, then on its timer), outbox delivery, points
-// expiry, the points-hold reaper and tier requalification. Each is safe when
-// every replica runs it.
+// checkout recovery pass (at once, then on its timer) and outbox delivery. Each
+// is safe when every replica runs it.
+//
+// In split mode a job runs only in the process that runs its service: the
+// reaper with inventory, recovery with checkout, outbox delivery with notify,
+// and the loyalty jobs (when their intervals are set) with loyalty.
 func (a *App) RunJobs(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Go(func() { a.inventory.RunReaper(ctx, a.jobs.ReservationReaper) })
-	wg.Go(func() { a.Checkout.RunRecovery(ctx, a.jobs.CheckoutRecovery) })
-	wg.Go(func() { a.Outbox.RunWorker(ctx) })
-	wg.Go(func() { a.Loyalty.RunExpiry(ctx, a.jobs.LoyaltyExpiry) })
-	wg.Go(func() { a.Loyalty.RunHoldReaper(ctx, a.jobs.LoyaltyHoldReaper) })
-	wg.Go(func() { a.Loyalty.RunRequalification(ctx, a.jobs.Requalification) })
+	if a.inventory != nil {
+		wg.Go(func() { a.inventory.RunReaper(ctx, a.jobs.ReservationReaper) })
+	}
+	if a.Checkout != nil {
+		wg.Go(func() { a.Checkout.RunRecovery(ctx, a.jobs.CheckoutRecovery) })
+	}
+	if a.Outbox != nil {
+		wg.Go(func() { a.Outbox.RunWorker(ctx) })
+	}
+	if a.Loyalty != nil {
+		if a.jobs.LoyaltyExpiry > 0 {
+			wg.Go(func() { a.Loyalty.RunExpiry(ctx, a.jobs.LoyaltyExpiry) })
+		}
+		if a.jobs.LoyaltyHoldReaper > 0 {
+			wg.Go(func() { a.Loyalty.RunHoldReaper(ctx, a.jobs.LoyaltyHoldReaper) })
+		}
+		if a.jobs.Requalification > 0 {
+			wg.Go(func() { a.Loyalty.RunRequalification(ctx, a.jobs.Requalification) })
+		}
+	}
 	wg.Wait()
 }
 
 // Close releases the database.
 func (a *App) Close() error { return a.DB.Close() }
 
-// checkoutLoyalty adapts the loyalty service to the checkout saga's interface.
-type checkoutLoyalty struct{ *loyalty.Service }
+// loyaltyPort is what checkout uses of loyalty, satisfied by the in-process
+// service and by its HTTP client alike.
+type loyaltyPort interface {
+	HoldPoints(ctx context.Context, memberID string, points int64, reference string) (string, error)
+	CapturePointsHold(ctx context.Context, holdID string) error
+	VoidPointsHold(ctx context.Context, holdID string) error
+	EarnPurchase(ctx context.Context, memberID, orderID string, amount money.Money) (loyalty.EarnResult, error)
+	RefundPoints(ctx context.Context, memberID string, points int64, reference string) error
+	ReversePurchase(ctx context.Context, memberID, orderID string) error
+}
+
+// checkoutLoyalty adapts the loyalty service (or client) to the checkout
+// saga's interface; it also implements checkout.PurchaseReverser.
+type checkoutLoyalty struct{ loyaltyPort }
+
+var (
+	_ checkout.Loyalty          = checkoutLoyalty{}
+	_ checkout.PurchaseReverser = checkoutLoyalty{}
+	_ loyaltyPort               = (*loyalty.Service)(nil)
+	_ loyaltyPort               = (*loyalty.Client)(nil)
+	_ checkout.Carts            = (*cart.Client)(nil)
+	_ checkout.Products         = (*catalog.Client)(nil)
+	_ cart.Prices               = (*catalog.Client)(nil)
+	_ checkout.Inventory        = (*inventory.Client)(nil)
+	_ checkout.Payments         = (*payment.Client)(nil)
+	_ checkout.Orders           = (*order.Client)(nil)
+)
 
 func (l checkoutLoyalty) EarnPurchase(ctx context.Context, memberID, orderID string, amount money.Money) (checkout.PointsEarned, error) {
-	r, err := l.Service.EarnPurchase(ctx, memberID, orderID, amount)
+	r, err := l.loyaltyPort.EarnPurchase(ctx, memberID, orderID, amount)
 	if err != nil {
 		return checkout.PointsEarned{}, err
 	}
@@ -298,7 +453,6 @@ func (a *App) adminRoutes() []httpx.Route {
 		{Method: "GET", Pattern: "/v1/admin/traces", Summary: "Recent traces held in this process's buffer", Access: auth.AdminOnly, Handler: a.listTraces},
 		{Method: "GET", Pattern: "/v1/admin/traces/{trace_id}", Summary: "The spans of one recent trace", Access: auth.AdminOnly, Handler: a.getTrace},
 		{Method: "GET", Pattern: "/v1/openapi.yaml", Summary: "The OpenAPI document", Access: auth.Public, Handler: serveOpenAPI},
-		a.verifyRoute(),
 	}
 }
 

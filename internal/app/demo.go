@@ -30,9 +30,16 @@ var demoMembers = []struct {
 }
 
 // seedDemo fills an empty database with the demo catalog, members and a promotion.
+// In split mode each half is seeded by the process that runs its service
+// (a nil service is skipped).
 func seedDemo(ctx context.Context, cat *catalog.Service, loy *loyalty.Service) error {
-	if _, err := cat.SeedDemo(ctx); err != nil {
-		return err
+	if cat != nil {
+		if _, err := cat.SeedDemo(ctx); err != nil {
+			return err
+		}
+	}
+	if loy == nil {
+		return nil
 	}
 	for _, m := range demoMembers {
 		_, err := loy.CreateMember(ctx, loyalty.NewMember{ID: m.id, Name: m.name, Email: m.email})

@@ -1,0 +1,74 @@
+package payment_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/money"
+	"github.com/godwit-dev/godwit/internal/payment"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
+	"github.com/godwit-dev/godwit/internal/platform/httpx/peertest"
+)
+
+func TestClient(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		sim := payment.NewSimulator(payment.SimulatorConfig{DB: d})
+		svc := payment.New(payment.Config{Provider: sim})
+		srv := peertest.Serve(t, d, svc.InternalRoutes()...)
+		c := payment.NewClient(srv.URL, peertest.HTTPClient(5*time.Second), srv.Tokens)
+		usd := func(n int64) money.Money { return money.Money{Amount: n, Currency: "USD"} }
+
+		// A charge retried after a dropped connection charges once.
+		srv.DropNext(1)
+		ch, err := c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_1", Amount: usd(1500), Token: payment.TokenVisa})
+		if err != nil || ch.Status != payment.StatusSucceeded || ch.IdempotencyKey != "co_1" {
+			t.Fatalf("Charge = %+v, %v", ch, err)
+		}
+		again, err := c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_1", Amount: usd(1500), Token: payment.TokenVisa})
+		if err != nil || again.ID != ch.ID {
+			t.Fatalf("repeated Charge = %+v, %v; want charge %s", again, err, ch.ID)
+		}
+		found, err := c.Lookup(ctx, "co_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(ch.ID, found.ID); diff != "" || !found.CreatedAt.Equal(ch.CreatedAt) {
+			t.Fatalf("Lookup = %+v, want %+v", found, ch)
+		}
+		rf, err := c.Refund(ctx, ch.ID, usd(500), "rf_1")
+		if err != nil || rf.ChargeID != ch.ID || rf.Amount != usd(500) {
+			t.Fatalf("Refund = %+v, %v", rf, err)
+		}
+
+		ch2, err := c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_2", Amount: usd(700), Token: payment.TokenMastercard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := c.Void(ctx, ch2.ID); err != nil || v.Status != payment.StatusVoided {
+			t.Fatalf("Void = %+v, %v", v, err)
+		}
+
+		// A decline is 402 with its details and the *DeclineError, as in process.
+		_, err = c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_3", Amount: usd(700), Token: payment.TokenDeclinedProcessingError})
+		e := peertest.WantError(t, err, errs.PaymentRequired, "payment_declined", http.StatusPaymentRequired)
+		if d, ok := payment.AsDecline(err); !ok || d.Code != "processing_error" || !d.Soft || e.Details["decline_code"] != "processing_error" {
+			t.Fatalf("decline = %+v %v, details %v", d, ok, e.Details)
+		}
+		_, err = c.Lookup(ctx, "co_none")
+		peertest.WantError(t, err, errs.NotFound, "charge_not_found", http.StatusNotFound)
+		_, err = c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_4", Amount: usd(700), Token: "4242424242424242"})
+		peertest.WantError(t, err, errs.Unprocessable, "invalid_payment_token", http.StatusUnprocessableEntity)
+
+		peertest.CheckUnreachable(t, srv, func(base string, hc *http.Client) error {
+			_, err := payment.NewClient(base, hc, srv.Tokens).Lookup(ctx, "co_1")
+			return err
+		})
+	})
+}
