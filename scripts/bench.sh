@@ -45,7 +45,7 @@ start_server() {
   local name=$1 dsn=$2 sampler=$3
   datadir="$work/$name-data"
   local port=$(( 20000 + RANDOM % 10000 ))
-  local args=(serve --addr "127.0.0.1:$port" --data-dir "$datadir" --log-level error)
+  local args=(serve --addr "127.0.0.1:$port" --data-dir "$datadir" --log-level error --rate-limit-anonymous 0 --rate-limit-member 0)
   [ -n "$dsn" ] && args+=(--db "$dsn")
   local t0; t0=$(date +%s%N)
   OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sinkport" OTEL_TRACES_SAMPLER="$sampler" \

@@ -20,6 +20,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/payment/stripe"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
+	"github.com/godwit-dev/godwit/internal/platform/httpx"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 )
 
@@ -71,7 +72,8 @@ type serveFlags struct {
 	smtpFrom          string
 	smtpHELO          string
 
-	jobs app.JobIntervals
+	jobs   app.JobIntervals
+	limits httpx.RateLimits
 
 	services      string
 	peers         peerFlag
@@ -155,6 +157,12 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.jobs.LoyaltyExpiry, "expiry-interval", 24*time.Hour, "how often loyalty points expiry runs (0: never)")
 	fs.DurationVar(&f.jobs.LoyaltyHoldReaper, "hold-reaper-interval", time.Minute, "how often expired points holds are voided (0: never)")
 	fs.DurationVar(&f.jobs.Requalification, "requalify-interval", 24*time.Hour, "how often tier requalification runs (0: never)")
+	fs.Float64Var(&f.limits.Member.PerSecond, "rate-limit-member", 20, "requests per second allowed to each member token (0: no limit)")
+	fs.IntVar(&f.limits.Member.Burst, "rate-limit-member-burst", 40, "burst allowed to each member token")
+	fs.Float64Var(&f.limits.Anonymous.PerSecond, "rate-limit-anonymous", 50, "requests per second allowed to each client IP without a token (0: no limit)")
+	fs.IntVar(&f.limits.Anonymous.Burst, "rate-limit-anonymous-burst", 100, "burst allowed to each client IP without a token")
+	fs.Float64Var(&f.limits.Service.PerSecond, "rate-limit-service", 0, "requests per second allowed to each service or admin token (0: no limit)")
+	fs.IntVar(&f.limits.Service.Burst, "rate-limit-service-burst", 1000, "burst allowed to each service or admin token")
 	fs.StringVar(&f.services, "services", "all", "services this process runs: all, or a comma-separated subset of "+strings.Join(app.AllServices, ","))
 	fs.Var(&f.peers, "peer", "where a service this process needs but does not run listens: name=url (repeatable; or GODWIT_PEER_<NAME>=url)")
 	fs.DurationVar(&f.peerTimeout, "peer-timeout", app.DefaultPeerTimeout, "how long one call to a peer service may take")
@@ -228,6 +236,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		Program: prog, PaymentProvider: provider, Sender: sender,
 		ReservationTTL: f.reservationTTL, Demo: f.demo, Jobs: f.jobs,
 		Services: services, Peers: peers, PeerTimeout: f.peerTimeout, CheckoutLease: f.checkoutLease,
+		RateLimits: f.limits,
 	})
 	if err != nil {
 		return err

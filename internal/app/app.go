@@ -69,6 +69,8 @@ type Config struct {
 	// CheckoutLease is how long a running checkout is protected from the
 	// recovery pass; default 2 minutes (see checkout.Config.Lease).
 	CheckoutLease time.Duration
+	// RateLimits caps requests per caller (zero values: no limit).
+	RateLimits httpx.RateLimits
 }
 
 // JobIntervals sets how often each background job runs.
@@ -252,6 +254,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	idem := idempotency.NewStore(d, idempotency.Options{Now: cfg.Now})
 	api := httpx.NewAPI(keys, idem, log)
+	if l := cfg.RateLimits; l.Member.PerSecond > 0 || l.Service.PerSecond > 0 || l.Anonymous.PerSecond > 0 {
+		api.SetRateLimits(l)
+	}
 	a.API = api
 
 	api.Add(a.adminRoutes()...)

@@ -50,12 +50,13 @@ type Route struct {
 // API routes requests to registered routes, authenticating each and applying
 // its policy, body limit and idempotency mode.
 type API struct {
-	mux   *http.ServeMux
-	keys  *auth.Keys
-	idem  *idempotency.Store
-	log   *slog.Logger
-	wait  time.Duration
-	table []Route
+	mux    *http.ServeMux
+	keys   *auth.Keys
+	idem   *idempotency.Store
+	log    *slog.Logger
+	wait   time.Duration
+	table  []Route
+	limits *rateLimiter
 }
 
 // NewAPI returns an empty API. keys verify bearer tokens; idem stores
@@ -102,6 +103,11 @@ func (a *API) wrap(rt Route) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 
 		p, err := a.keys.Authenticate(r.Header.Get("Authorization"))
+		if err == nil && a.limits != nil {
+			if err = a.limits.allow(p, r); err != nil {
+				w.Header().Set("Retry-After", retryAfter(err))
+			}
+		}
 		if err == nil {
 			err = rt.Access.Check(p, r.PathValue)
 		}

@@ -1,0 +1,126 @@
+package httpx
+
+import (
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/platform/auth"
+)
+
+// RateLimits caps requests per caller. A zero rate turns a class off. Limits
+// live in each replica's memory: they protect the replica, and correctness
+// never depends on them.
+type RateLimits struct {
+	Member    Limit // per member token (by member id)
+	Service   Limit // per service or admin token (by subject)
+	Anonymous Limit // per client IP, for requests without a token
+	// MaxKeys bounds how many callers are tracked; the least recently seen
+	// are forgotten first. Default 100,000.
+	MaxKeys int
+}
+
+// Limit is a token bucket: PerSecond sustained, Burst at once.
+type Limit struct {
+	PerSecond float64
+	Burst     int
+}
+
+type limiterEntry struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+type rateLimiter struct {
+	cfg  RateLimits
+	now  func() time.Time
+	mu   sync.Mutex
+	keys map[string]*limiterEntry
+}
+
+// SetRateLimits enables per-caller rate limiting on every route; a caller over
+// its limit gets 429 rate_limited with Retry-After.
+func (a *API) SetRateLimits(l RateLimits) {
+	if l.MaxKeys <= 0 {
+		l.MaxKeys = 100_000
+	}
+	a.limits = &rateLimiter{cfg: l, now: time.Now, keys: map[string]*limiterEntry{}}
+}
+
+// allow checks the caller's bucket and returns a 429 error when it is empty.
+func (rl *rateLimiter) allow(p *auth.Principal, r *http.Request) error {
+	var (
+		key string
+		l   Limit
+	)
+	switch {
+	case p == nil:
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		key, l = "ip:"+host, rl.cfg.Anonymous
+	case p.Scope == auth.ScopeMember:
+		key, l = p.Actor(), rl.cfg.Member
+	default:
+		key, l = p.Actor(), rl.cfg.Service
+	}
+	if l.PerSecond <= 0 {
+		return nil
+	}
+	now := rl.now()
+	rl.mu.Lock()
+	e := rl.keys[key]
+	if e == nil {
+		if len(rl.keys) >= rl.cfg.MaxKeys {
+			rl.evictLocked()
+		}
+		burst := max(l.Burst, 1)
+		e = &limiterEntry{lim: rate.NewLimiter(rate.Limit(l.PerSecond), burst)}
+		rl.keys[key] = e
+	}
+	e.seen = now
+	res := e.lim.ReserveN(now, 1)
+	delay := res.DelayFrom(now)
+	if delay > 0 {
+		res.CancelAt(now) // a refused request must not use up future tokens
+	}
+	rl.mu.Unlock()
+	if delay <= 0 {
+		return nil
+	}
+	retry := int(math.Ceil(delay.Seconds()))
+	return errs.Coded(errs.TooMany, "rate_limited", "too many requests; retry in %d s", retry).With("retry_after_seconds", retry)
+}
+
+// evictLocked makes room: callers idle for a minute go first (their buckets are
+// full again anyway); if that frees nothing, a random tenth goes (map order).
+func (rl *rateLimiter) evictLocked() {
+	idle := rl.now().Add(-time.Minute)
+	for k, e := range rl.keys {
+		if e.seen.Before(idle) {
+			delete(rl.keys, k)
+		}
+	}
+	for k := range rl.keys {
+		if len(rl.keys) < rl.cfg.MaxKeys*9/10 {
+			break
+		}
+		delete(rl.keys, k)
+	}
+}
+
+func retryAfter(err error) string {
+	if e, ok := errs.As(err); ok {
+		if v, ok := e.Details["retry_after_seconds"].(int); ok {
+			return strconv.Itoa(v)
+		}
+	}
+	return ""
+}
