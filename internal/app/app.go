@@ -259,7 +259,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.API = api
 
+	revocations := auth.NewRevocations(d, cfg.Now)
+	api.SetRevocationCheck(revocations.IsRevoked)
 	api.Add(a.adminRoutes()...)
+	api.Add(a.revokeRoute(revocations))
 	if loy != nil {
 		api.Add(loy.Routes()...)
 		api.Add(loy.InternalRoutes()...)

@@ -57,6 +57,14 @@ type API struct {
 	wait   time.Duration
 	table  []Route
 	limits *rateLimiter
+	// revoked, when set, is asked about every authenticated request's token.
+	revoked func(ctx context.Context, tokenID string) (bool, error)
+}
+
+// SetRevocationCheck makes every authenticated request consult check, so a
+// revoked token is refused with 401 token_revoked.
+func (a *API) SetRevocationCheck(check func(ctx context.Context, tokenID string) (bool, error)) {
+	a.revoked = check
 }
 
 // NewAPI returns an empty API. keys verify bearer tokens; idem stores
@@ -103,6 +111,12 @@ func (a *API) wrap(rt Route) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 
 		p, err := a.keys.Authenticate(r.Header.Get("Authorization"))
+		if err == nil && p != nil && a.revoked != nil {
+			var revoked bool
+			if revoked, err = a.revoked(ctx, p.TokenID); err == nil && revoked {
+				err = errs.Coded(errs.Unauthorized, "token_revoked", "the bearer token has been revoked")
+			}
+		}
 		if err == nil && a.limits != nil {
 			if err = a.limits.allow(p, r); err != nil {
 				w.Header().Set("Retry-After", retryAfter(err))
