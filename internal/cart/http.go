@@ -80,16 +80,17 @@ type addBody struct {
 }
 
 func (s *Service) handleAdd(w http.ResponseWriter, r *http.Request) error {
+	// Who may touch the cart is decided before anything about the body is said.
+	id := r.PathValue("id")
+	if err := s.authorize(r, id); err != nil {
+		return err
+	}
 	var b addBody
 	if err := httpx.Decode(r, &b); err != nil {
 		return err
 	}
 	if b.ProductID == "" {
 		return errs.Coded(errs.Invalid, "invalid_field", "product_id is required").With("field", "product_id")
-	}
-	id := r.PathValue("id")
-	if err := s.authorize(r, id); err != nil {
-		return err
 	}
 	c, err := s.AddItem(r.Context(), id, b.ProductID, b.Quantity)
 	if err != nil {
@@ -104,12 +105,12 @@ type setBody struct {
 }
 
 func (s *Service) handleSet(w http.ResponseWriter, r *http.Request) error {
-	var b setBody
-	if err := httpx.Decode(r, &b); err != nil {
-		return err
-	}
 	id := r.PathValue("id")
 	if err := s.authorize(r, id); err != nil {
+		return err
+	}
+	var b setBody
+	if err := httpx.Decode(r, &b); err != nil {
 		return err
 	}
 	c, err := s.SetQuantity(r.Context(), id, r.PathValue("product_id"), b.Quantity)
