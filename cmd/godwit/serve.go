@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,8 +73,9 @@ type serveFlags struct {
 	smtpFrom          string
 	smtpHELO          string
 
-	jobs   app.JobIntervals
-	limits httpx.RateLimits
+	jobs      app.JobIntervals
+	limits    httpx.RateLimits
+	pprofAddr string
 
 	services      string
 	peers         peerFlag
@@ -163,6 +165,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.limits.Anonymous.Burst, "rate-limit-anonymous-burst", 100, "burst allowed to each client IP without a token")
 	fs.Float64Var(&f.limits.Service.PerSecond, "rate-limit-service", 0, "requests per second allowed to each service or admin token (0: no limit)")
 	fs.IntVar(&f.limits.Service.Burst, "rate-limit-service-burst", 1000, "burst allowed to each service or admin token")
+	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 	fs.StringVar(&f.services, "services", "all", "services this process runs: all, or a comma-separated subset of "+strings.Join(app.AllServices, ","))
 	fs.Var(&f.peers, "peer", "where a service this process needs but does not run listens: name=url (repeatable; or GODWIT_PEER_<NAME>=url)")
 	fs.DurationVar(&f.peerTimeout, "peer-timeout", app.DefaultPeerTimeout, "how long one call to a peer service may take")
@@ -252,6 +255,13 @@ func runServe(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "Admin token (30 days; mint more with 'godwit token admin <name>'):\n%s\n", tok)
 	}
 
+	if f.pprofAddr != "" {
+		stopPprof, err := servePprof(f.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", f.addr, err)
@@ -366,4 +376,27 @@ func displayAddr(a net.Addr) string {
 func (f *serveFlags) peerMapString(peers map[string]string) string {
 	p := peerFlag(peers)
 	return p.String()
+}
+
+// servePprof serves Go's profiles on their own listener, away from the API, so
+// they can be bound to loopback while the API is public.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("pprof server stopped", "error", err.Error())
+		}
+	}()
+	log.Info("pprof serving", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
