@@ -319,11 +319,20 @@ func checkSplitTrace(t *testing.T, recv *otlptest.Receiver, traceID, member stri
 	complete := func(spans []otlptest.Span) bool {
 		have := map[string]bool{}
 		names := map[string]bool{}
+		ids := map[string]bool{}
 		for _, s := range inTrace(spans) {
 			if s.Kind == "server" {
 				have[fmt.Sprint(s.Resource["service.name"])] = true
 			}
 			names[s.Name] = true
+			ids[s.SpanID] = true
+		}
+		// Processes export in their own batches: a parent that ends after its
+		// children can arrive later. Wait until every parent has arrived.
+		for _, s := range inTrace(spans) {
+			if s.ParentSpanID != "" && !ids[s.ParentSpanID] {
+				return false
+			}
 		}
 		for _, svc := range append([]string{"checkout"}, callee...) {
 			if !have["godwit-"+svc] {
