@@ -183,11 +183,13 @@ func (s *Service) gatewayCall(ctx context.Context, op string, call func(ctx cont
 	ch, err := call(ctx)
 	span.SetAttributes(attribute.Int64("payment.gateway_latency_ms", time.Since(start).Milliseconds()))
 	if err != nil {
+		code := errs.CodeOf(err)
 		if d, ok := AsDecline(err); ok {
 			span.SetAttributes(attribute.String("payment.decline_code", d.Code), attribute.String("payment.status", StatusDeclined))
+			code = "payment_declined" // a decline is the gateway's answer, not an internal error
 		}
 		span.RecordError(err)
-		span.SetStatus(codes.Error, errs.CodeOf(err))
+		span.SetStatus(codes.Error, code)
 		return Charge{}, err
 	}
 	span.SetAttributes(attribute.String("payment.charge_id", ch.ID), attribute.String("payment.status", ch.Status))
