@@ -191,11 +191,7 @@ func (s *Service) handlePostActivity(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	httpx.WriteJSON(w, status, res)
+	writeCreated(w, res.Replayed, res)
 	return nil
 }
 

@@ -92,11 +92,7 @@ func (s *Service) handleRedeem(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	httpx.WriteJSON(w, status, res)
+	writeCreated(w, res.Replayed, res)
 	return nil
 }
 
@@ -120,11 +116,7 @@ func (s *Service) handleTransfer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	httpx.WriteJSON(w, status, res)
+	writeCreated(w, res.Replayed, res)
 	return nil
 }
 
@@ -143,11 +135,7 @@ func (s *Service) handlePartnerCredit(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	httpx.WriteJSON(w, status, res)
+	writeCreated(w, res.Replayed, res)
 	return nil
 }
 
@@ -191,11 +179,7 @@ func (s *Service) handleReverse(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	httpx.WriteJSON(w, status, res)
+	writeCreated(w, res.Replayed, res)
 	return nil
 }
 
@@ -304,4 +288,14 @@ func (s *Service) handlePutPartnerFault(w http.ResponseWriter, r *http.Request) 
 	}
 	httpx.WriteJSON(w, http.StatusOK, faultJSON(faultPartner(id), f))
 	return nil
+}
+
+// writeCreated answers 201 with v, or 200 when v is the stored result of an
+// earlier identical request (a replayed external id or reference).
+func writeCreated(w http.ResponseWriter, replayed bool, v any) {
+	status := http.StatusCreated
+	if replayed {
+		status = http.StatusOK
+	}
+	httpx.WriteJSON(w, status, v)
 }
