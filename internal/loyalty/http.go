@@ -16,9 +16,9 @@ import (
 // and idempotency modes.
 func (s *Service) Routes() []httpx.Route {
 	return append([]httpx.Route{
-		{Method: "POST", Pattern: "/v1/members", Summary: "Enrol a member", Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleCreateMember},
+		{Method: "POST", Pattern: "/v1/members", Summary: "Enrol a member", Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handleCreateMember},
 		{Method: "GET", Pattern: "/v1/members/{id}", Summary: "A member's tier, balance and status points", Access: auth.MemberSelf("id"), Handler: s.handleGetMember},
-		{Method: "POST", Pattern: "/v1/members/{id}/activities", Summary: "Post an activity and earn points", Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handlePostActivity},
+		{Method: "POST", Pattern: "/v1/members/{id}/activities", Summary: "Post an activity and earn points", Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handlePostActivity},
 		{Method: "GET", Pattern: "/v1/members/{id}/statement", Summary: "A member's points movements, newest first", Access: auth.MemberSelf("id"), Handler: s.handleStatement},
 		{Method: "POST", Pattern: "/v1/admin/promotions", Summary: "Create a promotion", Access: auth.AdminOnly, Idempotency: httpx.IdempotencyOptional, Handler: s.handleCreatePromotion},
 		{Method: "GET", Pattern: "/v1/admin/promotions", Summary: "List promotions", Access: auth.AdminOnly, Handler: s.handleListPromotions},

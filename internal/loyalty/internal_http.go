@@ -15,17 +15,17 @@ import (
 func (s *Service) InternalRoutes() []httpx.Route {
 	return []httpx.Route{
 		{Method: "POST", Pattern: "/internal/v1/loyalty/holds", Summary: "Hold a member's points for a reference (idempotent on reference)",
-			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleInternalHold},
+			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handleInternalHold},
 		{Method: "POST", Pattern: "/internal/v1/loyalty/holds/{id}/capture", Summary: "Capture (post) a points hold",
-			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleInternalCapture},
+			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handleInternalCapture},
 		{Method: "POST", Pattern: "/internal/v1/loyalty/holds/{id}/void", Summary: "Void a points hold",
-			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleInternalVoid},
+			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handleInternalVoid},
 		{Method: "POST", Pattern: "/internal/v1/loyalty/purchases", Summary: "Earn points for a shop purchase (idempotent per order)",
-			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleInternalEarnPurchase},
+			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handleInternalEarnPurchase},
 		{Method: "POST", Pattern: "/internal/v1/loyalty/purchases/{order_id}/reversal", Summary: "Take back the points a purchase earned",
-			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleInternalReversePurchase},
+			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handleInternalReversePurchase},
 		{Method: "POST", Pattern: "/internal/v1/loyalty/point-refunds", Summary: "Give back points spent on a refunded order (idempotent on reference)",
-			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleInternalRefundPoints},
+			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handleInternalRefundPoints},
 	}
 }
 

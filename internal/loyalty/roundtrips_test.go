@@ -53,3 +53,39 @@ func TestEarnRoundTrips(t *testing.T) {
 		}
 	})
 }
+
+// TestEarnOverHTTPCommitsOnce: an activity posted with an Idempotency-Key is
+// claimed, credited and answered in one transaction (the route is Atomic), so
+// the request costs one commit, not three; its replay commits nothing new.
+func TestEarnOverHTTPCommitsOnce(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp}, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		e.member(t, "m")
+		commits := func() (n int, names []string) {
+			for _, s := range rec.Ended() {
+				names = append(names, s.Name())
+				if strings.Contains(strings.ToLower(s.Name()), "commit") {
+					n++
+				}
+			}
+			return n, names
+		}
+		body := activity("flight", "f-http", map[string]any{"distance_miles": 1000, "fare_class": "Y", "cabin": "economy"})
+		rec.Reset()
+		if r := e.doKey(t, "POST", "/v1/members/m/activities", e.service(t), "earn-1", body); r.status != 201 {
+			t.Fatalf("earn: %d %s", r.status, r.raw)
+		}
+		if n, names := commits(); n != 1 {
+			t.Fatalf("%d commits for one earn request, want 1; database spans: %v", n, names)
+		}
+		rec.Reset()
+		if r := e.doKey(t, "POST", "/v1/members/m/activities", e.service(t), "earn-1", body); r.status != 201 || r.header.Get("Idempotency-Replayed") != "true" {
+			t.Fatalf("replay: %d %s", r.status, r.raw)
+		}
+		if got := e.get(t, "m").Balance; got != 1000 {
+			t.Fatalf("balance %d after an earn and its replay, want 1000", got)
+		}
+	})
+}

@@ -221,6 +221,8 @@ type Tx struct {
 	engine     Engine
 	cache      *stmtCache
 	unprepared []string // statements this transaction ran unprepared
+	savepoints int      // savepoints opened so far, for unique names
+	owner      *DB
 }
 
 // Engine reports the engine the transaction runs on.
@@ -238,21 +240,39 @@ func ForUpdate(e Engine) string {
 	return ""
 }
 
-type inTxKey struct{}
+type (
+	inTxKey   struct{}
+	joinTxKey struct{}
+)
 
 // ErrNestedTx is returned when InTx is called while the context is already inside
-// a write transaction: on SQLite's single writer connection that would deadlock.
+// a write transaction on the same database that was not offered for joining
+// (see Join): on SQLite's single writer connection that would deadlock.
 var ErrNestedTx = errors.New("db: nested write transaction")
+
+// Join returns a context in which InTx on tx's database does not begin a
+// transaction of its own but runs fn inside tx, under a savepoint: fn's writes are undone if it fails,
+// and they commit or roll back with tx. The HTTP layer uses it to record an
+// Idempotency-Key in the same transaction as the request's effect, so a
+// request costs one commit instead of three. Retries are left to the InTx that
+// owns tx: a joined call returns a retryable error as it is.
+func Join(ctx context.Context, tx *Tx) context.Context {
+	return context.WithValue(ctx, joinTxKey{}, tx)
+}
 
 // InTx runs fn in a write transaction and commits it when fn returns nil. A
 // serialisation failure, deadlock or busy database makes it roll back and run fn
 // again, at most Options.MaxAttempts times in all, with jittered backoff; fn must
-// therefore have no effects outside the transaction.
+// therefore have no effects outside the transaction. Under a context from Join,
+// fn runs inside the joined transaction instead.
 func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
-	if ctx.Value(inTxKey{}) != nil {
+	if tx, ok := ctx.Value(joinTxKey{}).(*Tx); ok && tx.owner == d {
+		return tx.underSavepoint(ctx, fn)
+	}
+	if ctx.Value(inTxKey{}) == d {
 		return ErrNestedTx
 	}
-	ctx = context.WithValue(ctx, inTxKey{}, true)
+	ctx = context.WithValue(ctx, inTxKey{}, d)
 	var err error
 	for attempt := 1; ; attempt++ {
 		var unprepared []string
@@ -281,7 +301,7 @@ func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) err
 	if err != nil {
 		return nil, fmt.Errorf("db: begin: %w", err)
 	}
-	tx := &Tx{Tx: sqlTx, engine: d.engine, cache: d.stmts}
+	tx := &Tx{Tx: sqlTx, engine: d.engine, cache: d.stmts, owner: d}
 	defer func() {
 		unprepared = tx.unprepared
 		if p := recover(); p != nil {
@@ -299,6 +319,34 @@ func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) err
 		return nil, fmt.Errorf("db: commit: %w", err)
 	}
 	return nil, nil
+}
+
+// underSavepoint runs fn inside tx, rolling fn's writes back to a savepoint
+// when it fails or panics. On PostgreSQL this also clears the aborted state a
+// failed statement leaves, so the enclosing transaction can go on.
+func (tx *Tx) underSavepoint(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (err error) {
+	tx.savepoints++
+	name := fmt.Sprintf("godwit_sp%d", tx.savepoints)
+	if _, err := tx.Tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+		return fmt.Errorf("db: savepoint: %w", err)
+	}
+	defer func() {
+		p := recover()
+		if p != nil || err != nil {
+			// Undo fn's writes but keep the transaction; a failure here leaves
+			// it unusable, which the owner's commit will report.
+			if _, rerr := tx.Tx.ExecContext(context.WithoutCancel(ctx), "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("db: rollback to savepoint: %w", rerr))
+			}
+		}
+		if p != nil {
+			panic(p)
+		}
+		if _, rerr := tx.Tx.ExecContext(context.WithoutCancel(ctx), "RELEASE SAVEPOINT "+name); rerr != nil && err == nil {
+			err = fmt.Errorf("db: release savepoint: %w", rerr)
+		}
+	}()
+	return fn(ctx, tx)
 }
 
 // IsRetryable reports whether err is a transient concurrency failure that a

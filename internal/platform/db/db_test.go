@@ -147,3 +147,112 @@ func TestIsRetryableOnPlainErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestJoinRunsInsideTheOuterTransaction(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		insert := func(ctx context.Context, tx *db.Tx, key string) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('join', $1, 'h', 'done', 0, 0)`, key)
+			return err
+		}
+		count := func() (keys []string) {
+			t.Helper()
+			rows, err := d.Read().QueryContext(ctx, `SELECT key FROM idempotency_keys WHERE owner = 'join' ORDER BY key`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var k string
+				if err := rows.Scan(&k); err != nil {
+					t.Fatal(err)
+				}
+				keys = append(keys, k)
+			}
+			return keys
+		}
+		boom := errors.New("boom")
+
+		// A joined call that fails loses only its own writes; one that succeeds
+		// commits with the outer transaction — and a unique violation inside a
+		// joined call (an aborted statement on PostgreSQL) leaves the outer usable.
+		err := d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+			if err := insert(ctx, tx, "a-outer"); err != nil {
+				return err
+			}
+			jctx := db.Join(ctx, tx)
+			if err := d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error { return insert(ctx, tx, "b-joined") }); err != nil {
+				return err
+			}
+			err := d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error {
+				if err := insert(ctx, tx, "c-undone"); err != nil {
+					return err
+				}
+				return boom
+			})
+			if !errors.Is(err, boom) {
+				return fmt.Errorf("joined failure = %v, want boom", err)
+			}
+			err = d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error { return insert(ctx, tx, "a-outer") })
+			if !db.IsUniqueViolation(err) {
+				return fmt.Errorf("duplicate in joined call = %v, want unique violation", err)
+			}
+			// Nested joins get their own savepoints.
+			return d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error {
+				if err := insert(ctx, tx, "d-nested"); err != nil {
+					return err
+				}
+				_ = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+					_ = insert(ctx, tx, "e-inner-undone")
+					return boom
+				})
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fmt.Sprint(count()), "[a-outer b-joined d-nested]"; got != want {
+			t.Fatalf("committed keys %s, want %s", got, want)
+		}
+
+		// When the outer transaction rolls back, so do the joined writes.
+		err = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+			if err := d.InTx(db.Join(ctx, tx), func(ctx context.Context, tx *db.Tx) error { return insert(ctx, tx, "f-rolled-back") }); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("err = %v, want boom", err)
+		}
+		if got, want := fmt.Sprint(count()), "[a-outer b-joined d-nested]"; got != want {
+			t.Fatalf("after rollback keys %s, want %s", got, want)
+		}
+	})
+}
+
+func TestJoinDoesNotCrossDatabases(t *testing.T) {
+	a, b := dbtest.New(t, db.SQLite), dbtest.New(t, db.SQLite)
+	ctx := context.Background()
+	err := a.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		// b's transaction is its own: it commits even though a's rolls back.
+		if err := b.InTx(db.Join(ctx, tx), func(ctx context.Context, btx *db.Tx) error {
+			_, err := btx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('x', 'y', 'h', 'done', 0, 0)`)
+			return err
+		}); err != nil {
+			return err
+		}
+		return errors.New("roll a back")
+	})
+	if err == nil || err.Error() != "roll a back" {
+		t.Fatalf("err = %v", err)
+	}
+	var n int
+	if err := b.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM idempotency_keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("b has %d rows, want 1 (its own committed transaction)", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
+	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/idempotency"
 )
 
@@ -44,7 +46,15 @@ type Route struct {
 	Access      auth.Policy
 	Idempotency Idempotency
 	MaxBody     int64 // 0: DefaultMaxBody
-	Handler     HandlerFunc
+	// Atomic declares that the handler's whole effect is database writes made
+	// through db.InTx, with no call to anything outside the database (no payment,
+	// partner or fulfilment call, no message sent). An Idempotency-Key on such a
+	// route is then claimed, run and answered in one transaction — one commit
+	// instead of three — and a 5xx or panic leaves no trace of the request.
+	// A handler with an outside effect must not set it: the effect would run
+	// while the transaction is open and could not be rolled back with it.
+	Atomic  bool
+	Handler HandlerFunc
 }
 
 // API routes requests to registered routes, authenticating each and applying
@@ -169,6 +179,10 @@ func (a *API) idempotent(rt Route, h HandlerFunc) HandlerFunc {
 		hash := hex.EncodeToString(sum.Sum(nil))
 		owner := auth.FromContext(r.Context()).Actor()
 
+		if rt.Atomic {
+			return a.atomically(w, r, h, owner, key, hash, body)
+		}
+
 		ctx := r.Context()
 		waitCtx, cancel := context.WithTimeout(ctx, a.wait)
 		out, err := a.idem.Await(waitCtx, owner, key, hash)
@@ -176,18 +190,8 @@ func (a *API) idempotent(rt Route, h HandlerFunc) HandlerFunc {
 		if err != nil {
 			return err
 		}
-		span := trace.SpanFromContext(ctx)
-		switch {
-		case out.Replay != nil:
-			span.SetAttributes(attribute.Bool("http.idempotency.replayed", true))
-			w.Header().Set("Content-Type", out.Replay.ContentType)
-			w.Header().Set("Idempotency-Replayed", "true")
-			w.WriteHeader(out.Replay.StatusCode)
-			_, _ = w.Write(out.Replay.Body)
-			return nil
-		case !out.Owned:
-			w.Header().Set("Retry-After", "1")
-			return errs.Coded(errs.Conflict, "idempotency_key_in_progress", "a request with this Idempotency-Key is still being processed; retry shortly")
+		if done, err := answerClaimed(w, r, out); done || err != nil {
+			return err
 		}
 
 		rec := &recorder{header: http.Header{}, status: http.StatusOK}
@@ -212,18 +216,69 @@ func (a *API) idempotent(rt Route, h HandlerFunc) HandlerFunc {
 			if err := a.idem.Release(store, owner, key); err != nil {
 				a.log.ErrorContext(ctx, "idempotency release failed", "error", err)
 			}
-		} else if err := a.idem.Complete(store, owner, key, idempotency.Response{
-			StatusCode: rec.status, ContentType: rec.header.Get("Content-Type"), Body: rec.body.Bytes(),
-		}); err != nil {
+		} else if err := a.idem.Complete(store, owner, key, rec.response()); err != nil {
 			a.log.ErrorContext(ctx, "idempotency complete failed", "error", err)
 		}
-		for k, v := range rec.header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.status)
-		_, _ = w.Write(rec.body.Bytes())
+		rec.flush(w)
 		return nil
 	}
+}
+
+// errServerFailed rolls back an atomic request that answered 5xx.
+var errServerFailed = errors.New("httpx: handler answered 5xx")
+
+// atomically runs an Atomic route's handler inside the transaction that claims
+// and completes its Idempotency-Key. A retryable database error (deadlock,
+// serialisation failure) reruns the handler on a fresh transaction; a 5xx rolls
+// the whole request back, claim included, so a retry starts clean.
+func (a *API) atomically(w http.ResponseWriter, r *http.Request, h HandlerFunc, owner, key, hash string, body []byte) error {
+	var rec *recorder
+	out, err := a.idem.Atomically(r.Context(), owner, key, hash, func(ctx context.Context) (idempotency.Response, error) {
+		rec = &recorder{header: http.Header{}, status: http.StatusOK}
+		r := r.WithContext(ctx)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if herr := h(rec, r); herr != nil {
+			if db.IsRetryable(herr) {
+				return idempotency.Response{}, herr
+			}
+			rec = &recorder{header: http.Header{}}
+			WriteError(rec, r, a.log, herr)
+		}
+		if rec.status >= 500 {
+			return idempotency.Response{}, errServerFailed
+		}
+		return rec.response(), nil
+	})
+	switch {
+	case errors.Is(err, errServerFailed):
+		rec.flush(w)
+		return nil
+	case err != nil:
+		return err
+	}
+	if done, err := answerClaimed(w, r, out); done || err != nil {
+		return err
+	}
+	rec.flush(w)
+	return nil
+}
+
+// answerClaimed answers a request whose key is not (or no longer) its own to
+// run: a replay of the stored response, or 409 while another request holds it.
+func answerClaimed(w http.ResponseWriter, r *http.Request, out idempotency.Outcome) (done bool, err error) {
+	switch {
+	case out.Replay != nil:
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.Bool("http.idempotency.replayed", true))
+		w.Header().Set("Content-Type", out.Replay.ContentType)
+		w.Header().Set("Idempotency-Replayed", "true")
+		w.WriteHeader(out.Replay.StatusCode)
+		_, _ = w.Write(out.Replay.Body)
+		return true, nil
+	case !out.Owned:
+		w.Header().Set("Retry-After", "1")
+		return true, errs.Coded(errs.Conflict, "idempotency_key_in_progress", "a request with this Idempotency-Key is still being processed; retry shortly")
+	}
+	return false, nil
 }
 
 func (a *API) recoverPanic(w http.ResponseWriter, r *http.Request) {
@@ -251,6 +306,20 @@ type recorder struct {
 }
 
 func (rr *recorder) Header() http.Header { return rr.header }
+
+// response is what gets stored for replay.
+func (rr *recorder) response() idempotency.Response {
+	return idempotency.Response{StatusCode: rr.status, ContentType: rr.header.Get("Content-Type"), Body: rr.body.Bytes()}
+}
+
+// flush sends the recorded response to w.
+func (rr *recorder) flush(w http.ResponseWriter) {
+	for k, v := range rr.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rr.status)
+	_, _ = w.Write(rr.body.Bytes())
+}
 func (rr *recorder) WriteHeader(code int) {
 	if !rr.wrote {
 		rr.status, rr.wrote = code, true

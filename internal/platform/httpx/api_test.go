@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
@@ -293,10 +294,26 @@ func effects(t *testing.T, d *db.DB) int {
 	return n
 }
 
+// eachMode runs fn for a plain idempotent route and for an Atomic one, whose
+// claim, effect and stored response share one transaction: the guarantees a
+// client sees must be the same.
+func eachMode(t *testing.T, fn func(t *testing.T, d *db.DB, atomic bool)) {
+	for _, mode := range []struct {
+		name   string
+		atomic bool
+	}{{"separate", false}, {"atomic", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, d *db.DB) { fn(t, d, mode.atomic) })
+		})
+	}
+}
+
 func TestIdempotencyReplayAndReuse(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+	eachMode(t, func(t *testing.T, d *db.DB, atomicMode bool) {
 		var runs atomic.Int64
-		f := newFixture(t, d, counterRoute(d, &runs, 0))
+		rt := counterRoute(d, &runs, 0)
+		rt.Atomic = atomicMode
+		f := newFixture(t, d, rt)
 		tok := token(t, f.keys, auth.ScopeService, "shop")
 		key := map[string]string{"Idempotency-Key": "order-1"}
 
@@ -344,9 +361,11 @@ func TestIdempotencyReplayAndReuse(t *testing.T) {
 }
 
 func TestIdempotencyConcurrentDuplicatesRunOnce(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+	eachMode(t, func(t *testing.T, d *db.DB, atomicMode bool) {
 		var runs atomic.Int64
-		f := newFixture(t, d, counterRoute(d, &runs, 50*time.Millisecond))
+		rt := counterRoute(d, &runs, 50*time.Millisecond)
+		rt.Atomic = atomicMode
+		f := newFixture(t, d, rt)
 		tok := token(t, f.keys, auth.ScopeMember, "m1")
 		const n = 24
 		var wg sync.WaitGroup
@@ -376,6 +395,83 @@ func TestIdempotencyConcurrentDuplicatesRunOnce(t *testing.T) {
 		}
 		if replayed != n-1 {
 			t.Fatalf("%d replays, want %d", replayed, n-1)
+		}
+	})
+}
+
+// TestAtomicRouteRollsBackWithItsKey: on an Atomic route the request's writes
+// share the key's transaction, so a 5xx or a panic after the handler wrote
+// leaves neither the write nor the claim, and a retryable database error runs
+// the handler again on a clean transaction.
+func TestAtomicRouteRollsBackWithItsKey(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		var runs atomic.Int64
+		write := func(ctx context.Context, n int64) error {
+			return d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('effects', $1, 'x', 'done', 0, 0)`, fmt.Sprint(n))
+				return err
+			})
+		}
+		rt := httpx.Route{Method: "POST", Pattern: "/v1/move", Access: auth.AnyToken, Idempotency: httpx.IdempotencyOptional, Atomic: true,
+			Handler: func(w http.ResponseWriter, r *http.Request) error {
+				var b echoBody
+				if err := httpx.Decode(r, &b); err != nil {
+					return err
+				}
+				n := runs.Add(1)
+				if err := write(r.Context(), n); err != nil {
+					return err
+				}
+				switch b.Name {
+				case "fail-after-write":
+					return errs.New(errs.Unavailable, "downstream unavailable")
+				case "panic-after-write":
+					panic("handler bug")
+				case "conflict-once":
+					if n == 1 { // as if PostgreSQL chose this transaction as a deadlock victim
+						return fmt.Errorf("move: %w", &pgconn.PgError{Code: "40P01", Message: "deadlock detected"})
+					}
+				}
+				httpx.WriteJSON(w, http.StatusCreated, map[string]any{"run": n})
+				return nil
+			}}
+		f := newFixture(t, d, rt)
+		tok := token(t, f.keys, auth.ScopeService, "shop")
+		keys := func() int {
+			var n int
+			if err := d.Read().QueryRow(`SELECT COUNT(*) FROM idempotency_keys WHERE owner <> 'effects'`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+
+		for _, name := range []string{"fail-after-write", "panic-after-write"} {
+			hdr := map[string]string{"Idempotency-Key": name}
+			for attempt := 0; attempt < 2; attempt++ {
+				r := f.do(t, "POST", "/v1/move", tok, `{"name":"`+name+`"}`, hdr)
+				if r.status < 500 || r.header.Get("Idempotency-Replayed") != "" {
+					t.Fatalf("%s attempt %d: %d %s replayed=%q", name, attempt, r.status, r.raw, r.header.Get("Idempotency-Replayed"))
+				}
+			}
+			if got := effects(t, d); got != 0 {
+				t.Fatalf("%s: %d effects survived a failed request", name, got)
+			}
+			if got := keys(); got != 0 {
+				t.Fatalf("%s: %d idempotency records left; a retry must start clean", name, got)
+			}
+		}
+
+		runs.Store(0)
+		r := f.do(t, "POST", "/v1/move", tok, `{"name":"conflict-once"}`, map[string]string{"Idempotency-Key": "retry"})
+		if r.status != 201 || r.body["run"] != float64(2) {
+			t.Fatalf("conflict-once: %d %s, want 201 from the second run", r.status, r.raw)
+		}
+		if got := effects(t, d); got != 1 {
+			t.Fatalf("conflict-once: %d effects, want only the second run's", got)
+		}
+		again := f.do(t, "POST", "/v1/move", tok, `{"name":"conflict-once"}`, map[string]string{"Idempotency-Key": "retry"})
+		if again.status != 201 || again.raw != r.raw || again.header.Get("Idempotency-Replayed") != "true" {
+			t.Fatalf("replay: %d %s", again.status, again.raw)
 		}
 	})
 }

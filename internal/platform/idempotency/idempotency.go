@@ -84,63 +84,100 @@ func ValidateKey(key string) error {
 func (s *Store) Claim(ctx context.Context, owner, key, hash string) (Outcome, error) {
 	var out Outcome
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		out = Outcome{}
-		now := s.now()
-		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until)
-			VALUES ($1, $2, $3, 'pending', $4, $5) ON CONFLICT (owner, key) DO NOTHING`,
-			owner, key, hash, db.Micros(now), db.Micros(now.Add(s.lease)))
-		if err != nil {
-			return fmt.Errorf("idempotency: claim: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			out.Owned = true
-			return nil
-		}
-		var (
-			storedHash, state string
-			status            int
-			contentType       string
-			body              []byte
-			claimedUntil      int64
-		)
-		err = tx.QueryRowContext(ctx, `SELECT request_hash, state, status_code, content_type, body, claimed_until
-			FROM idempotency_keys WHERE owner = $1 AND key = $2`+tx.ForUpdate(), owner, key).
-			Scan(&storedHash, &state, &status, &contentType, &body, &claimedUntil)
-		if err != nil {
-			return fmt.Errorf("idempotency: read claim: %w", err)
-		}
-		if storedHash != hash {
-			return ErrKeyReused
-		}
-		if state == "done" {
-			out.Replay = &Response{StatusCode: status, ContentType: contentType, Body: body}
-			return nil
-		}
-		if claimedUntil > db.Micros(now) {
-			out.InProgress = true
-			return nil
-		}
-		// The claim's lease ran out: its process died mid-request. Take it over.
-		if _, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET claimed_until = $3 WHERE owner = $1 AND key = $2`,
-			owner, key, db.Micros(now.Add(s.lease))); err != nil {
-			return fmt.Errorf("idempotency: take over claim: %w", err)
-		}
-		out.Owned = true
-		return nil
+		var err error
+		out, err = s.claimTx(ctx, tx, owner, key, hash)
+		return err
 	})
 	return out, err
+}
+
+// claimTx is Claim inside tx.
+func (s *Store) claimTx(ctx context.Context, tx *db.Tx, owner, key, hash string) (Outcome, error) {
+	var out Outcome
+	now := s.now()
+	res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until)
+		VALUES ($1, $2, $3, 'pending', $4, $5) ON CONFLICT (owner, key) DO NOTHING`,
+		owner, key, hash, db.Micros(now), db.Micros(now.Add(s.lease)))
+	if err != nil {
+		return out, fmt.Errorf("idempotency: claim: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		out.Owned = true
+		return out, nil
+	}
+	var (
+		storedHash, state string
+		status            int
+		contentType       string
+		body              []byte
+		claimedUntil      int64
+	)
+	err = tx.QueryRowContext(ctx, `SELECT request_hash, state, status_code, content_type, body, claimed_until
+		FROM idempotency_keys WHERE owner = $1 AND key = $2`+tx.ForUpdate(), owner, key).
+		Scan(&storedHash, &state, &status, &contentType, &body, &claimedUntil)
+	if err != nil {
+		return out, fmt.Errorf("idempotency: read claim: %w", err)
+	}
+	if storedHash != hash {
+		return out, ErrKeyReused
+	}
+	if state == "done" {
+		out.Replay = &Response{StatusCode: status, ContentType: contentType, Body: body}
+		return out, nil
+	}
+	if claimedUntil > db.Micros(now) {
+		out.InProgress = true
+		return out, nil
+	}
+	// The claim's lease ran out: its process died mid-request. Take it over.
+	if _, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET claimed_until = $3 WHERE owner = $1 AND key = $2`,
+		owner, key, db.Micros(now.Add(s.lease))); err != nil {
+		return out, fmt.Errorf("idempotency: take over claim: %w", err)
+	}
+	out.Owned = true
+	return out, nil
 }
 
 // Complete stores the response for a claim the caller owns.
 func (s *Store) Complete(ctx context.Context, owner, key string, r Response) error {
 	return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET state = 'done', status_code = $3, content_type = $4, body = $5
-			WHERE owner = $1 AND key = $2`, owner, key, r.StatusCode, r.ContentType, r.Body)
-		if err != nil {
-			return fmt.Errorf("idempotency: complete: %w", err)
-		}
-		return nil
+		return completeTx(ctx, tx, owner, key, r)
 	})
+}
+
+func completeTx(ctx context.Context, tx *db.Tx, owner, key string, r Response) error {
+	_, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET state = 'done', status_code = $3, content_type = $4, body = $5
+		WHERE owner = $1 AND key = $2`, owner, key, r.StatusCode, r.ContentType, r.Body)
+	if err != nil {
+		return fmt.Errorf("idempotency: complete: %w", err)
+	}
+	return nil
+}
+
+// Atomically runs a request whose whole effect is one database transaction in
+// that same transaction with its claim and its stored response: one commit
+// instead of three (claim, effect, response). run gets a context under which
+// db.InTx joins the transaction (see db.Join). When the key has completed
+// before, run is not called and the Outcome carries the Replay; when another
+// request holds a claim on it, the Outcome says InProgress. Otherwise run's
+// response is stored and committed with its effect — unless run returns an
+// error, which rolls everything back, the claim included (run it again to
+// retry). A concurrent duplicate on PostgreSQL waits on the claim row's
+// uniqueness until this transaction ends, then replays its response.
+func (s *Store) Atomically(ctx context.Context, owner, key, hash string, run func(ctx context.Context) (Response, error)) (Outcome, error) {
+	var out Outcome
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		var err error
+		if out, err = s.claimTx(ctx, tx, owner, key, hash); err != nil || !out.Owned {
+			return err
+		}
+		resp, err := run(db.Join(ctx, tx))
+		if err != nil {
+			return err
+		}
+		return completeTx(ctx, tx, owner, key, resp)
+	})
+	return out, err
 }
 
 // Release drops a claim whose request failed in a way worth retrying (a 5xx or a
