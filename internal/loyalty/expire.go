@@ -52,11 +52,11 @@ type ExpireReport struct {
 //   - inactivity: every lot of a member whose last activity (or enrolment,
 //     if none) plus the policy's months has passed expires.
 //
-// Members are processed one per transaction, each under its row lock with
-// its lots re-read inside the transaction, so concurrent earning and
-// redeeming for the member simply serialise with it, and two runners (two
-// replicas) never expire the same points twice: the second finds the lots
-// already empty. Candidates are read in chunks by member id.
+// Members are processed a few hundred per transaction, under their row locks
+// (taken in id order) with their lots re-read inside the transaction, so
+// concurrent earning and redeeming for a member simply serialise with it, and
+// two runners (two replicas) never expire the same points twice: the second
+// finds the lots already empty. Candidates are read in chunks by member id.
 //
 // Only spendable points expire: a member expires min(expired lots'
 // remaining points, spendable balance). Points reserved by a pending hold
@@ -100,22 +100,13 @@ func (s *Service) ExpireBatch(ctx context.Context, opts ExpireOptions) (rep Expi
 		if err != nil {
 			return rep, internal("expire: candidates", err)
 		}
-		for _, id := range ids {
-			if err := ctx.Err(); err != nil {
-				return rep, err
-			}
-			points, err := s.expireMember(ctx, id, now)
-			rep.Candidates++
-			if err != nil {
-				if ctx.Err() != nil {
-					return rep, ctx.Err()
-				}
-				rep.Failed++
-				s.log.ErrorContext(ctx, "loyalty: expiring a member's points failed", "member_id", id, "error", err.Error())
-				failures = append(failures, fmt.Errorf("member %s: %w", id, err))
-			} else if points > 0 {
-				rep.AccountsAffected++
-				rep.TotalPointsExpired += points
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		for _, part := range chunks(ids, expireTxMembers) {
+			s.expireMembers(ctx, part, now, &rep, &failures)
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
 			}
 			if opts.Progress != nil {
 				opts.Progress(rep.Candidates, total)
@@ -174,8 +165,58 @@ func (s *Service) expiryCandidates(ctx context.Context, now time.Time, after str
 	return ids, rows.Err()
 }
 
+// expireTxMembers is how many members one expiry transaction takes on.
+const expireTxMembers = 500
+
+// expireMembers expires the members ids in one transaction (expireChunk). If
+// that fails, it goes member by member, so one member whose expiry cannot be
+// written does not hold back the rest; those failures are logged and counted.
+func (s *Service) expireMembers(ctx context.Context, ids []string, now time.Time, rep *ExpireReport, failures *[]error) {
+	done, err := s.expireChunk(ctx, ids, now)
+	if err == nil {
+		rep.Candidates += len(ids)
+		for _, e := range done {
+			rep.AccountsAffected++
+			rep.TotalPointsExpired += e.points
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	s.log.WarnContext(ctx, "loyalty: expiring a chunk of members failed; retrying one by one", "members", len(ids), "error", err.Error())
+	for _, id := range ids {
+		points, err := s.expireMember(ctx, id, now)
+		rep.Candidates++
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			rep.Failed++
+			s.log.ErrorContext(ctx, "loyalty: expiring a member's points failed", "member_id", id, "error", err.Error())
+			*failures = append(*failures, fmt.Errorf("member %s: %w", id, err))
+		} else if points > 0 {
+			rep.AccountsAffected++
+			rep.TotalPointsExpired += points
+		}
+	}
+}
+
+// chunks splits ids into slices of at most n.
+func chunks(ids []string, n int) [][]string {
+	var out [][]string
+	for len(ids) > n {
+		out = append(out, ids[:n])
+		ids = ids[n:]
+	}
+	if len(ids) > 0 {
+		out = append(out, ids)
+	}
+	return out
+}
+
 // expireMember expires one member's points in its own transaction and
-// returns how many expired.
+// returns how many expired. ExpireBatch falls back to it when a chunk fails.
 func (s *Service) expireMember(ctx context.Context, memberID string, now time.Time) (expired int64, err error) {
 	ctx, span := s.tracer.Start(ctx, "loyalty.expire_member_points", trace.WithAttributes(attribute.String("loyalty.member_id", memberID)))
 	defer func() {

@@ -205,3 +205,64 @@ func TestExpireAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestExpireManyMembersInChunks: members expire a chunk per transaction, the
+// writes split into several multi-row statements; every member loses exactly
+// their own expired points (a partly spent lot, a member with nothing left,
+// a member who owes points), the books stay balanced, and a second run
+// changes nothing.
+func TestExpireManyMembersInChunks(t *testing.T) {
+	ctx := context.Background()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newEnvWith(t, d, lotProgram(1))
+		const n = 130
+		want := map[string]int64{}
+		var total int64
+		for i := range n {
+			id := fmt.Sprintf("c%03d", i)
+			e.member(t, id)
+			e.earn(t, id, hotel(id+"-a", int64(10_000+100*i))) // 1,000 + 10·i points
+			e.earn(t, id, hotel(id+"-b", 20_000))              // 2,000 points
+			balance := int64(3000 + 10*i)
+			switch i % 10 {
+			case 3: // spent part of the soonest lot
+				if _, err := e.svc.Redeem(ctx, id, "merch-luggage-tag", ""); err != nil {
+					t.Fatal(err)
+				}
+				balance -= 1500
+			case 7: // owes points: nothing to expire
+				if _, err := e.svc.Adjust(ctx, id, -(balance + 500), "chargeback"); err != nil {
+					t.Fatal(err)
+				}
+				balance = 0
+			}
+			want[id] = balance
+			total += balance
+		}
+		rep, err := e.svc.ExpireBatch(ctx, loyalty.ExpireOptions{Now: date(2027, 1, 1), ChunkSize: 40})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.TotalPointsExpired != total || rep.Failed != 0 {
+			t.Fatalf("report %+v, want %d points expired and no failures", rep, total)
+		}
+		for id, pts := range want {
+			m := e.get(t, id)
+			wantBalance := int64(0)
+			if id[len(id)-1] == '7' {
+				wantBalance = -500
+			}
+			if m.Balance != wantBalance {
+				t.Errorf("%s: balance %d after expiring %d, want %d", id, m.Balance, pts, wantBalance)
+			}
+		}
+		if got := e.count(t, `SELECT COALESCE(SUM(amount), 0) FROM loyalty_postings WHERE account = 'sink:expiry'`); got != total {
+			t.Errorf("sink:expiry holds %d, want %d", got, total)
+		}
+		e.verify(t)
+		rep, err = e.svc.ExpireBatch(ctx, loyalty.ExpireOptions{Now: date(2027, 1, 1), ChunkSize: 40})
+		if err != nil || rep.TotalPointsExpired != 0 || rep.AccountsAffected != 0 {
+			t.Fatalf("second run: %+v %v", rep, err)
+		}
+	})
+}
