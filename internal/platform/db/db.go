@@ -149,7 +149,10 @@ func openSQLite(path string, opts Options) (*DB, error) {
 		}
 	}
 	pragmas := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+	// temp_store(MEMORY): a savepoint (db.Join) keeps the original of every page
+	// it changes in a sub-journal, by default a temporary file opened, written
+	// and closed per savepoint — 14% of an earn's CPU in the profile.
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)", "temp_store(MEMORY)"} {
 		pragmas.Add("_pragma", p)
 	}
 	o := otelOptions(semconv.DBSystemNameSQLite, opts)
