@@ -585,3 +585,57 @@ func TestLeaseTakenOverMidSaga(t *testing.T) {
 		}
 	})
 }
+
+// TestPaidWithPointsCrashRecovery covers a checkout paid in full with points,
+// where no charge exists to look up: interrupted before its order exists it is
+// undone (the hold voided, the points back), once the order exists it is
+// completed (the hold captured).
+func TestPaidWithPointsCrashRecovery(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d, fixtureOpts{})
+		p := f.product(t, "ALLPTS-1", 1500, 100)
+		member := "mem_allpts"
+		f.loyalty.setBalance(member, 10_000)
+		tok := f.token(t, auth.ScopeMember, member)
+		for _, tc := range []struct {
+			crash   string
+			done    bool
+			balance int64
+		}{
+			{checkout.StepHoldingPoints, false, 10_000}, // nothing to charge: FailAfter skips processing_payment
+			{checkout.StepCreatingOrder, true, 7_000},
+		} {
+			t.Run(tc.crash, func(t *testing.T) {
+				f.setFail(func(s string) error {
+					if s == tc.crash {
+						return errors.New("injected crash")
+					}
+					return nil
+				})
+				key := "allpts-" + tc.crash
+				body := checkoutBody(f.cart(t, member, map[string]int64{p.ID: 2}), "tok_visa", "", 3000)
+				r := f.do(t, "POST", "/v1/checkout", tok, key, body)
+				f.setFail(nil)
+				if r.status != 503 || r.str("failure_step") != tc.crash {
+					t.Fatalf("crash response: %d %s", r.status, r.raw)
+				}
+				f.clock.Advance(3 * time.Minute)
+				rep, err := f.checkout.Recover(context.Background())
+				if err != nil || rep.Checked != 1 || (rep.Completed == 1) != tc.done {
+					t.Fatalf("recover = %+v, %v", rep, err)
+				}
+				again := f.do(t, "POST", "/v1/checkout", tok, key, body)
+				if tc.done && (again.status != 201 || again.str("status") != "confirmed") || !tc.done && again.str("code") != "checkout_aborted" {
+					t.Errorf("retry: %d %s", again.status, again.raw)
+				}
+				if got := f.loyalty.Balance(member); got != tc.balance {
+					t.Errorf("points = %d, want %d", got, tc.balance)
+				}
+				f.assertConsistent(t)
+			})
+		}
+		if n := f.count(t, `SELECT COUNT(*) FROM payment_charges`); n != 0 {
+			t.Errorf("%d charges for checkouts paid with points", n)
+		}
+	})
+}
