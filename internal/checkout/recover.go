@@ -161,8 +161,9 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 		}
 		switch {
 		case cash.Amount == 0:
-			// Nothing to charge: undone unless the order was made. Only rows
-			// written before creating_order stopped being recorded reach it.
+			// Nothing to charge: undone unless the order exists (handled
+			// above). A row at creating_order was written by an older version,
+			// which recorded that step after a zero charge.
 			paid = rank >= stepRank[StepCreatingOrder]
 		default:
 			ch, err := s.cfg.Payments.Lookup(ctx, rec.ID)
