@@ -28,9 +28,12 @@ import (
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
 
-// The saga's steps. The checkouts row's step column names the step in progress
-// (or the next one to run); they are also the values of the checkout.step and
-// checkout.failure_step span attributes and of failure_step in problems.
+// The saga's steps. They are the values of the checkout.step and
+// checkout.failure_step span attributes and of failure_step in problems. The
+// checkouts row's step column names the last step whose start was recorded:
+// initiated, then holding_points (recorded with everything a charge needs to
+// become an order), then complete. Every commit costs a WAL flush, so the steps
+// in between are not recorded: their effects are found again by reference.
 const (
 	StepInitiated          = "initiated"
 	StepValidatingCart     = "validating_cart"
@@ -43,7 +46,7 @@ const (
 )
 
 // Steps lists the steps in order; FailAfter is called with each of them
-// (except complete) right after its external effects, before they are recorded.
+// (except complete) right after its external effects, before the saga goes on.
 var Steps = []string{StepInitiated, StepValidatingCart, StepReservingInventory, StepHoldingPoints,
 	StepProcessingPayment, StepCreatingOrder, StepFinishing}
 
@@ -75,8 +78,8 @@ type Config struct {
 	// (longer than any checkout takes); default 2 minutes.
 	Lease time.Duration
 	// FailAfter is a test-only fault point: called after each step's external
-	// effect and before it is recorded, a non-nil error stops the saga there as
-	// if the process had died (nothing is compensated), for Recover to clean up.
+	// effect and before the saga goes on, a non-nil error stops the saga there
+	// as if the process had died (nothing is compensated), for Recover to clean up.
 	FailAfter func(step string) error
 }
 
@@ -157,9 +160,12 @@ type Result struct {
 	TraceID        string      `json:"trace_id"`
 }
 
-// errInterrupted marks a saga stopped by the fault hook or by a failure to
-// record progress: its effects are left for Recover.
+// errInterrupted marks a saga stopped by the fault hook, by a failure to
+// record progress or by its lease running out: its effects are left for Recover.
 var errInterrupted = errors.New("checkout interrupted")
+
+// errLeaseExpired stops a saga that outlived its lease before its next effect.
+var errLeaseExpired = errors.New("checkout lease expired")
 
 func interrupted(step string, cause error) error {
 	return errs.Coded(errs.Unavailable, "checkout_interrupted",
@@ -172,6 +178,17 @@ func userID(memberID string) string {
 		return "guest"
 	}
 	return memberID
+}
+
+// leaseHeld reports, before an external effect, whether the lease last
+// written for rec still runs. Between the saves nothing else would notice that
+// a recovery pass may have claimed the checkout, so without this the saga could
+// charge or order after Recover has undone it.
+func (s *Service) leaseHeld(rec *record, step string) error {
+	if !s.cfg.Now().Before(rec.leaseUntil) {
+		return interrupted(step, errLeaseExpired)
+	}
+	return nil
 }
 
 func (s *Service) failPoint(step string) error {
@@ -276,10 +293,6 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 			attribute.Int("checkout.item_count", len(items)))
 		return s.failPoint(StepValidatingCart)
 	})
-	if err == nil {
-		rec.Step = StepReservingInventory
-		err = s.save(ctx, rec)
-	}
 	if err != nil {
 		return s.fail(ctx, rec, StepValidatingCart, err)
 	}
@@ -294,18 +307,25 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 		span.SetAttributes(attribute.String("inventory.reservation_id", res.ID))
 		return s.failPoint(StepReservingInventory)
 	})
-	if err == nil {
-		rec.Step = StepHoldingPoints
-		err = s.save(ctx, rec)
-	}
 	if err != nil {
 		return s.fail(ctx, rec, StepReservingInventory, err)
 	}
 
-	// holding_points
+	// holding_points. The cart hold and the reservation need nothing but the
+	// row begin wrote to be found again. The points hold is found only by
+	// asking for it, and a charge becomes an order only with the items and
+	// amounts, so those are recorded now, before either: the one save between
+	// begin and the outcome.
 	err = s.timed(ctx, span, StepHoldingPoints, func() error {
-		if err := s.pricePoints(rec); err != nil || rec.PointsRedeemed == 0 {
+		if err := s.pricePoints(rec); err != nil {
 			return err
+		}
+		rec.Step = StepHoldingPoints
+		if err := s.save(ctx, rec); err != nil {
+			return err
+		}
+		if rec.PointsRedeemed == 0 {
+			return nil
 		}
 		span.SetAttributes(attribute.Int64("checkout.points_redeemed", rec.PointsRedeemed))
 		holdID, err := s.cfg.Loyalty.HoldPoints(ctx, rec.MemberID, rec.PointsRedeemed, rec.ID)
@@ -315,15 +335,12 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 		rec.HoldID = holdID
 		return s.failPoint(StepHoldingPoints)
 	})
-	if err == nil {
-		rec.Step = StepProcessingPayment
-		err = s.save(ctx, rec)
-	}
 	if err != nil {
 		return s.fail(ctx, rec, StepHoldingPoints, err)
 	}
 
-	// processing_payment
+	// processing_payment: not recorded; Recover asks the gateway by the
+	// idempotency key (the checkout id) whether a charge exists.
 	cash, err := rec.cash()
 	if err != nil {
 		return s.fail(ctx, rec, StepProcessingPayment, err)
@@ -331,6 +348,9 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 	err = s.timed(ctx, span, StepProcessingPayment, func() error {
 		if cash.Amount == 0 {
 			return nil // paid in full with points
+		}
+		if err := s.leaseHeld(rec, StepProcessingPayment); err != nil {
+			return err
 		}
 		ch, err := s.cfg.Payments.Charge(ctx, payment.ChargeRequest{IdempotencyKey: rec.ID, Amount: cash, Token: req.PaymentToken, Description: "Godwit shop order"})
 		if err != nil {
@@ -340,17 +360,16 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 		span.AddEvent("payment_processed", trace.WithAttributes(attribute.String("payment.charge_id", ch.ID)))
 		return s.failPoint(StepProcessingPayment)
 	})
-	if err == nil {
-		rec.Step = StepCreatingOrder
-		err = s.save(ctx, rec)
-	}
 	if err != nil {
 		return s.fail(ctx, rec, StepProcessingPayment, err)
 	}
 
-	// creating_order
+	// creating_order: not recorded; Recover finds the order by checkout id.
 	var o order.Order
 	err = s.timed(ctx, span, StepCreatingOrder, func() error {
+		if err := s.leaseHeld(rec, StepCreatingOrder); err != nil {
+			return err
+		}
 		var err error
 		if o, err = s.createOrder(ctx, rec); err != nil {
 			return err
@@ -360,10 +379,6 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 		span.SetAttributes(attribute.String("order.id", o.ID))
 		return s.failPoint(StepCreatingOrder)
 	})
-	if err == nil {
-		rec.Step = StepFinishing
-		err = s.save(ctx, rec)
-	}
 	if err != nil {
 		return s.fail(ctx, rec, StepCreatingOrder, err)
 	}
@@ -469,7 +484,8 @@ func confirmation(rec *record, lines []order.Item, cash money.Money) *notify.Mes
 }
 
 // finish captures the points hold, earns purchase points, confirms the order
-// and marks the checkout completed. Every call in it is idempotent.
+// and marks the checkout completed, recording every id the saga collected.
+// Every call in it is idempotent.
 func (s *Service) finish(ctx context.Context, rec *record) error {
 	if rec.PointsRedeemed > 0 && s.cfg.Loyalty != nil {
 		if rec.HoldID == "" {

@@ -462,3 +462,180 @@ func TestCheckoutValidation(t *testing.T) {
 	}
 	f.assertConsistent(t)
 }
+
+// TestCrashRecordsOnlyIntent checks what a crash after each step leaves in the
+// checkouts row: only begin and the holding_points intent (with the
+// reservation) are recorded, not the later effects' ids, and recovery finds
+// the unrecorded effects by reference
+// (the reservation by its reference, the charge by its idempotency key, the
+// order by checkout id) and records them with the outcome.
+func TestCrashRecordsOnlyIntent(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d, fixtureOpts{})
+		p := f.product(t, "INTENT-1", 1500, 100)
+		member := "mem_intent"
+		f.loyalty.setBalance(member, 10_000)
+		tok := f.token(t, auth.ScopeMember, member)
+		ctx := context.Background()
+		for _, tc := range []struct{ crash, recorded, outcome string }{
+			{checkout.StepReservingInventory, checkout.StepInitiated, "failed"},
+			{checkout.StepHoldingPoints, checkout.StepHoldingPoints, "failed"},
+			{checkout.StepProcessingPayment, checkout.StepHoldingPoints, "completed"},
+			{checkout.StepCreatingOrder, checkout.StepHoldingPoints, "completed"},
+		} {
+			t.Run(tc.crash, func(t *testing.T) {
+				f.setFail(func(s string) error {
+					if s == tc.crash {
+						return errors.New("injected crash")
+					}
+					return nil
+				})
+				key := "intent-" + tc.crash
+				r := f.do(t, "POST", "/v1/checkout", tok, key, checkoutBody(f.cart(t, member, map[string]int64{p.ID: 2}), "tok_visa", "", 500))
+				f.setFail(nil)
+				if r.status != 503 || r.str("failure_step") != tc.crash {
+					t.Fatalf("crash response: %d %s", r.status, r.raw)
+				}
+				id := checkout.ID((&auth.Principal{Scope: auth.ScopeMember, Subject: member}).Actor(), key)
+				st, err := f.checkout.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The intent carries the reservation made before it, nothing later.
+				if st.State != "in_progress" || st.Step != tc.recorded || (st.ReservationID != "") != (tc.recorded == checkout.StepHoldingPoints) ||
+					st.ChargeID != "" || st.OrderID != "" {
+					t.Errorf("recorded before recovery: %+v, want step %s and no later effect ids", st, tc.recorded)
+				}
+				f.clock.Advance(3 * time.Minute)
+				if rep, err := f.checkout.Recover(ctx); err != nil || rep.Checked != 1 {
+					t.Fatalf("recover = %+v, %v", rep, err)
+				}
+				st, err = f.checkout.Get(ctx, id)
+				if err != nil || st.State != tc.outcome {
+					t.Fatalf("after recovery: %+v, %v; want %s", st, err, tc.outcome)
+				}
+				if tc.outcome == "completed" {
+					o, err := f.orders.ByCheckout(ctx, id)
+					if err != nil || st.OrderID != o.ID || st.ChargeID == "" || st.ChargeID != o.ChargeID {
+						t.Errorf("completed checkout %+v does not record its order %+v (%v)", st, o, err)
+					}
+				}
+				f.assertConsistent(t)
+			})
+		}
+	})
+}
+
+// TestLeaseTakenOverMidSaga lets a recovery pass claim a checkout whose lease
+// ran out while the saga was still running (a stalled process). With no save
+// between the steps to notice the lost lease, the saga must still stop before
+// its next effect: no charge after recovery undid the checkout, no second
+// order after recovery completed it.
+func TestLeaseTakenOverMidSaga(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d, fixtureOpts{})
+		p := f.product(t, "STALL-1", 1500, 100)
+		member := "mem_stall"
+		f.loyalty.setBalance(member, 10_000)
+		tok := f.token(t, auth.ScopeMember, member)
+		for _, tc := range []struct {
+			stall, stopAt, outcome string
+			charges                int64
+		}{
+			{checkout.StepHoldingPoints, checkout.StepProcessingPayment, "failed", 0},
+			{checkout.StepProcessingPayment, checkout.StepCreatingOrder, "completed", 1},
+		} {
+			t.Run(tc.stall, func(t *testing.T) {
+				before := f.count(t, `SELECT COUNT(*) FROM payment_charges`)
+				var rep checkout.Report
+				var recErr error
+				f.setFail(func(s string) error {
+					if s == tc.stall {
+						f.clock.Advance(3 * time.Minute)
+						rep, recErr = f.checkout.Recover(context.Background())
+					}
+					return nil
+				})
+				key := "stall-" + tc.stall
+				body := checkoutBody(f.cart(t, member, map[string]int64{p.ID: 2}), "tok_visa", "", 500)
+				r := f.do(t, "POST", "/v1/checkout", tok, key, body)
+				f.setFail(nil)
+				if recErr != nil || rep.Checked != 1 {
+					t.Fatalf("recovery during the saga = %+v, %v", rep, recErr)
+				}
+				if r.status != 503 || r.str("code") != "checkout_interrupted" || r.str("failure_step") != tc.stopAt {
+					t.Fatalf("stalled saga: %d %s; want 503 checkout_interrupted at %s", r.status, r.raw, tc.stopAt)
+				}
+				if n := f.count(t, `SELECT COUNT(*) FROM payment_charges`) - before; n != tc.charges {
+					t.Errorf("%d charges made, want %d", n, tc.charges)
+				}
+				st, err := f.checkout.Get(context.Background(), checkout.ID((&auth.Principal{Scope: auth.ScopeMember, Subject: member}).Actor(), key))
+				if err != nil || st.State != tc.outcome {
+					t.Errorf("checkout = %+v, %v; want %s", st, err, tc.outcome)
+				}
+				again := f.do(t, "POST", "/v1/checkout", tok, key, body)
+				if (tc.outcome == "completed") != (again.status == 201) {
+					t.Errorf("retry: %d %s", again.status, again.raw)
+				}
+				f.assertConsistent(t)
+			})
+		}
+		if n := f.count(t, `SELECT COUNT(*) FROM orders`); n != 1 {
+			t.Errorf("orders = %d, want 1", n)
+		}
+	})
+}
+
+// TestPaidWithPointsCrashRecovery covers a checkout paid in full with points,
+// where no charge exists to look up: interrupted before its order exists it is
+// undone (the hold voided, the points back), once the order exists it is
+// completed (the hold captured).
+func TestPaidWithPointsCrashRecovery(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d, fixtureOpts{})
+		p := f.product(t, "ALLPTS-1", 1500, 100)
+		member := "mem_allpts"
+		f.loyalty.setBalance(member, 10_000)
+		tok := f.token(t, auth.ScopeMember, member)
+		for _, tc := range []struct {
+			crash   string
+			done    bool
+			balance int64
+		}{
+			{checkout.StepHoldingPoints, false, 10_000}, // nothing to charge: FailAfter skips processing_payment
+			{checkout.StepCreatingOrder, true, 7_000},
+		} {
+			t.Run(tc.crash, func(t *testing.T) {
+				f.setFail(func(s string) error {
+					if s == tc.crash {
+						return errors.New("injected crash")
+					}
+					return nil
+				})
+				key := "allpts-" + tc.crash
+				body := checkoutBody(f.cart(t, member, map[string]int64{p.ID: 2}), "tok_visa", "", 3000)
+				r := f.do(t, "POST", "/v1/checkout", tok, key, body)
+				f.setFail(nil)
+				if r.status != 503 || r.str("failure_step") != tc.crash {
+					t.Fatalf("crash response: %d %s", r.status, r.raw)
+				}
+				f.clock.Advance(3 * time.Minute)
+				rep, err := f.checkout.Recover(context.Background())
+				if err != nil || rep.Checked != 1 || (rep.Completed == 1) != tc.done {
+					t.Fatalf("recover = %+v, %v", rep, err)
+				}
+				again := f.do(t, "POST", "/v1/checkout", tok, key, body)
+				if tc.done && (again.status != 201 || again.str("status") != "confirmed") || !tc.done && again.str("code") != "checkout_aborted" {
+					t.Errorf("retry: %d %s", again.status, again.raw)
+				}
+				if got := f.loyalty.Balance(member); got != tc.balance {
+					t.Errorf("points = %d, want %d", got, tc.balance)
+				}
+				f.assertConsistent(t)
+			})
+		}
+		if n := f.count(t, `SELECT COUNT(*) FROM payment_charges`); n != 0 {
+			t.Errorf("%d charges for checkouts paid with points", n)
+		}
+	})
+}

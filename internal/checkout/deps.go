@@ -1,8 +1,10 @@
 // Package checkout is the checkout saga: validate the cart, reserve stock,
 // hold points, charge, create the order (with its confirmation), capture the
-// points and earn new ones. Every step is recorded in the checkouts table
-// before and after its external effect, so Recover can resume or compensate a
-// checkout that a crash interrupted. The package declares the small interfaces
+// points and earn new ones. The checkouts row is written before the first
+// external effect (with its lease), again before the points hold and the
+// charge (with the items and amounts an order needs), and with the outcome;
+// every effect in between is idempotent and found again by reference, so
+// Recover can resume or compensate a checkout that a crash interrupted. The package declares the small interfaces
 // it needs from the services it orchestrates; in one process the real services
 // satisfy them, in split mode HTTP clients will.
 package checkout

@@ -84,8 +84,9 @@ func (s *Service) claim(ctx context.Context, id string) (*record, error) {
 	err := s.cfg.DB.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		rec = nil
 		now := s.cfg.Now()
+		leaseUntil := now.Add(s.cfg.Lease)
 		res, err := tx.ExecContext(ctx, `UPDATE checkouts SET lease_token = $2, lease_until = $3 WHERE id = $1 AND state = 'in_progress' AND lease_until <= $4`,
-			id, token, db.Micros(now.Add(s.cfg.Lease)), db.Micros(now))
+			id, token, db.Micros(leaseUntil), db.Micros(now))
 		if err != nil {
 			return fmt.Errorf("checkout: claim %s: %w", id, err)
 		}
@@ -96,6 +97,7 @@ func (s *Service) claim(ctx context.Context, id string) (*record, error) {
 		if err != nil {
 			return fmt.Errorf("checkout: claim %s: %w", id, err)
 		}
+		rec.leaseUntil = leaseUntil
 		return nil
 	})
 	return rec, err
@@ -128,6 +130,11 @@ func (s *Service) recoverOne(ctx context.Context, rec *record) (string, error) {
 	return outcome, nil
 }
 
+// resume completes or undoes a claimed checkout. The row records only the
+// saga's start (initiated) and, before the points hold and the charge, the
+// items and amounts (holding_points); every effect is found again by
+// reference: the order by checkout id, the charge by its idempotency key, the
+// reservation by its reference, the points hold by asking for it again.
 func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 	rank := stepRank[rec.Step]
 	// An order exists: finish it.
@@ -144,15 +151,19 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 		return "", err
 	}
 
-	// Was the customer charged? Ask the gateway: the charge's idempotency key is the checkout id.
+	// Was the customer charged? Ask the gateway: the charge's idempotency key is
+	// the checkout id. A charge is made only after holding_points is recorded.
 	paid := false
-	if rank >= stepRank[StepProcessingPayment] {
+	if rank >= stepRank[StepHoldingPoints] {
 		cash, err := rec.cash()
 		if err != nil {
 			return "", err
 		}
 		switch {
 		case cash.Amount == 0:
+			// Nothing to charge: undone unless the order exists (handled
+			// above). A row at creating_order was written by an older version,
+			// which recorded that step after a zero charge.
 			paid = rank >= stepRank[StepCreatingOrder]
 		default:
 			ch, err := s.cfg.Payments.Lookup(ctx, rec.ID)
@@ -183,8 +194,9 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 		// The reservation expired meanwhile: undo the charge below.
 	}
 
-	// Not completed: find effects a crash may have left unrecorded, then undo all.
-	if rec.ReservationID == "" && rank >= stepRank[StepReservingInventory] {
+	// Not completed: find effects a crash may have left unrecorded, then undo
+	// all. The reservation is made before anything but begin is recorded.
+	if rec.ReservationID == "" {
 		r, err := s.cfg.Inventory.ReservationByReference(ctx, rec.ID)
 		switch {
 		case err == nil:

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -54,6 +55,8 @@ type record struct {
 	FailureDetails                           map[string]any
 	TraceID, TraceParent                     string
 	LeaseToken                               string
+	// leaseUntil is the lease this process last wrote (not read back from the row).
+	leaseUntil time.Time
 }
 
 func (r *record) cash() (money.Money, error) {
@@ -132,11 +135,12 @@ func (s *Service) begin(ctx context.Context, req Request, traceID string) (*reco
 	err := s.cfg.DB.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		existing = nil
 		now := s.cfg.Now()
+		rec.leaseUntil = now.Add(s.cfg.Lease)
 		res, err := tx.ExecContext(ctx, `INSERT INTO checkouts (id, cart_id, member_id, email, request_hash, state, step, points_redeemed,
 			trace_id, traceparent, lease_token, lease_until, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, 'in_progress', 'initiated', $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (id) DO NOTHING`,
 			rec.ID, rec.CartID, rec.MemberID, rec.Email, hash, rec.PointsRedeemed, rec.TraceID, rec.TraceParent, rec.LeaseToken,
-			db.Micros(now.Add(s.cfg.Lease)), db.Micros(now))
+			db.Micros(rec.leaseUntil), db.Micros(now))
 		if err != nil {
 			return fmt.Errorf("checkout: begin: %w", err)
 		}
@@ -184,15 +188,17 @@ func (s *Service) save(ctx context.Context, r *record) error {
 		}
 		failure = string(b)
 	}
+	var leaseUntil time.Time
 	err := s.cfg.DB.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		now := s.cfg.Now()
+		leaseUntil = now.Add(s.cfg.Lease)
 		res, err := tx.ExecContext(ctx, `UPDATE checkouts SET state = $3, step = $4, currency = $5, total_amount = $6, points_redeemed = $7,
 			points_amount = $8, items = $9, reservation_id = $10, points_hold_id = $11, charge_id = $12, order_id = $13, points_earned = $14,
 			failure_step = $15, failure_kind = $16, failure_code = $17, failure_message = $18, lease_until = $19, updated_at = $20
 			WHERE id = $1 AND lease_token = $2`,
 			r.ID, r.LeaseToken, r.State, r.Step, r.Total.Currency, r.Total.Amount, r.PointsRedeemed, r.PointsAmount.Amount, items,
 			r.ReservationID, r.HoldID, r.ChargeID, r.OrderID, r.PointsEarned, r.FailureStep, r.FailureKind, r.FailureCode, failure,
-			db.Micros(now.Add(s.cfg.Lease)), db.Micros(now))
+			db.Micros(leaseUntil), db.Micros(now))
 		if err != nil {
 			return fmt.Errorf("checkout: save: %w", err)
 		}
@@ -204,6 +210,7 @@ func (s *Service) save(ctx context.Context, r *record) error {
 	if err != nil {
 		return interrupted(r.Step, err)
 	}
+	r.leaseUntil = leaseUntil
 	return nil
 }
 
