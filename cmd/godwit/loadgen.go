@@ -35,6 +35,9 @@ func runLoadgen(ctx context.Context, e env, args []string) error {
 		members      = fs.Int("members", 200, "members to create during setup")
 		declineShare = fs.Float64("decline-share", 0.05, "share of checkouts with a declining test card")
 		pointsShare  = fs.Float64("points-share", 0.2, "share of member checkouts paying partly with points")
+		hotMember    = fs.Bool("hot-member", false, "contention on one account: every redeem and transfer acts for one member (setup's first, credited 1,000,000,000 points; without --setup the first known member)")
+		hotProduct   = fs.Bool("hot-product", false, "flash sale: every checkout buys one unit of the catalogue's first product; sold out, checkouts are rejected 409 insufficient_stock")
+		hotStock     = fs.Int64("hot-product-stock", 1_000_000, "with --hot-product and --setup: the hot product's stock")
 		jsonOut      = fs.String("json", "", "also write the report as JSON to this file")
 		noVerify     = fs.Bool("no-verify", false, "skip verify at the end")
 		grace        = fs.Duration("verify-grace", 2*time.Minute, "grace passed to verify")
@@ -45,6 +48,9 @@ func runLoadgen(ctx context.Context, e env, args []string) error {
 	)
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
+	}
+	if *hotStock < 1 {
+		return fmt.Errorf("--hot-product-stock %d: want at least 1", *hotStock)
 	}
 	m, err := loadgen.ParseMix(*mix)
 	if err != nil {
@@ -80,6 +86,7 @@ func runLoadgen(ctx context.Context, e env, args []string) error {
 		MemberToken: func(id string) (string, error) { return keys.Mint(auth.ScopeMember, id, ttl) },
 		Mix:         m, Rate: *rate, VUs: *vus, Duration: *duration, Requests: *requests,
 		Setup: *setup, Members: *members, DeclineShare: *declineShare, PointsShare: *pointsShare,
+		HotMember: *hotMember, HotProduct: *hotProduct, HotProductStock: *hotStock,
 		Progress: e.stderr, Seed: *seed, Version: version(),
 	})
 	if err != nil {

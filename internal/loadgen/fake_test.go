@@ -31,6 +31,7 @@ type fakeBehaviour struct {
 	stall          *stall        // stalls GET /v1/products during the load
 	products       int           // catalogue size (default 4)
 	skipBrowse     int64         // browse calls exempt from the faults above (discovery)
+	trackStock     bool          // checkouts take their lines from the stock set by PUT /v1/admin/inventory; short is 409 insufficient_stock
 }
 
 // stall blocks every browse request from the after-th on until hold has passed
@@ -109,13 +110,24 @@ type fake struct {
 	rejected    map[string]int // code → answers given
 	transfers   []map[string]any
 	checkouts   int64
+	redeemedBy  map[string]int        // member in the path → redemptions
+	sentBy      map[string]int        // member in the path → transfers
+	cartLines   map[string][]cartLine // cart → items added
+	stockSet    map[string]int64      // product → the last stock set by the admin API
+	adjusted    map[string][]int64    // member → adjustments
+}
+
+type cartLine struct {
+	ProductID string `json:"product_id"`
+	Quantity  int64  `json:"quantity"`
 }
 
 var valueMoving = map[string]bool{
-	"POST /v1/checkout":                 true,
-	"POST /v1/members/{id}/activities":  true,
-	"POST /v1/members/{id}/redemptions": true,
-	"POST /v1/members/{id}/transfers":   true,
+	"POST /v1/checkout":                       true,
+	"POST /v1/members/{id}/activities":        true,
+	"POST /v1/members/{id}/redemptions":       true,
+	"POST /v1/members/{id}/transfers":         true,
+	"POST /v1/admin/members/{id}/adjustments": true,
 }
 
 func newFake(t *testing.T, b fakeBehaviour) *fake {
@@ -128,13 +140,15 @@ func newFake(t *testing.T, b fakeBehaviour) *fake {
 		idemKeys: map[string]string{}, hits: map[string]int{}, auth: map[string]map[string]int{},
 		members: map[string]bool{}, activities: map[string]int{}, activityTy: map[string]int{},
 		inventory: map[string]int64{}, carts: map[string]string{}, payTokens: map[string]int{},
-		rejected: map[string]int{},
+		rejected: map[string]int{}, redeemedBy: map[string]int{}, sentBy: map[string]int{},
+		cartLines: map[string][]cartLine{}, stockSet: map[string]int64{}, adjusted: map[string][]int64{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/products", f.products)
 	mux.HandleFunc("PUT /v1/admin/inventory/{product_id}", f.setInventory)
 	mux.HandleFunc("POST /v1/members", f.createMember)
 	mux.HandleFunc("POST /v1/members/{id}/activities", f.activity)
+	mux.HandleFunc("POST /v1/admin/members/{id}/adjustments", f.adjust)
 	mux.HandleFunc("GET /v1/redemption-options", f.options)
 	mux.HandleFunc("POST /v1/members/{id}/redemptions", f.redeem)
 	mux.HandleFunc("POST /v1/members/{id}/transfers", f.transfer)
@@ -252,6 +266,7 @@ func (f *fake) setInventory(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.inventory[r.PathValue("product_id")] = b.Available
+	f.stockSet[r.PathValue("product_id")] = b.Available
 	f.mu.Unlock()
 	writeJSON(w, 200, map[string]any{"product_id": r.PathValue("product_id"), "available": b.Available})
 }
@@ -305,6 +320,33 @@ func (f *fake) activity(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 201, map[string]any{"transaction_id": "tx", "total_points_earned": 100, "new_balance": 100})
 }
 
+func (f *fake) adjust(w http.ResponseWriter, r *http.Request) {
+	if f.token(r) != adminToken {
+		problem(w, 403, "forbidden")
+		return
+	}
+	var b struct {
+		Points int64  `json:"points"`
+		Reason string `json:"reason"`
+	}
+	if !decode(w, r, &b) {
+		return
+	}
+	if b.Points == 0 || b.Reason == "" {
+		problem(w, 422, "invalid_points")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := r.PathValue("id")
+	if !f.members[id] {
+		problem(w, 404, "member_not_found")
+		return
+	}
+	f.adjusted[id] = append(f.adjusted[id], b.Points)
+	writeJSON(w, 201, map[string]any{"transaction_id": "adj", "points": b.Points})
+}
+
 func (f *fake) options(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"options": []map[string]any{
 		{"id": "merch-mug", "type": "merchandise", "name": "Mug", "points": 2500},
@@ -322,6 +364,7 @@ func (f *fake) redeem(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.redeems++
+	f.redeemedBy[r.PathValue("id")]++
 	reject := f.b.rejectRedeemN > 0 && f.redeems%f.b.rejectRedeemN == 0
 	if reject {
 		f.rejected["insufficient_points"]++
@@ -341,6 +384,7 @@ func (f *fake) transfer(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.transfers = append(f.transfers, b)
+	f.sentBy[r.PathValue("id")]++
 	f.mu.Unlock()
 	if f.b.transferStatus != 0 {
 		problem(w, f.b.transferStatus, "internal")
@@ -362,16 +406,13 @@ func (f *fake) createCart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fake) addItem(w http.ResponseWriter, r *http.Request) {
-	var b struct {
-		ProductID string `json:"product_id"`
-		Quantity  int64  `json:"quantity"`
-	}
+	var b cartLine
 	if !decode(w, r, &b) {
 		return
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	owner, ok := f.carts[r.PathValue("id")]
-	f.mu.Unlock()
 	if !ok {
 		problem(w, 404, "cart_not_found")
 		return
@@ -380,6 +421,7 @@ func (f *fake) addItem(w http.ResponseWriter, r *http.Request) {
 		problem(w, 403, "forbidden")
 		return
 	}
+	f.cartLines[r.PathValue("id")] = append(f.cartLines[r.PathValue("id")], b)
 	writeJSON(w, 200, map[string]any{"id": r.PathValue("id")})
 }
 
@@ -419,12 +461,26 @@ func (f *fake) checkout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.checkouts++
-	if f.b.stockOutN > 0 && f.checkouts%f.b.stockOutN == 0 {
+	if (f.b.stockOutN > 0 && f.checkouts%f.b.stockOutN == 0) || (f.b.trackStock && !f.take(f.cartLines[b.CartID])) {
 		f.rejected["insufficient_stock"]++
 		problem(w, 409, "insufficient_stock")
 		return
 	}
 	writeJSON(w, 201, map[string]any{"order_id": "o", "status": "confirmed"})
+}
+
+// take removes a cart's lines from stock if all of them are available. The
+// caller holds f.mu.
+func (f *fake) take(lines []cartLine) bool {
+	for _, l := range lines {
+		if f.inventory[l.ProductID] < l.Quantity {
+			return false
+		}
+	}
+	for _, l := range lines {
+		f.inventory[l.ProductID] -= l.Quantity
+	}
+	return true
 }
 
 // snapshot runs fn with the fake's state locked.

@@ -70,6 +70,25 @@ type Config struct {
 	// Stock is the available quantity setup gives every product (default 100,000,000).
 	Stock int64
 
+	// HotMember concentrates the loyalty load on one account, to measure
+	// contention on its balance: every redemption is the hot member's and every
+	// transfer is sent by it (to the other members or a partner). The hot
+	// member is the first member setup creates, which setup credits with
+	// HotMemberPoints so it does not simply run dry; without Setup it is the
+	// first of MemberIDs, used as it is. Earns and checkouts still spread.
+	HotMember bool
+	// HotMemberPoints is the adjustment setup gives the hot member
+	// (default 1,000,000,000: hundreds of thousands of redemptions).
+	HotMemberPoints int64
+	// HotProduct turns every checkout into a flash sale of one product: each
+	// cart holds one unit of the catalogue's first product, which setup stocks
+	// with HotProductStock instead of Stock. Once it sells out, checkouts are
+	// rejected with 409 insufficient_stock, an expected outcome.
+	HotProduct bool
+	// HotProductStock is the hot product's available quantity after setup
+	// (default 1,000,000).
+	HotProductStock int64
+
 	// DeclineShare of checkouts pay with DeclineToken (default 0.05).
 	DeclineShare float64
 	// PointsShare of member checkouts pay partly with points (default 0.2).
@@ -135,6 +154,8 @@ type Report struct {
 	Elapsed     time.Duration // length of the load phase, including the wait for in-flight operations
 	Setup       time.Duration // time spent seeding, 0 without Setup
 	Members     int           // members the operations used
+	HotMember   string        // with Config.HotMember: the member redemptions and transfers act on
+	HotProduct  string        // with Config.HotProduct: the product every checkout buys
 	Requests    int64         // HTTP requests sent during the load phase
 	Interrupted bool          // the context was cancelled before the run ended
 	Ops         []OpStats
@@ -198,6 +219,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Elapsed:     elapsed,
 		Setup:       setupTook,
 		Members:     len(g.members),
+		HotMember:   g.hotMember(),
+		HotProduct:  g.hotProductID(),
 		Requests:    g.c.requests.Load() - sentBefore,
 		Interrupted: ctx.Err() != nil,
 		Ops:         ops,
@@ -279,6 +302,9 @@ func validate(cfg *Config) error {
 	if cfg.Rate < 0 || cfg.VUs < 0 || cfg.MaxInFlight < 0 || cfg.Members < 0 || cfg.Stock < 0 || cfg.Timeout < 0 {
 		return errors.New("loadgen: Rate, VUs, MaxInFlight, Members, Stock and Timeout must not be negative")
 	}
+	if cfg.HotMemberPoints < 0 || cfg.HotProductStock < 0 {
+		return errors.New("loadgen: HotMemberPoints and HotProductStock must not be negative")
+	}
 	if cfg.Rate > 1_000_000 {
 		return fmt.Errorf("loadgen: Rate %.0f/s is beyond what one load generator can schedule", cfg.Rate)
 	}
@@ -302,6 +328,12 @@ func validate(cfg *Config) error {
 	}
 	if cfg.Stock == 0 {
 		cfg.Stock = 100_000_000
+	}
+	if cfg.HotMemberPoints == 0 {
+		cfg.HotMemberPoints = 1_000_000_000
+	}
+	if cfg.HotProductStock == 0 {
+		cfg.HotProductStock = 1_000_000
 	}
 	for _, s := range []struct {
 		p   *float64

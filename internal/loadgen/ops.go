@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"slices"
 	"time"
 )
 
@@ -84,9 +83,9 @@ type checkoutBody struct {
 	Email          string  `json:"email,omitempty"`
 }
 
-// checkout creates a cart, adds one to three distinct products and checks out,
-// as a member (with the member's token, sometimes paying partly with points)
-// or as a guest.
+// checkout creates a cart, adds one to three distinct products (or only the
+// hot product) and checks out, as a member (with the member's token, sometimes
+// paying partly with points) or as a guest.
 func (g *gen) checkout(ctx context.Context, rng *rand.Rand) outcome {
 	var member, token string
 	if len(g.members) > 0 && g.cfg.MemberToken != nil && rng.Float64() >= g.cfg.GuestShare {
@@ -108,15 +107,8 @@ func (g *gen) checkout(ctx context.Context, rng *rand.Rand) outcome {
 	}
 	cartPath := "/v1/carts/" + url.PathEscape(cart.ID)
 
-	lines := min(1+rng.IntN(3), len(g.products))
-	chosen := make([]int, 0, lines)
 	var total int64
-	for len(chosen) < lines {
-		i := rng.IntN(len(g.products))
-		if slices.Contains(chosen, i) {
-			continue
-		}
-		chosen = append(chosen, i)
+	for _, i := range g.cartProducts(rng) {
 		p := g.products[i]
 		total += p.Price.Amount
 		item := cartItem{ProductID: p.ID, Quantity: 1}
@@ -239,7 +231,7 @@ func (g *gen) postActivity(ctx context.Context, member string, a activityBody) o
 // redeem mostly picks one of the cheapest third of the catalogue, which
 // members can afford; one time in ten any option, which often they cannot.
 func (g *gen) redeem(ctx context.Context, rng *rand.Rand) outcome {
-	member := g.pickMember(rng)
+	member := g.actingMember(rng)
 	token, o := g.actingToken(member)
 	if !o.ok() {
 		return o
@@ -261,9 +253,10 @@ type transferBody struct {
 	Points     int64  `json:"points"`
 }
 
-// transfer sends points to a partner (PartnerShare of the time) or to another member.
+// transfer sends points from a member (the hot one, if any) to a partner
+// (PartnerShare of the time) or to another member.
 func (g *gen) transfer(ctx context.Context, rng *rand.Rand) outcome {
-	member := g.pickMember(rng)
+	member := g.actingMember(rng)
 	token, o := g.actingToken(member)
 	if !o.ok() {
 		return o

@@ -24,6 +24,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		model = fmt.Sprintf("open model, %s ops/s scheduled", strconv.FormatFloat(r.Rate, 'f', -1, 64))
 	}
 	fmt.Fprintf(w, "%s; mix %s; %d members\n", model, FormatMix(r.Mix), r.Members)
+	if hot := r.hotLine(); hot != "" {
+		fmt.Fprintln(w, hot)
+	}
 	fmt.Fprintf(w, "load %s", fmtDuration(r.Elapsed))
 	if r.Setup > 0 {
 		fmt.Fprintf(w, " (setup %s)", fmtDuration(r.Setup))
@@ -67,6 +70,18 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintln(w, c)
 		}
 	}
+}
+
+// hotLine names the rows a concentrated run aimed at, or is "".
+func (r *Report) hotLine() string {
+	var parts []string
+	if r.HotMember != "" {
+		parts = append(parts, "every redeem and transfer from hot member "+r.HotMember)
+	}
+	if r.HotProduct != "" {
+		parts = append(parts, "every checkout buys hot product "+r.HotProduct)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // fmtCodes lists an operation's codes, most frequent first.
@@ -153,6 +168,8 @@ type reportJSON struct {
 	Elapsed     float64        `json:"elapsed_s"`
 	Setup       float64        `json:"setup_s"`
 	Members     int            `json:"members"`
+	HotMember   string         `json:"hot_member,omitempty"`
+	HotProduct  string         `json:"hot_product,omitempty"`
 	Requests    int64          `json:"requests"`
 	Interrupted bool           `json:"interrupted"`
 	Ops         []opStatsJSON  `json:"ops"`
@@ -165,7 +182,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	out := reportJSON{
 		RunID: r.RunID, Target: r.Target, Model: r.Model, Rate: r.Rate, VUs: r.VUs, Mix: r.Mix,
 		Started: r.Started.UTC(), Elapsed: r.Elapsed.Seconds(), Setup: r.Setup.Seconds(),
-		Members: r.Members, Requests: r.Requests, Interrupted: r.Interrupted,
+		Members: r.Members, HotMember: r.HotMember, HotProduct: r.HotProduct, Requests: r.Requests, Interrupted: r.Interrupted,
 		Ops: make([]opStatsJSON, 0, len(r.Ops)), Total: r.Total.toJSON(),
 	}
 	for _, s := range r.Ops {

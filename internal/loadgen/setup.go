@@ -92,7 +92,8 @@ func (g *gen) loadOptions(ctx context.Context) error {
 }
 
 // setup stocks every product and creates cfg.Members members named
-// lg-<run id>-<n>, each credited with a few flights, using VUs workers.
+// lg-<run id>-<n>, each credited with a few flights (and the hot member, if
+// any, with HotMemberPoints), using VUs workers.
 func (g *gen) setup(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -122,12 +123,14 @@ func (g *gen) setup(ctx context.Context) error {
 		ids[n] = fmt.Sprintf("lg-%s-%d", g.runID, n)
 	}
 	for _, p := range g.products {
-		if !submit(func(ctx context.Context) error { return g.stock(ctx, p.ID) }) {
+		if !submit(func(ctx context.Context) error { return g.stock(ctx, p.ID, g.stockFor(p.ID)) }) {
 			break
 		}
 	}
 	for n, id := range ids {
-		if !submit(func(ctx context.Context) error { return g.createMember(ctx, id, n) }) {
+		// The first member becomes the hot one (it is members[0] below).
+		fund := n == 0 && g.cfg.HotMember
+		if !submit(func(ctx context.Context) error { return g.createMember(ctx, id, n, fund) }) {
 			break
 		}
 	}
@@ -140,10 +143,10 @@ func (g *gen) setup(ctx context.Context) error {
 	return nil
 }
 
-func (g *gen) stock(ctx context.Context, productID string) error {
+func (g *gen) stock(ctx context.Context, productID string, available int64) error {
 	body := struct {
 		Available int64 `json:"available"`
-	}{g.cfg.Stock}
+	}{available}
 	path := "/v1/admin/inventory/" + url.PathEscape(productID)
 	if o := g.c.do(ctx, request{method: "PUT", path: path, token: g.cfg.AdminToken, body: body}); !o.ok() {
 		return fmt.Errorf("PUT %s: %s", path, o)
@@ -151,7 +154,9 @@ func (g *gen) stock(ctx context.Context, productID string) error {
 	return nil
 }
 
-func (g *gen) createMember(ctx context.Context, id string, n int) error {
+// createMember creates member number n, credits its starting flights and,
+// when fund is set, the hot member's adjustment.
+func (g *gen) createMember(ctx context.Context, id string, n int, fund bool) error {
 	body := struct {
 		ID    string `json:"id"`
 		Name  string `json:"name"`
@@ -167,6 +172,9 @@ func (g *gen) createMember(ctx context.Context, id string, n int) error {
 		if o := g.postActivity(ctx, id, a); !o.ok() {
 			return fmt.Errorf("credit member %s: POST %s: %s", id, memberPath(id, "/activities"), o)
 		}
+	}
+	if fund {
+		return g.fundHotMember(ctx, id)
 	}
 	return nil
 }
