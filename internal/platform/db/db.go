@@ -61,7 +61,8 @@ type DB struct {
 	engine      Engine
 	write       *sql.DB
 	read        *sql.DB
-	stmts       *stmtCache // SQLite writer only
+	stmts       *stmtCache    // SQLite writer only
+	checkpoints *checkpointer // SQLite only
 	maxAttempts int
 }
 
@@ -161,6 +162,10 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	for k, v := range pragmas {
 		wq[k] = v
 	}
+	// The writer never checkpoints: a checkpoint inside a commit (SQLite's
+	// default, every 1,000 WAL pages) copies pages and fsyncs while every other
+	// writer waits. A background checkpointer does it on its own connection.
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	write, err := otelsql.Open("sqlite", "file:"+path+"?"+wq.Encode(), o...)
 	if err != nil {
 		return nil, fmt.Errorf("db: open sqlite: %w", err)
@@ -185,7 +190,13 @@ func openSQLite(path string, opts Options) (*DB, error) {
 	read.SetMaxOpenConns(opts.MaxOpenConns)
 	read.SetMaxIdleConns(opts.MaxOpenConns)
 	_, _ = otelsql.RegisterDBStatsMetrics(write, o...)
-	return &DB{engine: SQLite, write: write, read: read, stmts: newStmtCache(write, 512)}, nil
+	cp, err := startCheckpointer("file:"+path+"?"+pragmas.Encode(), checkpointEvery)
+	if err != nil {
+		_ = write.Close()
+		_ = read.Close()
+		return nil, err
+	}
+	return &DB{engine: SQLite, write: write, read: read, stmts: newStmtCache(write, 512), checkpoints: cp}, nil
 }
 
 // Engine reports which engine d runs on.
@@ -208,8 +219,11 @@ func (d *DB) Ping(ctx context.Context) error {
 // Close closes every pool.
 func (d *DB) Close() error {
 	var err error
+	if d.checkpoints != nil {
+		err = d.checkpoints.stop()
+	}
 	if d.stmts != nil {
-		err = d.stmts.close()
+		err = errors.Join(err, d.stmts.close())
 	}
 	err = errors.Join(err, d.write.Close())
 	if d.read != d.write {
