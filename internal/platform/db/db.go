@@ -61,8 +61,9 @@ type DB struct {
 	engine      Engine
 	write       *sql.DB
 	read        *sql.DB
-	stmts       *stmtCache    // SQLite writer only
-	checkpoints *checkpointer // SQLite only
+	stmts       *stmtCache      // SQLite writer only
+	checkpoints *checkpointer   // SQLite only
+	group       *groupCommitter // SQLite only
 	maxAttempts int
 }
 
@@ -196,7 +197,9 @@ func openSQLite(path string, opts Options) (*DB, error) {
 		_ = read.Close()
 		return nil, err
 	}
-	return &DB{engine: SQLite, write: write, read: read, stmts: newStmtCache(write, 512), checkpoints: cp}, nil
+	d := &DB{engine: SQLite, write: write, read: read, stmts: newStmtCache(write, 512), checkpoints: cp}
+	d.group = newGroupCommitter(d)
+	return d, nil
 }
 
 // Engine reports which engine d runs on.
@@ -292,10 +295,14 @@ func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) erro
 	ctx = context.WithValue(ctx, inTxKey{}, d)
 	var err error
 	for attempt := 1; ; attempt++ {
-		var unprepared []string
-		unprepared, err = d.runTx(ctx, fn)
-		if len(unprepared) > 0 {
-			d.stmts.prepare(context.WithoutCancel(ctx), unprepared)
+		if d.group != nil {
+			err = d.group.run(ctx, fn)
+		} else {
+			var unprepared []string
+			unprepared, err = d.runTx(ctx, fn)
+			if len(unprepared) > 0 {
+				d.stmts.prepare(context.WithoutCancel(ctx), unprepared)
+			}
 		}
 		if err == nil || !IsRetryable(err) || attempt >= d.maxAttempts {
 			if err != nil && IsRetryable(err) {
@@ -353,7 +360,7 @@ func (tx *Tx) underSavepoint(ctx context.Context, fn func(ctx context.Context, t
 			// Undo fn's writes but keep the transaction; a failure here leaves
 			// it unusable, which the owner's commit will report.
 			if _, rerr := tx.Tx.ExecContext(context.WithoutCancel(ctx), "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
-				err = errors.Join(err, fmt.Errorf("db: rollback to savepoint: %w", rerr))
+				err = errors.Join(err, errSavepointRollback, rerr)
 			}
 		}
 		if p != nil {
@@ -365,6 +372,10 @@ func (tx *Tx) underSavepoint(ctx context.Context, fn func(ctx context.Context, t
 	}()
 	return fn(ctx, tx)
 }
+
+// errSavepointRollback marks a failure to undo a savepoint: the enclosing
+// transaction holds writes it should not and must not commit.
+var errSavepointRollback = errors.New("db: rollback to savepoint failed")
 
 // IsRetryable reports whether err is a transient concurrency failure that a
 // fresh attempt of the whole transaction may not hit: PostgreSQL serialisation

@@ -1,0 +1,115 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
+)
+
+// TestConcurrentTransactionsKeepTheirOwnOutcome: many writers at once (on
+// SQLite they share commits) — each one's writes commit, or vanish when its
+// function fails or panics, whatever the others did; on SQLite fewer commits
+// than transactions are made.
+func TestConcurrentTransactionsKeepTheirOwnOutcome(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tracer := tp.Tracer("test")
+	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp}, func(t *testing.T, d *db.DB) {
+		rec.Reset()
+		const n = 240
+		boom := errors.New("boom")
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errsSeen := make([]error, n)
+		panics := make([]any, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { panics[i] = recover() }()
+				ctx, span := tracer.Start(context.Background(), "writer")
+				defer span.End()
+				<-start
+				errsSeen[i] = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('g', $1, 'h', 'done', 0, 0)`, fmt.Sprint(i)); err != nil {
+						return err
+					}
+					switch i % 6 {
+					case 1:
+						return boom
+					case 2:
+						panic(fmt.Sprintf("writer %d", i))
+					case 3: // a duplicate: the statement fails, the others go on
+						_, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('g', $1, 'h', 'done', 0, 0)`, fmt.Sprint(i))
+						return err
+					}
+					return nil
+				})
+			}()
+		}
+		close(start)
+		wg.Wait()
+
+		want := map[string]bool{}
+		for i := range n {
+			switch i % 6 {
+			case 1:
+				if !errors.Is(errsSeen[i], boom) {
+					t.Errorf("writer %d: err %v, want boom", i, errsSeen[i])
+				}
+			case 2:
+				if panics[i] != fmt.Sprintf("writer %d", i) {
+					t.Errorf("writer %d: panic %v did not reach its caller", i, panics[i])
+				}
+			case 3:
+				if !db.IsUniqueViolation(errsSeen[i]) {
+					t.Errorf("writer %d: err %v, want a unique violation", i, errsSeen[i])
+				}
+			default:
+				if errsSeen[i] != nil || panics[i] != nil {
+					t.Errorf("writer %d: err %v panic %v", i, errsSeen[i], panics[i])
+				}
+				want[fmt.Sprint(i)] = true
+			}
+		}
+		rows, err := d.Read().Query(`SELECT key FROM idempotency_keys WHERE owner = 'g'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		got := map[string]bool{}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			got[k] = true
+		}
+		if len(got) != len(want) {
+			t.Errorf("%d rows committed, want %d", len(got), len(want))
+		}
+		for k := range got {
+			if !want[k] {
+				t.Errorf("row %s committed although its transaction failed", k)
+			}
+		}
+		commits := 0
+		for _, s := range rec.Ended() {
+			if s.Name() == "sql.tx.commit" {
+				commits++
+			}
+		}
+		t.Logf("%s: %d commits for %d transactions", d.Engine(), commits, n)
+		if d.Engine() == db.SQLite && commits >= len(want) {
+			t.Errorf("%d commits for %d successful transactions: nothing was grouped", commits, len(want))
+		}
+	})
+}
