@@ -2,7 +2,9 @@ package loyalty_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -77,8 +79,15 @@ func TestEarnOverHTTPCommitsOnce(t *testing.T) {
 		if r := e.doKey(t, "POST", "/v1/members/m/activities", e.service(t), "earn-1", body); r.status != 201 {
 			t.Fatalf("earn: %d %s", r.status, r.raw)
 		}
-		if n, names := commits(); n != 1 {
+		n, names := commits()
+		if n != 1 {
 			t.Fatalf("%d commits for one earn request, want 1; database spans: %v", n, names)
+		}
+		t.Logf("%s: %d database calls: %v", d.Engine(), len(names), names)
+		// PostgreSQL: begin, claim the key, lock the member (+ external id),
+		// promotions, the one write statement, store the answer, commit.
+		if d.Engine() == db.Postgres && len(names) > 7 {
+			t.Errorf("%d database calls for one earn request, want at most 7: %v", len(names), names)
 		}
 		rec.Reset()
 		if r := e.doKey(t, "POST", "/v1/members/m/activities", e.service(t), "earn-1", body); r.status != 201 || r.header.Get("Idempotency-Replayed") != "true" {
@@ -87,5 +96,50 @@ func TestEarnOverHTTPCommitsOnce(t *testing.T) {
 		if got := e.get(t, "m").Balance; got != 1000 {
 			t.Fatalf("balance %d after an earn and its replay, want 1000", got)
 		}
+	})
+}
+
+// TestConcurrentDuplicateActivitiesOverHTTP: the same activity posted at once
+// under different Idempotency-Keys credits once. On PostgreSQL the losers hit
+// the external id's unique index inside their joined transaction, which is
+// then rolled back and run again, finding the winner's credit to replay.
+func TestConcurrentDuplicateActivitiesOverHTTP(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		e.member(t, "m")
+		body := activity("flight", "dup-flight", map[string]any{"distance_miles": 1000, "fare_class": "Y", "cabin": "economy"})
+		const n = 16
+		var wg sync.WaitGroup
+		results := make([]resp, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = e.doKey(t, "POST", "/v1/members/m/activities", e.service(t), fmt.Sprintf("dup-%d", i), body)
+			}()
+		}
+		wg.Wait()
+		txIDs := map[string]bool{}
+		created := 0
+		for i, r := range results {
+			if r.status != 201 && r.status != 200 {
+				t.Fatalf("request %d: %d %s", i, r.status, r.raw)
+			}
+			if r.status == 201 {
+				created++
+			}
+			var res struct {
+				TransactionID string `json:"transaction_id"`
+			}
+			r.json(t, &res)
+			txIDs[res.TransactionID] = true
+		}
+		if created != 1 || len(txIDs) != 1 {
+			t.Fatalf("%d credited (201) and %d distinct transactions, want 1 and 1", created, len(txIDs))
+		}
+		if got := e.get(t, "m").Balance; got != 1000 {
+			t.Fatalf("balance %d, want 1000 (one credit)", got)
+		}
+		e.verify(t)
 	})
 }

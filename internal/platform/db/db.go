@@ -243,6 +243,7 @@ type Tx struct {
 	unprepared []string // statements this transaction ran unprepared
 	savepoints int      // savepoints opened so far, for unique names
 	owner      *DB
+	joinErr    error // the first failure of a joined call (see Join)
 }
 
 // Engine reports the engine the transaction runs on.
@@ -271,13 +272,42 @@ type (
 var ErrNestedTx = errors.New("db: nested write transaction")
 
 // Join returns a context in which InTx on tx's database does not begin a
-// transaction of its own but runs fn inside tx, under a savepoint: fn's writes are undone if it fails,
-// and they commit or roll back with tx. The HTTP layer uses it to record an
-// Idempotency-Key in the same transaction as the request's effect, so a
-// request costs one commit instead of three. Retries are left to the InTx that
-// owns tx: a joined call returns a retryable error as it is.
+// transaction of its own but runs fn inside tx, so fn's writes commit or roll
+// back with tx. The HTTP layer uses it to record an Idempotency-Key in the same
+// transaction as the request's effect: one commit instead of three.
+//
+// A joined call that fails may leave part of its writes in tx (no savepoint:
+// two round trips a request saved), so it marks tx failed (JoinFailed): tx must
+// then be rolled back, and any later joined call returns ErrJoinedTxFailed,
+// which IsRetryable reports, so the owner can run everything again on a fresh
+// transaction. Retries are left to the InTx that owns tx.
 func Join(ctx context.Context, tx *Tx) context.Context {
 	return context.WithValue(ctx, joinTxKey{}, tx)
+}
+
+// ErrJoinedTxFailed is returned by InTx under Join once an earlier joined call
+// in the same transaction failed.
+var ErrJoinedTxFailed = errors.New("db: an earlier call in this joined transaction failed; it must be rolled back")
+
+// JoinFailed reports whether a call joined to tx failed (see Join): tx may hold
+// part of that call's writes and must not commit.
+func (tx *Tx) JoinFailed() bool { return tx.joinErr != nil }
+
+// joined runs fn in tx for a joined InTx call.
+func (tx *Tx) joined(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (err error) {
+	if tx.joinErr != nil {
+		return fmt.Errorf("%w (%w)", ErrJoinedTxFailed, tx.joinErr)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.joinErr = fmt.Errorf("panic: %v", p)
+			panic(p)
+		}
+	}()
+	if err = fn(ctx, tx); err != nil {
+		tx.joinErr = err
+	}
+	return err
 }
 
 // InTx runs fn in a write transaction and commits it when fn returns nil. A
@@ -287,7 +317,7 @@ func Join(ctx context.Context, tx *Tx) context.Context {
 // fn runs inside the joined transaction instead.
 func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
 	if tx, ok := ctx.Value(joinTxKey{}).(*Tx); ok && tx.owner == d {
-		return tx.underSavepoint(ctx, fn)
+		return tx.joined(ctx, fn)
 	}
 	if ctx.Value(inTxKey{}) == d {
 		return ErrNestedTx
@@ -346,8 +376,8 @@ func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) err
 }
 
 // underSavepoint runs fn inside tx, rolling fn's writes back to a savepoint
-// when it fails or panics. On PostgreSQL this also clears the aborted state a
-// failed statement leaves, so the enclosing transaction can go on.
+// when it fails or panics (SQLite's group commit runs each caller so). On
+// PostgreSQL this would also clear the aborted state a failed statement leaves.
 func (tx *Tx) underSavepoint(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (err error) {
 	tx.savepoints++
 	name := fmt.Sprintf("godwit_sp%d", tx.savepoints)
@@ -379,8 +409,12 @@ var errSavepointRollback = errors.New("db: rollback to savepoint failed")
 
 // IsRetryable reports whether err is a transient concurrency failure that a
 // fresh attempt of the whole transaction may not hit: PostgreSQL serialisation
-// failures (40001) and deadlocks (40P01), and SQLite busy/locked.
+// failures (40001) and deadlocks (40P01), SQLite busy/locked, and
+// ErrJoinedTxFailed.
 func IsRetryable(err error) bool {
+	if errors.Is(err, ErrJoinedTxFailed) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return pgErr.Code == "40001" || pgErr.Code == "40P01"

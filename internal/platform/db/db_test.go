@@ -155,27 +155,27 @@ func TestJoinRunsInsideTheOuterTransaction(t *testing.T) {
 			_, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('join', $1, 'h', 'done', 0, 0)`, key)
 			return err
 		}
-		count := func() (keys []string) {
+		keys := func() string {
 			t.Helper()
 			rows, err := d.Read().QueryContext(ctx, `SELECT key FROM idempotency_keys WHERE owner = 'join' ORDER BY key`)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer rows.Close()
+			var ks []string
 			for rows.Next() {
 				var k string
 				if err := rows.Scan(&k); err != nil {
 					t.Fatal(err)
 				}
-				keys = append(keys, k)
+				ks = append(ks, k)
 			}
-			return keys
+			return fmt.Sprint(ks)
 		}
 		boom := errors.New("boom")
 
-		// A joined call that fails loses only its own writes; one that succeeds
-		// commits with the outer transaction — and a unique violation inside a
-		// joined call (an aborted statement on PostgreSQL) leaves the outer usable.
+		// Joined calls that succeed commit with the outer transaction; nested
+		// joins run in it too.
 		err := d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 			if err := insert(ctx, tx, "a-outer"); err != nil {
 				return err
@@ -184,36 +184,62 @@ func TestJoinRunsInsideTheOuterTransaction(t *testing.T) {
 			if err := d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error { return insert(ctx, tx, "b-joined") }); err != nil {
 				return err
 			}
-			err := d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error {
-				if err := insert(ctx, tx, "c-undone"); err != nil {
-					return err
-				}
-				return boom
-			})
-			if !errors.Is(err, boom) {
-				return fmt.Errorf("joined failure = %v, want boom", err)
+			if err := d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error {
+				return d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error { return insert(ctx, tx, "c-nested") })
+			}); err != nil {
+				return err
 			}
-			err = d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error { return insert(ctx, tx, "a-outer") })
-			if !db.IsUniqueViolation(err) {
-				return fmt.Errorf("duplicate in joined call = %v, want unique violation", err)
+			if tx.JoinFailed() {
+				return errors.New("JoinFailed after only successful joined calls")
 			}
-			// Nested joins get their own savepoints.
-			return d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error {
-				if err := insert(ctx, tx, "d-nested"); err != nil {
-					return err
-				}
-				_ = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-					_ = insert(ctx, tx, "e-inner-undone")
-					return boom
-				})
-				return nil
-			})
+			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := fmt.Sprint(count()), "[a-outer b-joined d-nested]"; got != want {
+		if got, want := keys(), "[a-outer b-joined c-nested]"; got != want {
 			t.Fatalf("committed keys %s, want %s", got, want)
+		}
+
+		// A joined call that fails (here after writing, and with a unique
+		// violation, which aborts the transaction on PostgreSQL) marks the
+		// transaction failed; the next joined call is refused with a retryable
+		// error, so the owner rolls back and starts again.
+		for _, failure := range []string{"error", "unique"} {
+			attempts := 0
+			err = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+				attempts++
+				jctx := db.Join(ctx, tx)
+				err := d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error {
+					if err := insert(ctx, tx, "d-"+failure); err != nil {
+						return err
+					}
+					if failure == "unique" && attempts == 1 {
+						return insert(ctx, tx, "a-outer")
+					}
+					if failure == "error" && attempts == 1 {
+						return boom
+					}
+					return nil
+				})
+				if attempts == 1 {
+					if err == nil || !tx.JoinFailed() {
+						return fmt.Errorf("first attempt: err %v, JoinFailed %v", err, tx.JoinFailed())
+					}
+					next := d.InTx(jctx, func(ctx context.Context, tx *db.Tx) error { return insert(ctx, tx, "e-never") })
+					if !errors.Is(next, db.ErrJoinedTxFailed) || !db.IsRetryable(next) {
+						return fmt.Errorf("joined call after a failure = %v, want retryable ErrJoinedTxFailed", next)
+					}
+					return next
+				}
+				return err
+			})
+			if err != nil || attempts != 2 {
+				t.Fatalf("%s: err %v after %d attempts, want success on the second", failure, err, attempts)
+			}
+		}
+		if got, want := keys(), "[a-outer b-joined c-nested d-error d-unique]"; got != want {
+			t.Fatalf("after retried failures keys %s, want %s", got, want)
 		}
 
 		// When the outer transaction rolls back, so do the joined writes.
@@ -226,7 +252,7 @@ func TestJoinRunsInsideTheOuterTransaction(t *testing.T) {
 		if !errors.Is(err, boom) {
 			t.Fatalf("err = %v, want boom", err)
 		}
-		if got, want := fmt.Sprint(count()), "[a-outer b-joined d-nested]"; got != want {
+		if got, want := keys(), "[a-outer b-joined c-nested d-error d-unique]"; got != want {
 			t.Fatalf("after rollback keys %s, want %s", got, want)
 		}
 	})

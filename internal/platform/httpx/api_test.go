@@ -419,6 +419,14 @@ func TestAtomicRouteRollsBackWithItsKey(t *testing.T) {
 					return err
 				}
 				n := runs.Add(1)
+				if b.Name == "reject-after-write" { // a business rule fails after the transaction wrote
+					return d.InTx(r.Context(), func(ctx context.Context, tx *db.Tx) error {
+						if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('effects', $1, 'x', 'done', 0, 0)`, fmt.Sprint(n)); err != nil {
+							return err
+						}
+						return errs.Coded(errs.Unprocessable, "over_limit", "over the limit")
+					})
+				}
 				if err := write(r.Context(), n); err != nil {
 					return err
 				}
@@ -461,6 +469,21 @@ func TestAtomicRouteRollsBackWithItsKey(t *testing.T) {
 			}
 		}
 
+		// A 4xx from a transaction that had written: the write goes, the answer
+		// stays (stored on its own) and is replayed.
+		rej := map[string]string{"Idempotency-Key": "reject"}
+		first := f.do(t, "POST", "/v1/move", tok, `{"name":"reject-after-write"}`, rej)
+		if first.status != 422 || first.body["code"] != "over_limit" || first.header.Get("Idempotency-Replayed") != "" {
+			t.Fatalf("reject-after-write: %d %s replayed=%q", first.status, first.raw, first.header.Get("Idempotency-Replayed"))
+		}
+		again := f.do(t, "POST", "/v1/move", tok, `{"name":"reject-after-write"}`, rej)
+		if again.status != 422 || again.raw != first.raw || again.header.Get("Idempotency-Replayed") != "true" {
+			t.Fatalf("reject-after-write replay: %d %s replayed=%q", again.status, again.raw, again.header.Get("Idempotency-Replayed"))
+		}
+		if got := effects(t, d); got != 0 {
+			t.Fatalf("reject-after-write: %d effects committed with a rejected request", got)
+		}
+
 		runs.Store(0)
 		r := f.do(t, "POST", "/v1/move", tok, `{"name":"conflict-once"}`, map[string]string{"Idempotency-Key": "retry"})
 		if r.status != 201 || r.body["run"] != float64(2) {
@@ -469,9 +492,9 @@ func TestAtomicRouteRollsBackWithItsKey(t *testing.T) {
 		if got := effects(t, d); got != 1 {
 			t.Fatalf("conflict-once: %d effects, want only the second run's", got)
 		}
-		again := f.do(t, "POST", "/v1/move", tok, `{"name":"conflict-once"}`, map[string]string{"Idempotency-Key": "retry"})
-		if again.status != 201 || again.raw != r.raw || again.header.Get("Idempotency-Replayed") != "true" {
-			t.Fatalf("replay: %d %s", again.status, again.raw)
+		replay := f.do(t, "POST", "/v1/move", tok, `{"name":"conflict-once"}`, map[string]string{"Idempotency-Key": "retry"})
+		if replay.status != 201 || replay.raw != r.raw || replay.header.Get("Idempotency-Replayed") != "true" {
+			t.Fatalf("replay: %d %s", replay.status, replay.raw)
 		}
 	})
 }

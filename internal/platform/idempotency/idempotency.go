@@ -5,6 +5,7 @@ package idempotency
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -161,9 +162,12 @@ func completeTx(ctx context.Context, tx *db.Tx, owner, key string, r Response) e
 // before, run is not called and the Outcome carries the Replay; when another
 // request holds a claim on it, the Outcome says InProgress. Otherwise run's
 // response is stored and committed with its effect — unless run returns an
-// error, which rolls everything back, the claim included (run it again to
-// retry). A concurrent duplicate on PostgreSQL waits on the claim row's
-// uniqueness until this transaction ends, then replays its response.
+// error, which rolls everything back, the claim included (a retryable one runs
+// run again on a fresh transaction). If a joined call failed but run still
+// answered (a 4xx from a failed write), the transaction is rolled back and the
+// answer stored on its own, so a retry replays it. A concurrent duplicate on
+// PostgreSQL waits on the claim row's uniqueness until this transaction ends,
+// then replays its response.
 func (s *Store) Atomically(ctx context.Context, owner, key, hash string, run func(ctx context.Context) (Response, error)) (Outcome, error) {
 	var out Outcome
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
@@ -175,9 +179,32 @@ func (s *Store) Atomically(ctx context.Context, owner, key, hash string, run fun
 		if err != nil {
 			return err
 		}
+		if tx.JoinFailed() {
+			return &answerAlone{resp}
+		}
 		return completeTx(ctx, tx, owner, key, resp)
 	})
+	var alone *answerAlone
+	if !errors.As(err, &alone) {
+		return out, err
+	}
+	// The effect rolled back; keep the answer, in a transaction of its own.
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		var err error
+		if out, err = s.claimTx(ctx, tx, owner, key, hash); err != nil || !out.Owned {
+			return err
+		}
+		return completeTx(ctx, tx, owner, key, alone.resp)
+	})
 	return out, err
+}
+
+// answerAlone rolls back a request whose joined write failed but which still
+// answered, carrying that answer out to be stored by itself.
+type answerAlone struct{ resp Response }
+
+func (*answerAlone) Error() string {
+	return "idempotency: request failed after writing; storing its answer alone"
 }
 
 // Release drops a claim whose request failed in a way worth retrying (a 5xx or a
