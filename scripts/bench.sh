@@ -18,7 +18,8 @@
 # default 100000: enough to last a run on this machine, so the figure is sales; set it
 # low to measure a sell-out, whose 409 insufficient_stock answers are expected),
 # GODWIT_BENCH_POSTGRES (a server's DSN; default the local test server; a database
-# godwit_bench is created for pgbench), BENCH_SKIP_GO=1 skips the Go benchmarks.
+# godwit_bench is created for pgbench), BENCH_SKIP_GO=1 skips the Go benchmarks
+# (expiry included), BENCH_EXPIRE_MEMBERS (members BenchmarkExpire expires, default 10000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench-results.md}
@@ -170,6 +171,19 @@ if psql "$pg" -qc 'select 1' >/dev/null 2>&1; then
   row "pgbench one hot row, $hot clients" "$hotrow tps" "" "" ""
 fi
 
+# Expiry: BenchmarkExpire expires BENCH_EXPIRE_MEMBERS members (seeded outside the timer).
+expire_n=${BENCH_EXPIRE_MEMBERS:-10000}
+expire_sqlite=n/a; expire_pg=n/a; expire_out=""
+if [ "${BENCH_SKIP_GO:-}" != 1 ]; then
+  echo "expiry benchmark..." >&2
+  expire_out=$(GODWIT_TEST_POSTGRES="$pg" go test -run '^$' -bench BenchmarkExpire -benchtime "${expire_n}x" ./internal/loyalty/ 2>&1 | grep -E '^Benchmark' || true)
+  members_per_s() { awk -v pat="$1" '$0 ~ pat { for (i = 2; i <= NF; i++) if ($i == "members/s") print int($(i-1)) }' <<<"$expire_out"; }
+  expire_sqlite=$(members_per_s 'Expire/sqlite'); expire_sqlite=${expire_sqlite:-n/a}
+  expire_pg=$(members_per_s 'Expire/postgres'); expire_pg=${expire_pg:-n/a}
+  row "SQLite expiry, $expire_n members (BenchmarkExpire)" "$expire_sqlite members/s" "" "" ""
+  row "PostgreSQL expiry, $expire_n members (BenchmarkExpire)" "$expire_pg members/s" "" "" ""
+fi
+
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}" if b else "n/a")' "$1" "$2"; }
 # meets VALUE OP LIMIT (OP is >= or <) → yes, **no**, or n/a when VALUE is n/a
 meets() {
@@ -227,12 +241,14 @@ hot_verdict() {
   echo "| Checkout, SQLite ≥ 1,000/s; PostgreSQL ≥ 0.2 × pgbench TPC-B | $sqlite_checkout/s; $checkout_pg × ($pg_checkout/s) | $(both "$(meets "$sqlite_checkout" ">=" 1000)" "$(meets "$checkout_pg" ">=" 0.2)") |"
   echo "| Hot-member redemption ($hot clients): only 409/422, ≥ 0.5 × pgbench hot row | PostgreSQL $redeem_hot_pg × ($pg_redeem_hot/s vs $hotrow tps) | $(hot_verdict "$redeem_hot_pg" "$pg_redeem_ok") |"
   echo "| Flash sale on one product ($hot clients): only 409/422, ≥ 0.5 × pgbench hot row | PostgreSQL $flash_pg × ($pg_flash/s vs $hotrow tps) | $(hot_verdict "$flash_pg" "$pg_flash_ok") |"
+  echo "| Expiry ≥ 20,000 members/s, a span per member | SQLite $expire_sqlite/s, PostgreSQL $expire_pg/s | $(both "$(meets "$expire_sqlite" ">=" 20000)" "$(meets "$expire_pg" ">=" 20000)") |"
   if [ "${BENCH_SKIP_GO:-}" != 1 ]; then
     echo
-    echo "Go benchmarks (\`GODWIT_TEST_POSTGRES=… go test -run '^\$' -bench 'BenchmarkEarn|BenchmarkRedeem|BenchmarkCheckout' -benchtime 2s ./internal/...\`):"
+    echo "Go benchmarks (\`GODWIT_TEST_POSTGRES=… go test -run '^\$' -bench 'BenchmarkEarn|BenchmarkRedeem|BenchmarkCheckout' -benchtime 2s ./internal/loyalty/ ./internal/checkout/\`, then \`-bench BenchmarkExpire -benchtime ${expire_n}x ./internal/loyalty/\`):"
     echo
     echo '```'
     GODWIT_TEST_POSTGRES="$pg" go test -run '^$' -bench 'BenchmarkEarn|BenchmarkRedeem|BenchmarkCheckout' -benchtime 2s ./internal/loyalty/ ./internal/checkout/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
+    echo "$expire_out"
     echo '```'
   fi
 } >"$out"
