@@ -163,6 +163,13 @@ func (s *Service) Redeem(ctx context.Context, memberID, optionID, reference stri
 				span.SetAttributes(attribute.Int64("loyalty.current_balance", bal+cost.Final))
 				dspan.SetAttributes(attribute.Int64("loyalty.new_balance", bal))
 			}
+			if db.IsUniqueViolation(err) {
+				// A concurrent redemption with the same reference got there
+				// first (the lock-free read could not see it): not a failure,
+				// retryOnDuplicate runs again and answers from its row.
+				dspan.End()
+				return err
+			}
 			endSpan(dspan, err)
 			return err
 		}
