@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/loyalty"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -91,5 +93,85 @@ func TestConcurrentEarning(t *testing.T) {
 		if n := e.count(t, `SELECT COUNT(*) FROM loyalty_promotion_awards WHERE (promotion_id = 'capped-times' AND times = 3) OR (promotion_id = 'capped-points' AND points = 1500)`); n == 0 {
 			t.Error("no cap was reached; the test does not exercise caps")
 		}
+	})
+}
+
+// TestConcurrentRedeemHotMember redeems for one member from many goroutines
+// while others earn for it (new lots, and tier upgrades that change the
+// price), with repeated references, and then checks the books: every
+// redemption took its price once, lots were consumed without overdraw and
+// the ledger verifies.
+func TestConcurrentRedeemHotMember(t *testing.T) {
+	const (
+		redeemers = 10
+		earners   = 3
+		perG      = 12
+	)
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		e.member(t, "m")
+		e.earn(t, "m", hotel("seed", 200_000)) // 20,000 points in one lot
+		var (
+			wg       sync.WaitGroup
+			mu       sync.Mutex
+			redeemed = map[string]int64{} // redemption id → points
+			byRef    = map[string]string{}
+			earned   atomic.Int64
+		)
+		earned.Store(e.get(t, "m").Balance)
+		for g := range redeemers {
+			wg.Go(func() {
+				for k := range perG {
+					ref := ""
+					if k%2 == 0 {
+						ref = fmt.Sprintf("ref-%d", (g*perG+k)%30) // repeats across goroutines
+					}
+					res, err := e.svc.Redeem(context.Background(), "m", "merch-luggage-tag", ref)
+					switch code := errs.CodeOf(err); {
+					case err == nil:
+						mu.Lock()
+						if prev, ok := byRef[ref]; ref != "" && ok && prev != res.RedemptionID {
+							t.Errorf("reference %s redeemed twice: %s and %s", ref, prev, res.RedemptionID)
+						}
+						if ref != "" {
+							byRef[ref] = res.RedemptionID
+						}
+						redeemed[res.RedemptionID] = res.PointsDeducted
+						mu.Unlock()
+					case code == "insufficient_points" || code == "redemption_in_progress":
+					default:
+						t.Errorf("redeem %q: %v", ref, err)
+					}
+				}
+			})
+		}
+		for g := range earners {
+			wg.Go(func() {
+				for k := range perG {
+					res, err := e.svc.Earn(context.Background(), "m", hotel(fmt.Sprintf("h-%d-%d", g, k), 30_000+int64(k)*100))
+					if err != nil {
+						t.Errorf("earn: %v", err)
+						continue
+					}
+					earned.Add(res.TotalPointsEarned)
+				}
+			})
+		}
+		wg.Wait()
+		var spent int64
+		for _, p := range redeemed {
+			spent += p
+		}
+		m := e.get(t, "m")
+		if m.Pending != 0 || m.Balance != earned.Load()-spent {
+			t.Errorf("member %+v; earned %d, redeemed %d in %d redemptions", m, earned.Load(), spent, len(redeemed))
+		}
+		if len(redeemed) == 0 {
+			t.Error("nothing was redeemed")
+		}
+		if n := e.count(t, `SELECT COUNT(*) FROM loyalty_redemptions WHERE status = 'success'`); n != int64(len(redeemed)) {
+			t.Errorf("%d successful redemptions stored, %d returned", n, len(redeemed))
+		}
+		e.verify(t)
 	})
 }

@@ -88,30 +88,42 @@ func (s *Service) HoldPoints(ctx context.Context, memberID string, points int64,
 		result string
 	)
 	err = s.retryOnDuplicate(ctx, func(ctx context.Context, tx *db.Tx) error {
-		m, err := lockMember(ctx, tx, memberID)
-		if err != nil {
-			return err
-		}
-		h, err := scanHold(tx.QueryRowContext(ctx, `SELECT `+holdColumns+` FROM loyalty_holds WHERE reference = $1`, reference))
-		switch {
-		case err == nil:
-			if h.MemberID != memberID || h.Points != points {
-				return errs.Coded(errs.Conflict, "hold_reference_conflict",
-					"reference %q already holds points for a different member or amount", reference).With("reference", reference)
+		// The member and any hold with the reference are read without the
+		// member's lock; placeHold's guarded update takes it, so on PostgreSQL
+		// the lock is held for one statement and the commit. If the guard
+		// fails (the member spent in between), read again under the lock and
+		// decide on that. A concurrent hold with the same reference fails on
+		// the unique reference, and the retry replays it.
+		lock := false
+		for {
+			m, prior, err := readHolder(ctx, tx, memberID, reference, lock)
+			if err != nil {
+				return err
 			}
-			id, result = h.ID, "replayed"
-			return nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
+			if prior != nil {
+				if prior.MemberID != memberID || prior.Points != points {
+					return errs.Coded(errs.Conflict, "hold_reference_conflict",
+						"reference %q already holds points for a different member or amount", reference).With("reference", reference)
+				}
+				id, result = prior.ID, "replayed"
+				return nil
+			}
+			if m.Balance < points {
+				return errs.Coded(errs.Unprocessable, "insufficient_points",
+					"the member has %d spendable points; %d are needed", m.Balance, points).
+					With("points_short", points-m.Balance).With("current_balance", m.Balance)
+			}
+			result, id = "held", newID()
+			_, ok, err := placeHold(ctx, tx, holdPlacement{holdID: id, memberID: memberID, points: points, reference: reference,
+				now: now, expires: now.Add(s.holdTTL)})
+			if err != nil || ok {
+				return err
+			}
+			if lock {
+				return fmt.Errorf("loyalty: member %s cannot cover a %d-point hold it was checked for under its lock", memberID, points)
+			}
+			lock = true
 		}
-		if m.Balance < points {
-			return errs.Coded(errs.Unprocessable, "insufficient_points",
-				"the member has %d spendable points; %d are needed", m.Balance, points).
-				With("points_short", points-m.Balance).With("current_balance", m.Balance)
-		}
-		result = "held"
-		id, err = s.insertHold(ctx, tx, memberID, points, reference, now)
-		return err
 	})
 	if err != nil {
 		span.SetAttributes(attribute.String("loyalty.result", errs.CodeOf(err)))
@@ -119,6 +131,32 @@ func (s *Service) HoldPoints(ctx context.Context, memberID string, points int64,
 	}
 	span.SetAttributes(attribute.String("loyalty.hold_id", id), attribute.String("loyalty.result", result))
 	return id, nil
+}
+
+// readHolder reads a member and the hold with reference, if any, in one
+// statement, locking the member's row if lock (on PostgreSQL; SQLite's write
+// transaction holds its one write lock already). A hold's member, points
+// and reference never change, so a hold found without the lock is current
+// enough to replay.
+func readHolder(ctx context.Context, tx *db.Tx, memberID, reference string, lock bool) (Member, *Hold, error) {
+	suffix := ""
+	if lock && tx.Engine() == db.Postgres {
+		suffix = " FOR UPDATE OF m"
+	}
+	var (
+		hid, hmember sql.NullString
+		hpoints      sql.NullInt64
+	)
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumnsM+`, h.id, h.member_id, h.points
+		FROM loyalty_members m LEFT JOIN loyalty_holds h ON h.reference = $2
+		WHERE m.id = $1`+suffix, memberID, reference), &hid, &hmember, &hpoints)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Member{}, nil, memberNotFound(memberID)
+	}
+	if err != nil || !hid.Valid {
+		return m, nil, err
+	}
+	return m, &Hold{ID: hid.String, MemberID: hmember.String, Points: hpoints.Int64, Reference: reference}, nil
 }
 
 func holdNotFound(id string) error {
@@ -129,20 +167,45 @@ func holdNotFound(id string) error {
 // lock: every change to a member's holds, balance and postings happens under
 // the member's row lock, in that one order.
 func lockHold(ctx context.Context, tx *db.Tx, holdID string) (Hold, Member, error) {
-	var memberID string
-	err := tx.QueryRowContext(ctx, `SELECT member_id FROM loyalty_holds WHERE id = $1`, holdID).Scan(&memberID)
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumns+` FROM loyalty_members
+		WHERE id = (SELECT member_id FROM loyalty_holds WHERE id = $1)`+tx.ForUpdate(), holdID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Hold{}, Member{}, holdNotFound(holdID)
 	}
 	if err != nil {
 		return Hold{}, Member{}, err
 	}
-	m, err := lockMember(ctx, tx, memberID)
+	h, err := scanHold(tx.QueryRowContext(ctx, `SELECT `+holdColumns+` FROM loyalty_holds WHERE id = $1`, holdID))
+	return h, m, err
+}
+
+// lockHoldMember locks the member owning a hold and reads the hold in one
+// statement. On PostgreSQL the hold was read as of the statement's start, so
+// its status may be older than the lock; the rest of it never changes. A
+// captured or voided hold stays so.
+func lockHoldMember(ctx context.Context, tx *db.Tx, holdID string) (Hold, Member, error) {
+	suffix := ""
+	if tx.Engine() == db.Postgres {
+		suffix = " FOR UPDATE OF m"
+	}
+	var (
+		h                Hold
+		txID             sql.NullString
+		created, expires int64
+	)
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumnsM+`, h.id, h.member_id, h.points, h.reference, h.status,
+		h.transaction_id, h.created_at, h.expires_at
+		FROM loyalty_holds h JOIN loyalty_members m ON m.id = h.member_id
+		WHERE h.id = $1`+suffix, holdID), &h.ID, &h.MemberID, &h.Points, &h.Reference, &h.Status, &txID, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Hold{}, Member{}, holdNotFound(holdID)
+	}
 	if err != nil {
 		return Hold{}, Member{}, err
 	}
-	h, err := scanHold(tx.QueryRowContext(ctx, `SELECT `+holdColumns+` FROM loyalty_holds WHERE id = $1`, holdID))
-	return h, m, err
+	h.TransactionID = txID.String
+	h.CreatedAt, h.ExpiresAt = db.FromMicros(created), db.FromMicros(expires)
+	return h, m, nil
 }
 
 // CapturePointsHold posts a pending hold as a redemption: the points leave
@@ -158,21 +221,32 @@ func (s *Service) CapturePointsHold(ctx context.Context, holdID string) (err err
 	now := s.now().UTC()
 	result := "captured"
 	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		h, m, err := lockHold(ctx, tx, holdID)
+		h, m, err := lockHoldMember(ctx, tx, holdID)
 		if err != nil {
 			return err
 		}
 		span.SetAttributes(attribute.String("loyalty.member_id", h.MemberID), attribute.Int64("loyalty.points", h.Points))
-		switch h.Status {
-		case HoldCaptured:
-			result = "already_captured"
-			return nil
-		case HoldVoided:
-			return errs.Coded(errs.Conflict, "hold_voided", "points hold %q was voided and cannot be captured", holdID).With("hold_id", holdID)
+		for {
+			switch h.Status {
+			case HoldCaptured:
+				result = "already_captured"
+				return nil
+			case HoldVoided:
+				return errs.Coded(errs.Conflict, "hold_voided", "points hold %q was voided and cannot be captured", holdID).With("hold_id", holdID)
+			}
+			result = "captured"
+			_, _, err = captureHoldTx(ctx, tx, h, m, TxRedeem, AccountRedemption, Breakdown{}, now, nil)
+			if !errors.Is(err, errHoldNotPending) {
+				return err
+			}
+			// Settled while this transaction waited for the lock: read it again.
+			if h, err = scanHold(tx.QueryRowContext(ctx, `SELECT `+holdColumns+` FROM loyalty_holds WHERE id = $1`, holdID)); err != nil {
+				return err
+			}
+			if h.Status == HoldPending {
+				return fmt.Errorf("loyalty: hold %s is pending but was not captured", holdID)
+			}
 		}
-		result = "captured"
-		_, _, err = captureHoldTx(ctx, tx, h, m, TxRedeem, AccountRedemption, Breakdown{}, now)
-		return err
 	})
 	if err != nil {
 		span.SetAttributes(attribute.String("loyalty.result", errs.CodeOf(err)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -101,14 +102,23 @@ func (s *Service) Redeem(ctx context.Context, memberID, optionID, reference stri
 	redemptionID := newID()
 	err = s.retryOnDuplicate(ctx, func(ctx context.Context, tx *db.Tx) error {
 		replay = nil
-		var err error
-		if m, err = lockMember(ctx, tx, memberID); err != nil {
-			return err
-		}
-		if reference != "" {
-			prior, err := redemptionByReference(ctx, tx, reference)
-			switch {
-			case err == nil:
+		// The member and any redemption with the reference are read without
+		// the member's lock, and the option priced; placeHold's guarded update
+		// then takes the lock, so on PostgreSQL the member's row is locked for
+		// that one statement and the commit. If the guard fails (the member
+		// spent or changed tier in between), read again under the lock and
+		// decide on that. A concurrent redemption with the same reference
+		// fails on the unique reference, and the retry replays it.
+		lock, priced := false, ""
+		for {
+			var (
+				prior *RedemptionResult
+				err   error
+			)
+			if m, prior, err = readRedeemer(ctx, tx, memberID, reference, lock); err != nil {
+				return err
+			}
+			if prior != nil {
 				if prior.MemberID != memberID || prior.OptionID != optionID {
 					return errs.Coded(errs.Conflict, "redemption_reference_conflict",
 						"this idempotency key was used for another redemption")
@@ -117,39 +127,52 @@ func (s *Service) Redeem(ctx context.Context, memberID, optionID, reference stri
 					return errs.Coded(errs.Conflict, "redemption_in_progress",
 						"a redemption with this idempotency key is still being fulfilled; retry shortly").With("redemption_id", prior.RedemptionID)
 				}
-				replay = &prior
+				replay = prior
 				return nil
-			case !errors.Is(err, sql.ErrNoRows):
+			}
+			span.SetAttributes(attribute.Int64("loyalty.current_balance", m.Balance))
+			if tier := s.memberTier(m); tier.ID != priced {
+				cost, priced = s.redemptionCost(ctx, opt, m), tier.ID
+			}
+			if m.Balance < 0 {
+				return negativeBalance(m)
+			}
+			if m.Balance < cost.Final {
+				return insufficientPoints(m, cost.Final)
+			}
+			hold = Hold{ID: newID(), MemberID: m.ID, Points: cost.Final, Reference: "redemption:" + redemptionID, Status: HoldPending}
+			_, inProgram := s.prog.Tier(m.Tier)
+			debitStart := time.Now()
+			bal, ok, err := placeHold(ctx, tx, holdPlacement{
+				holdID: hold.ID, memberID: m.ID, points: cost.Final, reference: hold.Reference, now: now, expires: now.Add(s.holdTTL),
+				guardTier: m.Tier, guardStatus: !inProgram, statusPoints: m.StatusPoints,
+				redemption: &redemptionRow{id: redemptionID, optionID: opt.ID, optionType: opt.Type, listPoints: cost.Points,
+					discount: cost.Discount, reference: sql.NullString{String: reference, Valid: reference != ""}, traceID: traceIDOf(ctx)},
+			})
+			if err == nil && !ok {
+				if !lock {
+					lock = true
+					continue
+				}
+				err = fmt.Errorf("loyalty: member %s cannot cover a %d-point hold it was checked for under its lock", memberID, cost.Final)
+			}
+			_, dspan := s.tracer.Start(ctx, "loyalty.debit_points", trace.WithTimestamp(debitStart))
+			dspan.SetAttributes(attribute.Bool("loyalty.debit_success", err == nil))
+			if err == nil {
+				// The balance the hold was placed on, which the lock-free read may have missed.
+				span.SetAttributes(attribute.Int64("loyalty.current_balance", bal+cost.Final))
+				dspan.SetAttributes(attribute.Int64("loyalty.new_balance", bal))
+			}
+			if db.IsUniqueViolation(err) {
+				// A concurrent redemption with the same reference got there
+				// first (the lock-free read could not see it): not a failure,
+				// retryOnDuplicate runs again and answers from its row.
+				dspan.End()
 				return err
 			}
+			endSpan(dspan, err)
+			return err
 		}
-		span.SetAttributes(attribute.Int64("loyalty.current_balance", m.Balance))
-		cost = s.redemptionCost(ctx, opt, m)
-		if m.Balance < 0 {
-			return negativeBalance(m)
-		}
-		if m.Balance < cost.Final {
-			return insufficientPoints(m, cost.Final)
-		}
-		_, dspan := s.tracer.Start(ctx, "loyalty.debit_points")
-		hold = Hold{MemberID: m.ID, Points: cost.Final, Reference: "redemption:" + redemptionID, Status: HoldPending}
-		hold.ID, err = s.insertHold(ctx, tx, m.ID, cost.Final, hold.Reference, now)
-		if err == nil {
-			var ref sql.NullString
-			if reference != "" {
-				ref = sql.NullString{String: reference, Valid: true}
-			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO loyalty_redemptions (id, member_id, option_id, option_type, list_points, discount, cost,
-				hold_id, reference, status, trace_id, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $11)`,
-				redemptionID, m.ID, opt.ID, opt.Type, cost.Points, cost.Discount, cost.Final, hold.ID, ref, traceIDOf(ctx), db.Micros(now))
-		}
-		dspan.SetAttributes(attribute.Bool("loyalty.debit_success", err == nil))
-		if err == nil {
-			dspan.SetAttributes(attribute.Int64("loyalty.new_balance", m.Balance-cost.Final))
-		}
-		endSpan(dspan, err)
-		return err
 	})
 	if err != nil {
 		switch errs.CodeOf(err) {
@@ -181,32 +204,39 @@ func (s *Service) Redeem(ctx context.Context, memberID, optionID, reference stri
 	settled := false
 	err = s.db.InTx(settleCtx, func(ctx context.Context, tx *db.Tx) error {
 		settled = false
-		h, lm, err := lockHold(ctx, tx, hold.ID)
+		at := s.now().UTC()
+		lm, err := lockMember(ctx, tx, m.ID)
 		if err != nil {
 			return err
 		}
-		if ferr == nil && h.Status == HoldPending {
-			txID, bal, err := captureHoldTx(ctx, tx, h, lm, TxRedeem, AccountRedemption,
-				Breakdown{RedemptionID: redemptionID, OptionID: opt.ID, ListPoints: cost.Points, Discount: cost.Discount}, s.now().UTC())
-			if err != nil {
+		if ferr == nil {
+			// One statement on PostgreSQL, with the redemption marked successful.
+			txID, bal, err := captureHoldTx(ctx, tx, hold, lm, TxRedeem, AccountRedemption,
+				Breakdown{RedemptionID: redemptionID, OptionID: opt.ID, ListPoints: cost.Points, Discount: cost.Discount}, at,
+				&settleRow{table: "loyalty_redemptions", id: redemptionID, status: RedemptionSuccess, confirmation: confirmation})
+			if err == nil {
+				res.TransactionID, res.NewBalance, settled = txID, bal, true
+				return nil
+			}
+			if !errors.Is(err, errHoldNotPending) {
 				return err
 			}
-			res.TransactionID, res.NewBalance, settled = txID, bal, true
-			_, err = tx.ExecContext(ctx, `UPDATE loyalty_redemptions SET status = 'success', confirmation = $2, transaction_id = $3,
-				new_balance = $4, updated_at = $5 WHERE id = $1`, redemptionID, confirmation, txID, bal, db.Micros(s.now()))
-			return err
 		}
 		failure := "hold expired before fulfilment finished"
 		if ferr != nil {
 			failure = ferr.Error()
 		}
+		h, err := scanHold(tx.QueryRowContext(ctx, `SELECT `+holdColumns+` FROM loyalty_holds WHERE id = $1`, hold.ID))
+		if err != nil {
+			return err
+		}
 		if h.Status == HoldPending {
-			if err := voidHoldTx(ctx, tx, h, s.now().UTC()); err != nil {
+			if err := voidHoldTx(ctx, tx, h, at); err != nil {
 				return err
 			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE loyalty_redemptions SET status = 'failed', failure = $2, updated_at = $3 WHERE id = $1`,
-			redemptionID, truncate(failure, 500), db.Micros(s.now()))
+			redemptionID, truncate(failure, 500), db.Micros(at))
 		return err
 	})
 	if err != nil {
@@ -279,19 +309,35 @@ func (s *Service) fulfil(ctx context.Context, r FulfillmentRequest) (string, err
 	return conf, nil
 }
 
-func redemptionByReference(ctx context.Context, tx *db.Tx, reference string) (RedemptionResult, error) {
+// readRedeemer reads a member and the redemption with reference that has
+// not failed, if any, in one statement, locking the member's row if lock (on
+// PostgreSQL; SQLite's write transaction holds its one write lock already).
+func readRedeemer(ctx context.Context, tx *db.Tx, memberID, reference string, lock bool) (Member, *RedemptionResult, error) {
+	suffix := ""
+	if lock && tx.Engine() == db.Postgres {
+		suffix = " FOR UPDATE OF m"
+	}
 	var (
-		r       RedemptionResult
-		txID    sql.NullString
-		created int64
+		id, rmember, option, typ, status, conf, txID, traceID sql.NullString
+		list, discount, cost, newBalance, created             sql.NullInt64
 	)
-	err := tx.QueryRowContext(ctx, `SELECT id, member_id, option_id, option_type, list_points, discount, cost, status, confirmation,
-		new_balance, transaction_id, trace_id, created_at
-		FROM loyalty_redemptions WHERE reference = $1 AND status <> 'failed'`, reference).
-		Scan(&r.RedemptionID, &r.MemberID, &r.OptionID, &r.RedemptionType, &r.ListPoints, &r.Discount, &r.PointsDeducted, &r.Status,
-			&r.Confirmation, &r.NewBalance, &txID, &r.TraceID, &created)
-	r.TransactionID, r.CreatedAt = txID.String, db.FromMicros(created)
-	return r, err
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumnsM+`, r.id, r.member_id, r.option_id, r.option_type,
+		r.list_points, r.discount, r.cost, r.status, r.confirmation, r.new_balance, r.transaction_id, r.trace_id, r.created_at
+		FROM loyalty_members m LEFT JOIN loyalty_redemptions r ON r.reference = $2 AND r.status <> 'failed'
+		WHERE m.id = $1`+suffix, memberID, reference),
+		&id, &rmember, &option, &typ, &list, &discount, &cost, &status, &conf, &newBalance, &txID, &traceID, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Member{}, nil, memberNotFound(memberID)
+	}
+	if err != nil || !id.Valid {
+		return m, nil, err
+	}
+	return m, &RedemptionResult{
+		RedemptionID: id.String, MemberID: rmember.String, OptionID: option.String, RedemptionType: typ.String,
+		ListPoints: list.Int64, Discount: discount.Int64, PointsDeducted: cost.Int64, Status: status.String,
+		Confirmation: conf.String, NewBalance: newBalance.Int64, TransactionID: txID.String, TraceID: traceID.String,
+		CreatedAt: db.FromMicros(created.Int64),
+	}, nil
 }
 
 func truncate(s string, n int) string {

@@ -2,7 +2,9 @@ package loyalty_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -141,5 +143,139 @@ func TestConcurrentDuplicateActivitiesOverHTTP(t *testing.T) {
 			t.Fatalf("balance %d, want 1000 (one credit)", got)
 		}
 		e.verify(t)
+	})
+}
+
+// TestRedeemRoundTrips counts the database calls of each of a redemption's
+// two transactions (hold; capture) and of checkout's hold and capture, from
+// the otelsql spans. On PostgreSQL what matters is the calls made while the
+// member's row is locked, which every redemption of that member waits for:
+// the lock is taken by the hold's write statement and by the capture's lock
+// statement, and after it come at most one statement and the commit.
+// docs/benchmarks.md quotes it.
+func TestRedeemRoundTrips(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp}, func(t *testing.T, d *db.DB) {
+		svc, err := loyalty.New(loyalty.Config{DB: d, Program: program.Default(), TracerProvider: tp, Now: (&clock{t: startTime}).Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if _, err := svc.CreateMember(ctx, loyalty.NewMember{ID: "m", Name: "M", Email: "m@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 { // three lots; the redemptions below take from two of them
+			if _, err := svc.Adjust(ctx, "m", 1000, fmt.Sprintf("funding %d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// txs splits the recorded database calls into transactions; each
+		// is its calls in order, begin and commit included.
+		txs := func() [][]string {
+			var out [][]string
+			spans := rec.Ended()
+			sort.SliceStable(spans, func(i, j int) bool { return spans[i].StartTime().Before(spans[j].StartTime()) })
+			in := false
+			for _, s := range spans {
+				if strings.HasPrefix(s.Name(), "loyalty.") {
+					continue
+				}
+				call := s.Name()
+				for _, kv := range s.Attributes() {
+					if kv.Key == "db.query.text" {
+						call += " " + strings.Join(strings.Fields(kv.Value.AsString()), " ")
+					}
+				}
+				switch {
+				case strings.Contains(s.Name(), "begin"):
+					out, in = append(out, []string{call}), true
+				case in:
+					out[len(out)-1] = append(out[len(out)-1], call)
+					if strings.Contains(s.Name(), "commit") || strings.Contains(s.Name(), "rollback") {
+						in = false
+					}
+				}
+			}
+			return out
+		}
+		// locked counts the calls after the first that locks the member's
+		// row (FOR UPDATE, or an UPDATE of loyalty_members), commit included.
+		locked := func(tx []string) int {
+			for i, c := range tx {
+				if strings.Contains(c, "FOR UPDATE") || strings.Contains(c, "UPDATE loyalty_members") {
+					return len(tx) - 1 - i
+				}
+			}
+			return 0
+		}
+		check := func(what string, tx []string, total, underLock int) {
+			t.Helper()
+			if d.Engine() != db.Postgres {
+				// In-process, one writer that holds the write lock from begin
+				// to commit: the statements stay separate.
+				t.Logf("%s: %s: %d database calls", d.Engine(), what, len(tx))
+				return
+			}
+			t.Logf("%s: %s: %d database calls, %d after the member's lock", d.Engine(), what, len(tx), locked(tx))
+			if len(tx) > total || locked(tx) > underLock {
+				t.Errorf("%s: %d database calls (want at most %d), %d after the member's lock (want at most %d):\n%s",
+					what, len(tx), total, locked(tx), underLock, strings.Join(tx, "\n"))
+			}
+		}
+
+		rec.Reset()
+		if _, err := svc.Redeem(ctx, "m", "merch-luggage-tag", "ref-1"); err != nil { // 1,500 points: two lots
+			t.Fatal(err)
+		}
+		got := txs()
+		if len(got) != 2 {
+			t.Fatalf("%d transactions for one redemption, want 2 (hold, capture): %v", len(got), got)
+		}
+		// begin, read member and reference, one write statement (takes the lock), commit
+		check("redemption hold", got[0], 4, 1)
+		// begin, lock member, one capture statement, commit
+		check("redemption capture", got[1], 4, 2)
+
+		// The capture statement picks the lots soonest-expiring first (here
+		// all expire together: in earning order) and writes the breakdown
+		// exactly as encoding/json would.
+		st, err := svc.Statement(ctx, "m", 1, "")
+		if err != nil || len(st.Entries) != 1 || st.Entries[0].Type != loyalty.TxRedeem {
+			t.Fatalf("statement: %+v, %v", st, err)
+		}
+		var bd loyalty.Breakdown
+		if err := json.Unmarshal(st.Entries[0].Breakdown, &bd); err != nil {
+			t.Fatal(err)
+		}
+		if len(bd.Lots) != 2 || bd.Lots[0].Points != 1000 || bd.Lots[1].Points != 500 || bd.Lots[0].LotID >= bd.Lots[1].LotID ||
+			bd.OptionID != "merch-luggage-tag" || bd.HoldID == "" || bd.RedemptionID == "" {
+			t.Errorf("redemption breakdown %s", st.Entries[0].Breakdown)
+		}
+		if again, _ := json.Marshal(bd); string(again) != string(st.Entries[0].Breakdown) {
+			t.Errorf("breakdown stored as\n%s\nencoding/json writes\n%s", st.Entries[0].Breakdown, again)
+		}
+
+		rec.Reset()
+		id, err := svc.HoldPoints(ctx, "m", 200, "order-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.CapturePointsHold(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		got = txs()
+		if len(got) != 2 {
+			t.Fatalf("%d transactions for a hold and its capture, want 2: %v", len(got), got)
+		}
+		check("checkout hold", got[0], 4, 1)
+		check("checkout capture", got[1], 4, 2)
+
+		if m, err := svc.GetMember(ctx, "m"); err != nil || m.Balance != 1300 || m.Pending != 0 {
+			t.Fatalf("member after the redemption and the capture: %+v, %v", m, err)
+		}
+		if problems, err := svc.Verify(ctx); err != nil || len(problems) != 0 {
+			t.Fatalf("Verify: %v, %v", problems, err)
+		}
 	})
 }

@@ -236,14 +236,13 @@ func (s *Service) transferToPartner(ctx context.Context, memberID string, req Tr
 		at := s.now().UTC()
 		if perr == nil && h.Status == HoldPending {
 			txID, bal, err := captureHoldTx(ctx, tx, h, m, TxTransfer, PartnerAccount(pt.ID),
-				Breakdown{TransferID: res.TransferID, PartnerID: pt.ID, PartnerUnits: units}, at)
+				Breakdown{TransferID: res.TransferID, PartnerID: pt.ID, PartnerUnits: units}, at,
+				&settleRow{table: "loyalty_transfers", id: res.TransferID, status: "completed", confirmation: conf})
 			if err != nil {
 				return err
 			}
 			res.TransactionID, res.NewBalance, completed = txID, bal, true
-			_, err = tx.ExecContext(ctx, `UPDATE loyalty_transfers SET status = 'completed', confirmation = $2, transaction_id = $3,
-				new_balance = $4, updated_at = $5 WHERE id = $1`, res.TransferID, conf, txID, bal, db.Micros(at))
-			return err
+			return nil
 		}
 		if h.Status == HoldPending {
 			if err := voidHoldTx(ctx, tx, h, at); err != nil {
