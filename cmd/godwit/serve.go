@@ -76,6 +76,7 @@ type serveFlags struct {
 	jobs      app.JobIntervals
 	limits    httpx.RateLimits
 	pprofAddr string
+	sqlSpans  bool
 
 	services      string
 	peers         peerFlag
@@ -165,6 +166,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.limits.Anonymous.Burst, "rate-limit-anonymous-burst", 100, "burst allowed to each client IP without a token")
 	fs.Float64Var(&f.limits.Service.PerSecond, "rate-limit-service", 0, "requests per second allowed to each service or admin token (0: no limit)")
 	fs.IntVar(&f.limits.Service.Burst, "rate-limit-service-burst", 1000, "burst allowed to each service or admin token")
+	fs.BoolVar(&f.sqlSpans, "trace-sqlite-statements", false, "trace every SQLite statement, not only each transaction's begin and commit (PostgreSQL statements are always traced)")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 	fs.StringVar(&f.services, "services", "all", "services this process runs: all, or a comma-separated subset of "+strings.Join(app.AllServices, ","))
 	fs.Var(&f.peers, "peer", "where a service this process needs but does not run listens: name=url (repeatable; or GODWIT_PEER_<NAME>=url)")
@@ -239,7 +241,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		Program: prog, PaymentProvider: provider, Sender: sender,
 		ReservationTTL: f.reservationTTL, Demo: f.demo, Jobs: f.jobs,
 		Services: services, Peers: peers, PeerTimeout: f.peerTimeout, CheckoutLease: f.checkoutLease,
-		RateLimits: f.limits,
+		RateLimits: f.limits, SQLiteStatementSpans: f.sqlSpans,
 	})
 	if err != nil {
 		return err

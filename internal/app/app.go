@@ -39,11 +39,13 @@ import (
 
 // Config is what New needs. Zero values get the documented defaults.
 type Config struct {
-	DSN       string // SQLite path or postgres:// URL
-	DataDir   string // where the .eml outbox sender writes; default "godwit-data"
-	Secret    []byte // token signing secret
-	Telemetry *telemetry.Telemetry
-	Now       func() time.Time // nil: time.Now
+	DSN string // SQLite path or postgres:// URL
+	// SQLiteStatementSpans traces each SQLite statement (see db.Options).
+	SQLiteStatementSpans bool
+	DataDir              string // where the .eml outbox sender writes; default "godwit-data"
+	Secret               []byte // token signing secret
+	Telemetry            *telemetry.Telemetry
+	Now                  func() time.Time // nil: time.Now
 
 	// Program is the loyalty program; nil means the built-in default.
 	Program *program.Program
@@ -127,7 +129,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := db.Open(ctx, cfg.DSN, db.Options{TracerProvider: tp, MeterProvider: mp})
+	d, err := db.Open(ctx, cfg.DSN, db.Options{TracerProvider: tp, MeterProvider: mp, SQLiteStatementSpans: cfg.SQLiteStatementSpans})
 	if err != nil {
 		return nil, err
 	}

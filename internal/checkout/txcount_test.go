@@ -23,7 +23,7 @@ var checkoutWrite = regexp.MustCompile(`^\s*(INSERT INTO|UPDATE) checkouts\b`)
 func TestCheckoutWriteTransactions(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp}, func(t *testing.T, d *db.DB) {
+	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp, SQLiteStatementSpans: true}, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d, fixtureOpts{tp: tp})
 		a, b := f.product(t, "TX-A", 1000, 100), f.product(t, "TX-B", 2500, 100)
 		member := "mem_tx"

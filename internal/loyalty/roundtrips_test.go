@@ -24,7 +24,7 @@ import (
 func TestEarnRoundTrips(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp}, func(t *testing.T, d *db.DB) {
+	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp, SQLiteStatementSpans: true}, func(t *testing.T, d *db.DB) {
 		svc, err := loyalty.New(loyalty.Config{DB: d, Program: program.Default(), TracerProvider: tp, Now: (&clock{t: startTime}).Now})
 		if err != nil {
 			t.Fatal(err)
@@ -64,7 +64,7 @@ func TestEarnRoundTrips(t *testing.T) {
 func TestEarnOverHTTPCommitsOnce(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp}, func(t *testing.T, d *db.DB) {
+	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp, SQLiteStatementSpans: true}, func(t *testing.T, d *db.DB) {
 		e := newEnv(t, d)
 		e.member(t, "m")
 		commits := func() (n int, names []string) {
@@ -156,7 +156,7 @@ func TestConcurrentDuplicateActivitiesOverHTTP(t *testing.T) {
 func TestRedeemRoundTrips(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp}, func(t *testing.T, d *db.DB) {
+	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp, SQLiteStatementSpans: true}, func(t *testing.T, d *db.DB) {
 		svc, err := loyalty.New(loyalty.Config{DB: d, Program: program.Default(), TracerProvider: tp, Now: (&clock{t: startTime}).Now})
 		if err != nil {
 			t.Fatal(err)

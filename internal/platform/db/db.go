@@ -51,6 +51,13 @@ type Options struct {
 	MaxAttempts int
 	// MaxOpenConns caps the PostgreSQL pool and the SQLite reader pool. Default 16.
 	MaxOpenConns int
+	// SQLiteStatementSpans traces every SQLite statement, not only each
+	// transaction's begin, commit and rollback. SQLite statements are
+	// in-process calls of a few microseconds whose time the domain spans
+	// already show, and a span each was half of an earn's spans and most of
+	// tracing's cost; turn them on to see which statement is slow. PostgreSQL
+	// statements are network round trips and are always traced.
+	SQLiteStatementSpans bool
 }
 
 // DB is an open database. Writes go through InTx; reads outside a transaction
@@ -103,6 +110,7 @@ func IsPostgresDSN(dsn string) bool {
 }
 
 func otelOptions(system attribute.KeyValue, opts Options) []otelsql.Option {
+	statements := system != semconv.DBSystemNameSQLite || opts.SQLiteStatementSpans
 	o := []otelsql.Option{
 		otelsql.WithAttributes(system),
 		// Row iteration and connection bookkeeping spans are noise in a checkout
@@ -114,8 +122,15 @@ func otelOptions(system attribute.KeyValue, opts Options) []otelsql.Option {
 			DisableErrSkip:       true,
 			// Statements outside any traced operation (migrations, pool upkeep)
 			// would each become a one-span trace and crowd out real ones.
-			SpanFilter: func(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
-				return trace.SpanContextFromContext(ctx).IsValid()
+			SpanFilter: func(ctx context.Context, m otelsql.Method, _ string, _ []driver.NamedValue) bool {
+				if !trace.SpanContextFromContext(ctx).IsValid() {
+					return false
+				}
+				switch m {
+				case otelsql.MethodConnBeginTx, otelsql.MethodTxCommit, otelsql.MethodTxRollback:
+					return true
+				}
+				return statements
 			},
 		}),
 	}

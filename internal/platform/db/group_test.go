@@ -113,3 +113,40 @@ func TestConcurrentTransactionsKeepTheirOwnOutcome(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLiteStatementSpansAreOptIn: on SQLite a transaction is traced by its
+// begin and commit; its statements (in-process calls) only with
+// SQLiteStatementSpans. PostgreSQL statements, round trips, always are.
+func TestSQLiteStatementSpansAreOptIn(t *testing.T) {
+	for _, withStatements := range []bool{false, true} {
+		t.Run(fmt.Sprint("statements=", withStatements), func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			dbtest.EachWith(t, dbtest.Options{TracerProvider: tp, SQLiteStatementSpans: withStatements}, func(t *testing.T, d *db.DB) {
+				rec.Reset()
+				ctx, span := tp.Tracer("test").Start(context.Background(), "op")
+				err := d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+					_, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('s', 'k', 'h', 'done', 0, 0)`)
+					return err
+				})
+				span.End()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var names []string
+				for _, s := range rec.Ended() {
+					if s.Name() != "op" {
+						names = append(names, s.Name())
+					}
+				}
+				want := "[sql.conn.begin_tx sql.conn.exec sql.tx.commit]"
+				if d.Engine() == db.SQLite && !withStatements {
+					want = "[sql.conn.begin_tx sql.tx.commit]"
+				}
+				if got := fmt.Sprint(names); got != want {
+					t.Errorf("database spans %s, want %s", got, want)
+				}
+			})
+		})
+	}
+}
