@@ -127,45 +127,58 @@ pgbench_tps() { # CLIENTS [extra args]
   pgbench -n -c "$c" -j 2 -T "$secs" "$@" "$pgb" 2>/dev/null | awk '/^tps/ {print int($3)}'
 }
 
+# tracing_pairs ENGINE NAME → earn with tracing on and off on fresh servers (a fresh
+# schema each on PostgreSQL), alternating, twice, so the shared machine's drift falls
+# on both sides. Sets ${ENGINE}_earn and ${ENGINE}_earn_off: the means of the on and
+# of the off runs, from which the earn targets and the tracing ratio are read.
+tracing_pairs() {
+  local engine=$1 name=$2 on=0 off=0 pair sampler label dsn sch
+  for pair in 1 2; do
+    for sampler in always_on always_off; do
+      dsn=""; sch=""
+      if [ "$engine" = pg ]; then
+        sch="bench_$$_${sampler}_$pair"
+        psql "$pg" -qc "CREATE SCHEMA $sch" >/dev/null
+        dsn="${pg}${sep}search_path=$sch"
+      fi
+      start_server "$engine-$sampler-$pair" "$dsn" "$sampler"
+      label="tracing on"; [ "$sampler" = always_off ] && label="tracing off"
+      load "$name earn, $vus VUs, $label (pair $pair)" earn=100 "$vus"
+      if [ "$sampler" = always_on ]; then on=$((on + ${tput:-0})); else off=$((off + ${tput:-0})); fi
+      stop_server
+      [ -n "$sch" ] && psql "$pg" -qc "DROP SCHEMA $sch CASCADE" >/dev/null
+    done
+  done
+  printf -v "${engine}_earn" %s "$((on / 2))"
+  printf -v "${engine}_earn_off" %s "$((off / 2))"
+}
+sep='?'; case "$pg" in *\?*) sep='&';; esac
+
 echo "SQLite..." >&2
 start_server sqlite "" always_on
 sqlite_ready=$ready_ms
 row "serve ready on an empty SQLite data dir" "${ready_ms} ms" "" "" ""
-load "SQLite earn, $vus VUs" earn=100 "$vus"; sqlite_earn=$tput
+load "SQLite earn, $vus VUs (first run on a fresh server)" earn=100 "$vus"
 load "SQLite checkout, $vus VUs" checkout=100 "$vus"; sqlite_checkout=$tput
 rss=$(ps -o rss= -p "$srvpid" | tr -d ' ')
 rss_mb=$((rss / 1024))
 row "SQLite resident memory after load" "$rss_mb MB" "" "" ""
 hot_loads sqlite
 stop_server
-# Tracing cost: fresh servers with tracing on and off, alternating, twice, so the
-# shared machine's drift falls on both sides; the ratio is of the sums.
-sqlite_on_sum=0; sqlite_earn_off=0
-for pair in 1 2; do
-  start_server "sqlite-on-$pair" "" always_on
-  load "SQLite earn, tracing on (pair $pair)" earn=100 "$vus"; sqlite_on_sum=$((sqlite_on_sum + ${tput:-0}))
-  stop_server
-  start_server "sqlite-off-$pair" "" always_off
-  load "SQLite earn, tracing off (pair $pair)" earn=100 "$vus"; sqlite_earn_off=$((sqlite_earn_off + ${tput:-0}))
-  stop_server
-done
-
+tracing_pairs sqlite SQLite
 pg_earn=0; pg_earn_off=0; tpcb=0; hotrow=0; pg_checkout=0; pg_redeem_hot=0; pg_flash=0; pg_redeem_ok=0; pg_flash_ok=0
 if psql "$pg" -qc 'select 1' >/dev/null 2>&1; then
   echo "PostgreSQL..." >&2
   schema="bench_$$"
   psql "$pg" -qc "CREATE SCHEMA $schema" >/dev/null
-  sep='?'; case "$pg" in *\?*) sep='&';; esac
   dsn="${pg}${sep}search_path=$schema"
   start_server pg "$dsn" always_on
-  load "PostgreSQL earn, $vus VUs" earn=100 "$vus"; pg_earn=$tput
+  load "PostgreSQL earn, $vus VUs (first run on a fresh schema)" earn=100 "$vus"
   load "PostgreSQL checkout, $vus VUs" checkout=100 "$vus"; pg_checkout=$tput
   hot_loads pg
   stop_server
-  start_server pg-notrace "$dsn" always_off
-  load "PostgreSQL earn, tracing off" earn=100 "$vus"; pg_earn_off=$tput
-  stop_server
   psql "$pg" -qc "DROP SCHEMA $schema CASCADE" >/dev/null
+  tracing_pairs pg PostgreSQL
 
   psql "$pg" -qc "DROP DATABASE IF EXISTS godwit_bench" >/dev/null
   psql "$pg" -qc "CREATE DATABASE godwit_bench" >/dev/null
@@ -229,10 +242,11 @@ hot_verdict() {
     printf -- '- %s\n' "${notes[@]}"
     echo
   fi
-  tr_sqlite=$(ratio "$sqlite_on_sum" "$sqlite_earn_off"); tr_pg=$(ratio "$pg_earn" "$pg_earn_off")
+  tr_sqlite=$(ratio "$sqlite_earn" "$sqlite_earn_off"); tr_pg=$(ratio "$pg_earn" "$pg_earn_off")
   earn_pg=$(ratio "$pg_earn" "$tpcb"); checkout_pg=$(ratio "$pg_checkout" "$tpcb")
   redeem_hot_pg=$(ratio "$pg_redeem_hot" "$hotrow"); flash_pg=$(ratio "$pg_flash" "$hotrow")
-  echo "Ratios: SQLite earn tracing on/off $tr_sqlite (sums of the two alternating pairs); PostgreSQL earn tracing on/off $tr_pg;"
+  echo "Earn figures below are the means of the two tracing-on runs of the alternating pairs."
+  echo "Ratios: SQLite earn tracing on/off $tr_sqlite; PostgreSQL earn tracing on/off $tr_pg (means of two alternating pairs each);"
   echo "PostgreSQL earn / pgbench TPC-B $earn_pg; PostgreSQL checkout / pgbench TPC-B $checkout_pg;"
   echo "PostgreSQL hot-member redemption / pgbench hot row $redeem_hot_pg; PostgreSQL flash sale / pgbench hot row $flash_pg"
   echo "(SQLite against the same hot row, for reference: redemption $(ratio "$sqlite_redeem_hot" "$hotrow"), flash sale $(ratio "$sqlite_flash" "$hotrow"))."
