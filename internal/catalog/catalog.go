@@ -211,13 +211,8 @@ func (s *Service) Prices(ctx context.Context, ids []string) (map[string]money.Mo
 	if len(ids) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(ids))
-	ph := make([]string, len(ids))
-	for i, id := range ids {
-		args[i] = id
-		ph[i] = fmt.Sprintf("$%d", i+1)
-	}
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, price_amount, price_currency FROM products WHERE id IN (`+strings.Join(ph, ", ")+`)`, args...)
+	ph, args := db.InList(1, ids)
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, price_amount, price_currency FROM products WHERE id IN (`+ph+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: prices: %w", err)
 	}
@@ -298,13 +293,8 @@ func (s *Service) Products(ctx context.Context, ids []string) (map[string]Produc
 	if len(ids) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(ids))
-	ph := make([]string, len(ids))
-	for i, id := range ids {
-		args[i] = id
-		ph[i] = fmt.Sprintf("$%d", i+1)
-	}
-	rows, err := s.db.Read().QueryContext(ctx, selectProducts+` WHERE p.id IN (`+strings.Join(ph, ", ")+`)`, args...)
+	ph, args := db.InList(1, ids)
+	rows, err := s.db.Read().QueryContext(ctx, selectProducts+` WHERE p.id IN (`+ph+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: products: %w", err)
 	}

@@ -105,11 +105,8 @@ func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, ids []string, no
 	}
 
 	// Lots in the order expiry consumes them, soonest-expiring first.
-	q := `SELECT member_id, id, remaining FROM loyalty_lots WHERE member_id IN (` + placeholders(1, len(due)) + `) AND remaining > 0`
-	args := make([]any, 0, len(due)+1)
-	for _, id := range due {
-		args = append(args, id)
-	}
+	in, args := db.InList(1, due)
+	q := `SELECT member_id, id, remaining FROM loyalty_lots WHERE member_id IN (` + in + `) AND remaining > 0`
 	if s.prog.Expiry.Policy == program.ExpiryLot {
 		q += fmt.Sprintf(` AND expires_at <= $%d`, len(due)+1)
 		args = append(args, db.Micros(now))
@@ -223,11 +220,8 @@ func (s *Service) writeExpiries(ctx context.Context, tx *db.Tx, done []memberExp
 // lockMembers reads and locks the members ids in id order; ids that do not
 // exist are left out.
 func lockMembers(ctx context.Context, tx *db.Tx, ids []string) ([]Member, error) {
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+memberColumns+` FROM loyalty_members WHERE id IN (`+placeholders(1, len(ids))+`) ORDER BY id`+tx.ForUpdate(), args...)
+	in, args := db.InList(1, ids)
+	rows, err := tx.QueryContext(ctx, `SELECT `+memberColumns+` FROM loyalty_members WHERE id IN (`+in+`) ORDER BY id`+tx.ForUpdate(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("lock members: %w", err)
 	}
@@ -241,18 +235,6 @@ func lockMembers(ctx context.Context, tx *db.Tx, ids []string) ([]Member, error)
 		ms = append(ms, m)
 	}
 	return ms, rows.Err()
-}
-
-// placeholders returns "$from, $from+1, …" for n parameters.
-func placeholders(from, n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "$%d", from+i)
-	}
-	return b.String()
 }
 
 // typedValues returns n VALUES rows of len(types) parameters, each cast to

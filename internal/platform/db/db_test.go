@@ -282,3 +282,13 @@ func TestJoinDoesNotCrossDatabases(t *testing.T) {
 		t.Fatalf("b has %d rows, want 1 (its own committed transaction)", n)
 	}
 }
+
+func TestInList(t *testing.T) {
+	ph, args := db.InList(3, []string{"a", "b", "c"})
+	if ph != "$3, $4, $5" || fmt.Sprint(args) != "[a b c]" {
+		t.Fatalf("InList = %q %v", ph, args)
+	}
+	if ph, args := db.InList(1, nil); ph != "" || len(args) != 0 {
+		t.Fatalf("InList(nil) = %q %v", ph, args)
+	}
+}
