@@ -21,6 +21,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/payment/stripe"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
+	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 )
@@ -77,6 +78,7 @@ type serveFlags struct {
 	limits    httpx.RateLimits
 	pprofAddr string
 	sqlSpans  bool
+	batching  db.Batching
 
 	services      string
 	peers         peerFlag
@@ -167,6 +169,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.limits.Service.PerSecond, "rate-limit-service", 0, "requests per second allowed to each service or admin token (0: no limit)")
 	fs.IntVar(&f.limits.Service.Burst, "rate-limit-service-burst", 1000, "burst allowed to each service or admin token")
 	fs.BoolVar(&f.sqlSpans, "trace-sqlite-statements", false, "trace every SQLite statement, not only each transaction's begin and commit (PostgreSQL statements are always traced)")
+	fs.IntVar(&f.batching.MaxSize, "write-batch-max", db.DefaultBatchSize, fmt.Sprintf("most write transactions that share one database commit (1: no batching; at most %d)", db.MaxBatchSize))
+	fs.DurationVar(&f.batching.Linger, "write-batch-linger", 0, "how long a writer waits for a batch to fill before it begins (0: batches form from what queues while the previous one commits)")
+	fs.IntVar(&f.batching.Writers, "write-batch-writers", db.DefaultBatchWriters, "PostgreSQL: how many batches may run at once, each on its own connection (SQLite has one writer)")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 	fs.StringVar(&f.services, "services", "all", "services this process runs: all, or a comma-separated subset of "+strings.Join(app.AllServices, ","))
 	fs.Var(&f.peers, "peer", "where a service this process needs but does not run listens: name=url (repeatable; or GODWIT_PEER_<NAME>=url)")
@@ -241,7 +246,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		Program: prog, PaymentProvider: provider, Sender: sender,
 		ReservationTTL: f.reservationTTL, Demo: f.demo, Jobs: f.jobs,
 		Services: services, Peers: peers, PeerTimeout: f.peerTimeout, CheckoutLease: f.checkoutLease,
-		RateLimits: f.limits, SQLiteStatementSpans: f.sqlSpans,
+		RateLimits: f.limits, SQLiteStatementSpans: f.sqlSpans, Batching: f.batching,
 	})
 	if err != nil {
 		return err

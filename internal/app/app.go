@@ -42,10 +42,12 @@ type Config struct {
 	DSN string // SQLite path or postgres:// URL
 	// SQLiteStatementSpans traces each SQLite statement (see db.Options).
 	SQLiteStatementSpans bool
-	DataDir              string // where the .eml outbox sender writes; default "godwit-data"
-	Secret               []byte // token signing secret
-	Telemetry            *telemetry.Telemetry
-	Now                  func() time.Time // nil: time.Now
+	// Batching tunes the database write pipeline (see db.Batching).
+	Batching  db.Batching
+	DataDir   string // where the .eml outbox sender writes; default "godwit-data"
+	Secret    []byte // token signing secret
+	Telemetry *telemetry.Telemetry
+	Now       func() time.Time // nil: time.Now
 
 	// Program is the loyalty program; nil means the built-in default.
 	Program *program.Program
@@ -129,7 +131,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := db.Open(ctx, cfg.DSN, db.Options{TracerProvider: tp, MeterProvider: mp, SQLiteStatementSpans: cfg.SQLiteStatementSpans})
+	d, err := db.Open(ctx, cfg.DSN, db.Options{TracerProvider: tp, MeterProvider: mp, SQLiteStatementSpans: cfg.SQLiteStatementSpans, Batching: cfg.Batching})
 	if err != nil {
 		return nil, err
 	}

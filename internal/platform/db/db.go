@@ -26,6 +26,7 @@ import (
 	"github.com/XSAM/otelsql"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -59,6 +60,9 @@ type Options struct {
 	// tracing's cost; turn them on to see which statement is slow. PostgreSQL
 	// statements are network round trips and are always traced.
 	SQLiteStatementSpans bool
+	// Batching tunes the write pipeline that lets concurrent write
+	// transactions share commits (see InTx).
+	Batching Batching
 }
 
 // DB is an open database. Writes go through InTx; reads outside a transaction
@@ -69,9 +73,9 @@ type DB struct {
 	engine      Engine
 	write       *sql.DB
 	read        *sql.DB
-	stmts       *stmtCache      // SQLite writer only
-	checkpoints *checkpointer   // SQLite only
-	group       *groupCommitter // SQLite only
+	stmts       *stmtCache    // SQLite writer only
+	checkpoints *checkpointer // SQLite only
+	group       *groupCommitter
 	maxAttempts int
 }
 
@@ -85,11 +89,16 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if opts.MaxOpenConns <= 0 {
 		opts.MaxOpenConns = 16
 	}
-	var (
-		d   *DB
-		err error
-	)
+	engine := SQLite
 	if IsPostgresDSN(dsn) {
+		engine = Postgres
+	}
+	batching, err := opts.Batching.withDefaults(engine)
+	if err != nil {
+		return nil, err
+	}
+	var d *DB
+	if engine == Postgres {
 		d, err = openPostgres(dsn, opts)
 	} else {
 		d, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"), opts)
@@ -98,6 +107,18 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	d.maxAttempts = opts.MaxAttempts
+	tp, mp := opts.TracerProvider, opts.MeterProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	system := semconv.DBSystemNameSQLite
+	if engine == Postgres {
+		system = semconv.DBSystemNamePostgreSQL
+	}
+	d.group = newGroupCommitter(d, batching, tp, mp, system)
 	if err := d.Ping(ctx); err != nil {
 		_ = d.Close()
 		return nil, fmt.Errorf("db: connect %s: %w", d.engine, err)
@@ -123,13 +144,18 @@ func otelOptions(system attribute.KeyValue, opts Options) []otelsql.Option {
 			DisableErrSkip:       true,
 			// Statements outside any traced operation (migrations, pool upkeep)
 			// would each become a one-span trace and crowd out real ones.
-			SpanFilter: func(ctx context.Context, m otelsql.Method, _ string, _ []driver.NamedValue) bool {
+			SpanFilter: func(ctx context.Context, m otelsql.Method, query string, _ []driver.NamedValue) bool {
 				if !trace.SpanContextFromContext(ctx).IsValid() {
 					return false
 				}
 				switch m {
 				case otelsql.MethodConnBeginTx, otelsql.MethodTxCommit, otelsql.MethodTxRollback:
 					return true
+				}
+				// The write pipeline's savepoints are bookkeeping; a rollback
+				// to one is worth seeing.
+				if strings.HasPrefix(query, "SAVEPOINT ") || strings.HasPrefix(query, "RELEASE SAVEPOINT ") {
+					return false
 				}
 				return statements
 			},
@@ -213,9 +239,7 @@ func openSQLite(path string, opts Options) (*DB, error) {
 		_ = read.Close()
 		return nil, err
 	}
-	d := &DB{engine: SQLite, write: write, read: read, stmts: newStmtCache(write, 512), checkpoints: cp}
-	d.group = newGroupCommitter(d)
-	return d, nil
+	return &DB{engine: SQLite, write: write, read: read, stmts: newStmtCache(write, 512), checkpoints: cp}, nil
 }
 
 // Engine reports which engine d runs on.
@@ -331,6 +355,14 @@ func (tx *Tx) joined(ctx context.Context, fn func(ctx context.Context, tx *Tx) e
 // again, at most Options.MaxAttempts times in all, with jittered backoff; fn must
 // therefore have no effects outside the transaction. Under a context from Join,
 // fn runs inside the joined transaction instead.
+//
+// Concurrent InTx calls go through the write pipeline (see Batching): they are
+// applied one after another, in arrival order, in one database transaction
+// that commits once for all of them. fn sees the writes of the calls before it
+// in that transaction; when fn fails, only its own writes are undone. InTx
+// returns after the shared commit is durable. fn runs without ctx's
+// cancellation (a cancelled statement would abort everyone's transaction); a
+// call whose ctx ends before its turn does not run.
 func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
 	if tx, ok := ctx.Value(joinTxKey{}).(*Tx); ok && tx.owner == d {
 		return tx.joined(ctx, fn)
@@ -341,15 +373,7 @@ func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) erro
 	ctx = context.WithValue(ctx, inTxKey{}, d)
 	var err error
 	for attempt := 1; ; attempt++ {
-		if d.group != nil {
-			err = d.group.run(ctx, fn)
-		} else {
-			var unprepared []string
-			unprepared, err = d.runTx(ctx, fn)
-			if len(unprepared) > 0 {
-				d.stmts.prepare(context.WithoutCancel(ctx), unprepared)
-			}
-		}
+		err = d.group.run(ctx, fn)
 		if err == nil || !IsRetryable(err) || attempt >= d.maxAttempts {
 			if err != nil && IsRetryable(err) {
 				return fmt.Errorf("db: gave up after %d attempts: %w", attempt, err)
@@ -364,31 +388,6 @@ func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) erro
 		case <-time.After(backoff):
 		}
 	}
-}
-
-func (d *DB) runTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (unprepared []string, err error) {
-	sqlTx, err := d.write.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("db: begin: %w", err)
-	}
-	tx := &Tx{Tx: sqlTx, engine: d.engine, cache: d.stmts, owner: d}
-	defer func() {
-		unprepared = tx.unprepared
-		if p := recover(); p != nil {
-			_ = sqlTx.Rollback()
-			panic(p)
-		}
-		if err != nil {
-			_ = sqlTx.Rollback()
-		}
-	}()
-	if err = fn(ctx, tx); err != nil {
-		return nil, err
-	}
-	if err = sqlTx.Commit(); err != nil {
-		return nil, fmt.Errorf("db: commit: %w", err)
-	}
-	return nil, nil
 }
 
 // underSavepoint runs fn inside tx, rolling fn's writes back to a savepoint
@@ -411,6 +410,11 @@ func (tx *Tx) underSavepoint(ctx context.Context, fn func(ctx context.Context, t
 		}
 		if p != nil {
 			panic(p)
+		}
+		if tx.engine == Postgres {
+			// Releasing would cost a round trip and give nothing back: the
+			// subtransaction stays part of the transaction either way.
+			return
 		}
 		if _, rerr := tx.Tx.ExecContext(context.WithoutCancel(ctx), "RELEASE SAVEPOINT "+name); rerr != nil && err == nil {
 			err = fmt.Errorf("db: release savepoint: %w", rerr)
