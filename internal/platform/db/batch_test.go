@@ -312,4 +312,3 @@ func TestBatchingOptions(t *testing.T) {
 		}
 	}
 }
-
