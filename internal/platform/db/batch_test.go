@@ -312,3 +312,72 @@ func TestBatchingOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchJoinedFailureStaysWithItsRequest: a request whose joined call
+// fails (see db.Join) does not spoil the requests after it in its batch —
+// they commit in that same batch, not on a retry — and a request that goes
+// on after its joined call failed gets an error and leaves nothing.
+func TestBatchJoinedFailureStaysWithItsRequest(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	dbtest.EachWith(t, dbtest.Options{TracerProvider: tp, Batching: db.Batching{Writers: 1}}, func(t *testing.T, d *db.DB) {
+		createAccount(t, d, 10)
+		rec.Reset()
+		joined := func(ctx context.Context, tx *db.Tx, name string, delta int64) error {
+			return d.InTx(db.Join(ctx, tx), func(ctx context.Context, tx *db.Tx) error { return move(ctx, tx, name, delta) })
+		}
+		release := holdPipeline(t, d)
+		var wg sync.WaitGroup
+		var failed, ignored, after error
+		enqueue(t, d, &wg, func() {
+			failed = d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
+				return joined(ctx, tx, "failed", -11) // insufficient, after writing
+			})
+		})
+		enqueue(t, d, &wg, func() {
+			ignored = d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
+				_ = joined(ctx, tx, "ignored", -12)
+				return nil // goes on as if the joined call had worked
+			})
+		})
+		enqueue(t, d, &wg, func() {
+			ctx, span := tp.Tracer("test").Start(context.Background(), "after")
+			defer span.End()
+			after = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error { return joined(ctx, tx, "after", -3) })
+		})
+		release()
+		wg.Wait()
+		if !errors.Is(failed, errInsufficient) || !errors.Is(ignored, errInsufficient) || after != nil {
+			t.Errorf("failed: %v; ignored: %v; after: %v", failed, ignored, after)
+		}
+		if j := fmt.Sprint(journal(t, d)); j != "[after]" || balance(t, d) != 7 {
+			t.Errorf("journal %s balance %d, want [after] 7", j, balance(t, d))
+		}
+		// Count the batches "after" ran in: those it parents or links to.
+		var afterSpan sdktrace.ReadOnlySpan
+		for _, s := range rec.Ended() {
+			if s.Name() == "after" {
+				afterSpan = s
+			}
+		}
+		if afterSpan == nil {
+			t.Fatal("no span for the request after the failure")
+		}
+		batches := 0
+		for _, s := range rec.Ended() {
+			if s.Name() != "ledger.write_batch" {
+				continue
+			}
+			related := s.Parent().SpanID() == afterSpan.SpanContext().SpanID()
+			for _, l := range s.Links() {
+				related = related || l.SpanContext.SpanID() == afterSpan.SpanContext().SpanID()
+			}
+			if related {
+				batches++
+			}
+		}
+		if batches != 1 {
+			t.Errorf("the request after the failure ran in %d batches, want 1 (it was retried)", batches)
+		}
+	})
+}

@@ -398,10 +398,25 @@ func (g *groupCommitter) runOne(tx *Tx, r *txRequest, shared bool) (err error) {
 			err = fmt.Errorf("db: transaction function panicked: %v", p)
 		}
 	}()
-	if !shared {
-		return r.fn(ctx, tx)
+	// A joined call's failure (see Join) belongs to the request that made
+	// it, not to the requests after it in the batch.
+	tx.joinErr = nil
+	defer func() { tx.joinErr = nil }()
+	fn := func(ctx context.Context, tx *Tx) error {
+		if err := r.fn(ctx, tx); err != nil {
+			return err
+		}
+		if tx.joinErr != nil {
+			// Part of the failed call's writes may be in tx: they must not
+			// commit, whatever fn made of the failure.
+			return fmt.Errorf("db: a joined call failed and the transaction function went on: %w", tx.joinErr)
+		}
+		return nil
 	}
-	err = tx.underSavepoint(ctx, r.fn)
+	if !shared {
+		return fn(ctx, tx)
+	}
+	err = tx.underSavepoint(ctx, fn)
 	if err != nil && errors.Is(err, errSavepointRollback) {
 		return errors.Join(errTxBroken, err)
 	}
