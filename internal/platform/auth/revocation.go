@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -338,38 +337,43 @@ func (r *Revocations) pollLoop(ctx context.Context) {
 
 // listenLoop keeps a dedicated PostgreSQL connection listening on
 // RevocationChannel and wakes the poll loop on each notification. On any error
-// it reconnects after a pause; the poll covers the gap.
+// it reconnects after a pause that doubles up to 30 s (a server that refuses
+// LISTEN, e.g. behind a transaction-pooling proxy, is not hammered); the poll
+// covers the gap.
 func (r *Revocations) listenLoop(ctx context.Context) {
+	pause := time.Second
 	for ctx.Err() == nil {
-		err := r.listen(ctx)
+		listened, err := r.listen(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		r.opts.Logger.Warn("auth: revocation listener lost; polling only until it reconnects", "error", err.Error())
+		if listened {
+			pause = time.Second
+		}
+		r.opts.Logger.Warn("auth: revocation listener lost; polling only until it reconnects", "error", err.Error(), "retry_in", pause.String())
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Second):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 30*time.Second)
 	}
 }
 
-func (r *Revocations) listen(ctx context.Context) error {
+// listen listens until an error; listened reports whether LISTEN succeeded.
+func (r *Revocations) listen(ctx context.Context) (listened bool, err error) {
 	conn, err := pgx.Connect(ctx, r.opts.ListenDSN)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return false, fmt.Errorf("connect: %w", err)
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	if _, err := conn.Exec(ctx, "LISTEN "+RevocationChannel); err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return false, fmt.Errorf("listen: %w", err)
 	}
 	r.poke() // whatever was revoked while not listening
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
-			if errors.Is(err, context.Canceled) {
-				return err
-			}
-			return fmt.Errorf("wait: %w", err)
+			return true, fmt.Errorf("wait: %w", err)
 		}
 		r.poke()
 	}
