@@ -221,3 +221,23 @@ func TestRevocationsFailClosedWhenStale(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkIsRevoked measures the per-request check, which used to be a
+// database query and is now a lookup in memory.
+func BenchmarkIsRevoked(b *testing.B) {
+	d := dbtest.New(b, db.SQLite)
+	r, err := auth.OpenRevocations(context.Background(), d, auth.RevocationOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = r.Close() })
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := r.IsRevoked(ctx, "0123456789abcdef01234567"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
