@@ -20,6 +20,14 @@
 # GODWIT_BENCH_POSTGRES (a server's DSN; default the local test server; a database
 # godwit_bench is created for pgbench), BENCH_SKIP_GO=1 skips the Go benchmarks
 # (expiry included), BENCH_EXPIRE_MEMBERS (members BenchmarkExpire expires, default 10000).
+#
+# Beside each load run's throughput it reports the CPU time per operation of the
+# `godwit serve` process and, on PostgreSQL, of the postgres server (postmaster, its
+# backends and background processes, including children that exited), read from /proc
+# every 250 ms during the load phase — so a reader can tell a CPU-bound figure (the two
+# cores full) from a commit-bound one — and, when the server exports the histogram
+# godwit_db_write_batch_size, the number and mean size of write batches in the run and
+# their distribution over its buckets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench-results.md}
@@ -48,15 +56,134 @@ sinkport=$(( 30000 + RANDOM % 10000 ))
 pids+=($!)
 
 rows=()
-row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); }
+row() { rows+=("| $1 | $2 | $3 | $4 | $5 | ${6:-} | ${7:-} |"); }
 notes=()
+pgmaster="" # the postmaster's pid while a PostgreSQL server is measured, else empty
+
+# cpusampler OUT PID [POSTMASTER]: every 250 ms appends "epoch_s serve_ticks pg_ticks"
+# (utime+stime in clock ticks; pg_ticks sums the postmaster with its reaped children and
+# its live children, 0 without a postmaster) until killed.
+cat >"$work/cpusampler.py" <<'PY'
+import os, sys, time
+out, srv = sys.argv[1], int(sys.argv[2])
+pm = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else 0
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        s = f.read()
+    return s[s.rindex(")") + 2:].split()  # from field 3 (state) on
+def ticks(pid, reaped=False):
+    f = stat(pid)  # utime, stime, cutime, cstime are fields 14-17
+    return int(f[11]) + int(f[12]) + (int(f[13]) + int(f[14]) if reaped else 0)
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:  # no children file: scan /proc for the parent
+        kids = []
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    if int(stat(p)[1]) == pid:
+                        kids.append(int(p))
+                except (OSError, ValueError, IndexError):
+                    pass
+        return kids
+with open(out, "a", buffering=1) as o:
+    while True:
+        try:
+            t, sv = time.time(), ticks(srv)
+        except OSError:
+            break
+        pg = 0
+        if pm:
+            try:
+                pg = ticks(pm, True)
+                for c in children(pm):
+                    try:
+                        pg += ticks(c)
+                    except OSError:
+                        pass  # exited: its time is in the postmaster's reaped children's
+            except OSError:
+                pg = 0
+        o.write(f"{t:.4f} {sv} {pg}\n")
+        time.sleep(0.25)
+PY
+
+# runstats REPORT CPULOG METRICS_BEFORE METRICS_AFTER → prints two table cells (CPU per
+# operation; write batches) and a note on the batch size distribution ("-" when absent)
+cat >"$work/runstats.py" <<'PY'
+import json, os, re, sys, datetime
+rep, cpulog, mbefore, mafter = sys.argv[1:5]
+r = json.load(open(rep)); t = r["total"]; ops = t["count"]
+st = r["started"]
+m = re.match(r"(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", st)
+frac = float("0" + (m.group(2) or ".0"))
+start = datetime.datetime.fromisoformat(m.group(1) + m.group(3).replace("Z", "+00:00")).timestamp() + frac
+end = start + r["elapsed_s"]
+hz = os.sysconf("SC_CLK_TCK")
+samples = []
+if os.path.exists(cpulog):
+    for line in open(cpulog):
+        p = line.split()
+        if len(p) == 3:
+            samples.append((float(p[0]), int(p[1]), int(p[2])))
+inner = [s for s in samples if start <= s[0] <= end]
+cpu = "-"
+if len(inner) >= 2 and ops > 0 and inner[-1][0] > inner[0][0]:
+    (t1, s1, p1), (t2, s2, p2) = inner[0], inner[-1]
+    srv_cores = (s2 - s1) / hz / (t2 - t1)  # CPU rate over the inner window, in cores
+    pg_cores = (p2 - p1) / hz / (t2 - t1)
+    per_op = lambda cores: cores * r["elapsed_s"] * 1000 / ops
+    cpu = f"{per_op(srv_cores):.2f} ms"
+    if p1 or p2:
+        cpu += f" + {per_op(pg_cores):.2f} ms"
+    cpu += f" ({srv_cores + pg_cores:.1f} cores)"
+def hist(path):
+    # godwit_db_write_batch_size{_unit}_bucket/_sum/_count, summed over label sets
+    b, s, c = {}, 0.0, 0.0
+    if not os.path.exists(path):
+        return None
+    found = False
+    for line in open(path):
+        mm = re.match(r"godwit_db_write_batch_size(?:_[a-z]+)?_(bucket|sum|count)(\{[^}]*\})?\s+(\S+)", line)
+        if not mm:
+            continue
+        found = True
+        v = float(mm.group(3))
+        if mm.group(1) == "bucket":
+            le = re.search(r'le="([^"]+)"', mm.group(2) or "").group(1)
+            b[le] = b.get(le, 0.0) + v
+        elif mm.group(1) == "sum":
+            s += v
+        else:
+            c += v
+    return (b, s, c) if found else None
+after = hist(mafter)
+batches, note = "-", "-"
+if after:
+    before = hist(mbefore) or ({}, 0.0, 0.0)
+    n = after[2] - before[2]
+    if n > 0:
+        mean = (after[1] - before[1]) / n
+        batches = f"{int(n)} × {mean:.1f}"
+        les = sorted(after[0], key=lambda k: float("inf") if k == "+Inf" else float(k))
+        prev, parts = 0.0, []
+        for le in les:
+            cum = after[0][le] - before[0].get(le, 0.0)
+            if cum - prev > 0:
+                parts.append(f"{'≤' + le if le != '+Inf' else '>' + les[-2]}: {100 * (cum - prev) / n:.0f}%")
+            prev = cum
+        note = f"{int(n)} write batches, mean size {mean:.1f} requests ({', '.join(parts)})"
+print(cpu, batches, note, sep="\t")
+PY
 
 # start_server NAME DSN SAMPLER → sets $base, $srvpid, $datadir
 start_server() {
   local name=$1 dsn=$2 sampler=$3
   datadir="$work/$name-data"
   local port=$(( 20000 + RANDOM % 10000 ))
-  local args=(serve --addr "127.0.0.1:$port" --data-dir "$datadir" --log-level error --rate-limit-anonymous 0 --rate-limit-member 0)
+  # Default rate limits: loadgen's load-test pass exempts its requests from them.
+  local args=(serve --addr "127.0.0.1:$port" --data-dir "$datadir" --log-level error)
   [ -n "$dsn" ] && args+=(--db "$dsn")
   local t0; t0=$(date +%s%N)
   OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sinkport" OTEL_TRACES_SAMPLER="$sampler" \
@@ -81,28 +208,36 @@ start_server() {
 stop_server() { kill -INT "$srvpid" 2>/dev/null || true; wait "$srvpid" 2>/dev/null || true; }
 
 # load LABEL MIX VUS [extra loadgen flags] → appends a row (failures named by
-# problem code) and a note on any rejections; sets $tput, $errs, $s5xx, $count, $rejected
+# problem code; CPU per operation; write batches) and notes on any rejections and the
+# batch size distribution; sets $tput, $errs, $s5xx, $count, $rejected
 load() {
   local label=$1 mix=$2 n=$3; shift 3
-  rm -f "$work/r.json"
+  rm -f "$work/r.json" "$work/cpu.log" "$work/m.before" "$work/m.after"
+  curl -fsS "$base/metrics" >"$work/m.before" 2>/dev/null || true
+  python3 "$work/cpusampler.py" "$work/cpu.log" "$srvpid" "$pgmaster" &
+  local sampler=$!
   "$work/godwit" loadgen --target "$base" --data-dir "$datadir" --duration "$dur" --vus "$n" \
     --members 400 --mix "$mix" --decline-share -1 --no-verify --json "$work/r.json" "$@" >/dev/null 2>"$work/loadgen.err" \
     || { echo "loadgen failed for $label:" >&2; tail -5 "$work/loadgen.err" >&2; }
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  curl -fsS "$base/metrics" >"$work/m.after" 2>/dev/null || true
   if [ ! -s "$work/r.json" ]; then # no report at all: setup failed
     tput=0 errs=1 s5xx=0 count=0 rejected=0
     row "$label" "-" "" "" "no report: $(tail -1 "$work/loadgen.err")"
     return
   fi
-  local p50 p99 fails codes
+  local p50 p99 fails codes cpu batches bnote
   read -r tput p50 p99 errs s5xx count rejected fails codes < <(python3 -c '
 import json,sys; r=json.load(open(sys.argv[1])); t=r["total"]
 fmt=lambda m: ",".join(f"{k}={v}" for k,v in sorted(m.items(), key=lambda kv: -kv[1])) or "-"
 print(round(t["throughput_per_s"]), t["p50_ms"], t["p99_ms"], t["errors"], t["status_5xx"], t["count"],
       t["rejected"], fmt(t["failures_by_code"]), fmt(t["errors_by_code"]))' "$work/r.json")
+  IFS=$'\t' read -r cpu batches bnote < <(python3 "$work/runstats.py" "$work/r.json" "$work/cpu.log" "$work/m.before" "$work/m.after")
   local failed=$errs
   [ "$errs" != 0 ] && failed="**$errs** ($fails)"
-  row "$label" "$tput/s" "$p50 ms" "$p99 ms" "$failed"
+  row "$label" "$tput/s" "$p50 ms" "$p99 ms" "$failed" "$cpu" "$batches"
   [ "$rejected" != 0 ] && notes+=("$label: $rejected of $count rejected as expected business outcomes ($codes).")
+  [ "$bnote" != "-" ] && notes+=("$label: $bnote.")
   return 0
 }
 
@@ -142,10 +277,12 @@ tracing_pairs() {
         dsn="${pg}${sep}search_path=$sch"
       fi
       start_server "$engine-$sampler-$pair" "$dsn" "$sampler"
+      [ "$engine" = pg ] && pgmaster=$(postmaster_pid)
       label="tracing on"; [ "$sampler" = always_off ] && label="tracing off"
       load "$name earn, $vus VUs, $label (pair $pair)" earn=100 "$vus"
       if [ "$sampler" = always_on ]; then on=$((on + ${tput:-0})); else off=$((off + ${tput:-0})); fi
       stop_server
+      pgmaster=""
       [ -n "$sch" ] && psql "$pg" -qc "DROP SCHEMA $sch CASCADE" >/dev/null
     done
   done
@@ -153,6 +290,13 @@ tracing_pairs() {
   printf -v "${engine}_earn_off" %s "$((off / 2))"
 }
 sep='?'; case "$pg" in *\?*) sep='&';; esac
+# postmaster_pid → the local PostgreSQL server's postmaster (the checkpointer's parent),
+# or nothing when the server is not on this machine (then only serve's CPU is reported)
+postmaster_pid() {
+  local ck; ck=$(psql "$pg" -Atc "select pid from pg_stat_activity where backend_type = 'checkpointer'" 2>/dev/null || true)
+  [ -n "$ck" ] && [ -r "/proc/$ck/status" ] && awk '/^PPid:/ {print $2}' "/proc/$ck/status"
+  return 0
+}
 
 echo "SQLite..." >&2
 start_server sqlite "" always_on
@@ -173,10 +317,12 @@ if psql "$pg" -qc 'select 1' >/dev/null 2>&1; then
   psql "$pg" -qc "CREATE SCHEMA $schema" >/dev/null
   dsn="${pg}${sep}search_path=$schema"
   start_server pg "$dsn" always_on
+  pgmaster=$(postmaster_pid)
   load "PostgreSQL earn, $vus VUs (first run on a fresh schema)" earn=100 "$vus"
   load "PostgreSQL checkout, $vus VUs" checkout=100 "$vus"; pg_checkout=$tput
   hot_loads pg
   stop_server
+  pgmaster=""
   psql "$pg" -qc "DROP SCHEMA $schema CASCADE" >/dev/null
   tracing_pairs pg PostgreSQL
 
@@ -233,8 +379,12 @@ hot_verdict() {
   echo "first (\`loadgen --hot-member\`). Flash sale: every checkout is cart + 1 unit of one product + checkout, the product"
   echo "stocked with $flash_stock units (\`loadgen --hot-product\`)."
   echo
-  echo "| measurement | throughput | p50 | p99 | failed |"
-  echo "|---|---|---|---|---|"
+  echo "CPU/op: CPU time per operation of \`godwit serve\` (+ the PostgreSQL server's, all its processes, on"
+  echo "PostgreSQL runs), from /proc over the load phase; in brackets the cores both kept busy (this machine has"
+  echo "$(nproc), shared with the load generator). Write batches: number × mean size, from godwit_db_write_batch_size."
+  echo
+  echo "| measurement | throughput | p50 | p99 | failed | CPU/op: serve + PostgreSQL | write batches |"
+  echo "|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
   echo
   if [ "${#notes[@]}" -gt 0 ]; then

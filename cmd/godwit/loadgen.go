@@ -21,7 +21,15 @@ func runLoadgen(ctx context.Context, e env, args []string) error {
 		"transfers) from many virtual users, prints a live progress line and a latency table per\n"+
 		"operation, then runs verify against the server. Tokens are minted with the server's\n"+
 		"secret (--data-dir or --secret), so run it where that secret is readable. Requests carry\n"+
-		"the baggage synthetic=true. Exits 1 on any 5xx, transport error or invariant violation.")
+		"the baggage synthetic=true. Exits 1 on any 5xx, transport error or invariant violation.\n\n"+
+		"Rate limits: a server's default limits (20 req/s per member token, 50 req/s per client IP\n"+
+		"without a token) are far below what a load test sends from a few hundred members and\n"+
+		"one IP. So loadgen also mints a load-test pass with the secret and sends it on every\n"+
+		"request (header Godwit-Load-Test-Pass); the server leaves requests with a valid pass out\n"+
+		"of its rate limits, and nothing else. The pass grants no access (as a bearer token it is\n"+
+		"refused), expires with the run (--duration + 1h) and can be revoked like a token; only\n"+
+		"a holder of the signing secret, who can mint admin tokens anyway, can mint one. Real\n"+
+		"traffic keeps its limits. --no-load-test-pass sends none, to test the limits themselves.")
 	var common commonFlags
 	common.register(fs)
 	var (
@@ -42,6 +50,7 @@ func runLoadgen(ctx context.Context, e env, args []string) error {
 		noVerify     = fs.Bool("no-verify", false, "skip verify at the end")
 		grace        = fs.Duration("verify-grace", 2*time.Minute, "grace passed to verify")
 		seed         = fs.Int64("seed", 0, "random seed (0: time-based)")
+		noPass       = fs.Bool("no-load-test-pass", false, "send no load-test pass: the run is subject to the server's rate limits like real traffic")
 		payLatency   = fs.Int("payment-latency-ms", -1, "fault: set the payment simulator's added latency for the run (-1: leave as is)")
 		declineRate  = fs.Int("decline-rate", -1, "fault: percent of charges the simulator declines for the run (-1: leave as is)")
 		reserveDelay = fs.Int("reserve-delay-ms", -1, "fault: delay every stock reservation for the run (-1: leave as is)")
@@ -73,6 +82,12 @@ func runLoadgen(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var pass string
+	if !*noPass {
+		if pass, err = keys.MintLoadTestPass("loadgen", ttl); err != nil {
+			return err
+		}
+	}
 	if *seed == 0 {
 		*seed = time.Now().UnixNano()
 	}
@@ -83,8 +98,9 @@ func runLoadgen(ctx context.Context, e env, args []string) error {
 	defer restore()
 	rep, err := loadgen.Run(ctx, loadgen.Config{
 		Target: *target, AdminToken: admin, ServiceToken: service,
-		MemberToken: func(id string) (string, error) { return keys.Mint(auth.ScopeMember, id, ttl) },
-		Mix:         m, Rate: *rate, VUs: *vus, Duration: *duration, Requests: *requests,
+		MemberToken:  func(id string) (string, error) { return keys.Mint(auth.ScopeMember, id, ttl) },
+		LoadTestPass: pass,
+		Mix:          m, Rate: *rate, VUs: *vus, Duration: *duration, Requests: *requests,
 		Setup: *setup, Members: *members, DeclineShare: *declineShare, PointsShare: *pointsShare,
 		HotMember: *hotMember, HotProduct: *hotProduct, HotProductStock: *hotStock,
 		Progress: e.stderr, Seed: *seed, Version: version(),

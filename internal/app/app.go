@@ -107,6 +107,8 @@ type App struct {
 	jobs      JobIntervals
 	log       *slog.Logger
 	tel       *telemetry.Telemetry
+
+	revocations *auth.Revocations // the in-memory revoked-token set, refreshed until Close
 }
 
 // New opens and migrates the database and builds every service and route.
@@ -263,7 +265,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.API = api
 
-	revocations := auth.NewRevocations(d, cfg.Now)
+	listenDSN := ""
+	if db.IsPostgresDSN(cfg.DSN) {
+		listenDSN = cfg.DSN
+	}
+	revocations, err := auth.OpenRevocations(ctx, d, auth.RevocationOptions{Now: cfg.Now, ListenDSN: listenDSN, Logger: log, MeterProvider: mp})
+	if err != nil {
+		return nil, err
+	}
+	a.revocations = revocations
 	api.SetRevocationCheck(revocations.IsRevoked)
 	api.Add(a.adminRoutes()...)
 	api.Add(a.revokeRoute(revocations))
@@ -406,8 +416,13 @@ func (a *App) RunJobs(ctx context.Context) {
 	wg.Wait()
 }
 
-// Close releases the database.
-func (a *App) Close() error { return a.DB.Close() }
+// Close stops the revocation refresh and releases the database.
+func (a *App) Close() error {
+	if a.revocations != nil {
+		_ = a.revocations.Close()
+	}
+	return a.DB.Close()
+}
 
 // loyaltyPort is what checkout uses of loyalty, satisfied by the in-process
 // service and by its HTTP client alike.
@@ -456,6 +471,12 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		a.log.WarnContext(ctx, "readiness: database unreachable", "error", err.Error())
 		httpx.WriteError(w, r, nil, errs.Coded(errs.Unavailable, "database_unavailable", "the database is not reachable"))
 		return
+	}
+	if a.revocations != nil {
+		if err := a.revocations.Healthy(); err != nil {
+			httpx.WriteError(w, r, a.log, err)
+			return
+		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "database": string(a.DB.Engine())})
 }

@@ -3,6 +3,7 @@ package app_test
 import (
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
@@ -30,6 +31,22 @@ func TestRevokedTokenIsRefusedOnEveryReplica(t *testing.T) {
 			}
 			if code, body := c1.call("POST", "/v1/admin/tokens/revocations", admin, map[string]any{"token": svc}, nil); code != 201 {
 				t.Fatalf("revoke: %d %v", code, body)
+			}
+			// The revoking replica refuses the token at once; another within 1 s
+			// (each keeps the revoked set in memory and refreshes it).
+			if code, body := c1.call("GET", "/v1/redemption-options", svc, nil, nil); code != 401 || body["code"] != "token_revoked" {
+				t.Fatalf("revoked token on the revoking replica: %d %v", code, body)
+			}
+			deadline := time.Now().Add(time.Second)
+			for {
+				code, body := c2.call("GET", "/v1/redemption-options", svc, nil, nil)
+				if code == 401 && body["code"] == "token_revoked" {
+					break
+				}
+				if code != 200 || time.Now().After(deadline) {
+					t.Fatalf("revoked token on the other replica, after up to 1 s: %d %v", code, body)
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 			code, body := c2.call("POST", "/v1/members", svc, map[string]any{"name": "B", "email": "b@example.test"}, nil)
 			if code != 401 || body["code"] != "token_revoked" {

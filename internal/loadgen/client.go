@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/godwit-dev/godwit/internal/platform/auth"
 )
 
 // class says how an outcome counts.
@@ -87,6 +89,7 @@ type caller struct {
 	client    *http.Client
 	base      string
 	userAgent string
+	pass      string       // load-test pass, sent on every request when set
 	requests  atomic.Int64 // HTTP requests sent
 }
 
@@ -123,6 +126,9 @@ func (c *caller) do(ctx context.Context, r request) outcome {
 	}
 	if r.token != "" {
 		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	if c.pass != "" {
+		req.Header.Set(auth.LoadTestPassHeader, c.pass)
 	}
 	if r.idem {
 		req.Header.Set("Idempotency-Key", newID())

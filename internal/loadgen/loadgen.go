@@ -10,8 +10,10 @@
 // coordinated omission). The closed model (Config.VUs) runs a fixed number of
 // virtual users back to back, which finds the saturation throughput.
 //
-// Every request carries the W3C baggage entry synthetic=true and a
-// godwit-loadgen User-Agent; value-moving POSTs carry a fresh Idempotency-Key.
+// Every request carries the W3C baggage entry synthetic=true, a
+// godwit-loadgen User-Agent and, when configured, a load-test pass that exempts
+// it from the server's rate limits; value-moving POSTs carry a fresh
+// Idempotency-Key.
 package loadgen
 
 import (
@@ -41,6 +43,12 @@ type Config struct {
 	// and must be safe for concurrent use. Nil: checkouts are all guest
 	// checkouts and redemptions and transfers use ServiceToken.
 	MemberToken func(memberID string) (string, error)
+	// LoadTestPass, when set, is sent on every request in the
+	// Godwit-Load-Test-Pass header (auth.LoadTestPassHeader): the server then
+	// leaves the run's requests out of its per-caller rate limits, which a few
+	// hundred synthetic members and one loopback IP would otherwise exceed. The
+	// requests keep their own tokens: guests stay guests, members members.
+	LoadTestPass string
 
 	// Mix weights the operations (see ParseMix); nil is DefaultMix.
 	Mix map[string]int
@@ -274,7 +282,7 @@ func newGen(cfg Config) (*gen, error) {
 		client = &http.Client{Transport: tr}
 		g.ownClient = true
 	}
-	g.c = &caller{client: client, base: strings.TrimRight(cfg.Target, "/"), userAgent: "godwit-loadgen/" + cfg.Version}
+	g.c = &caller{client: client, base: strings.TrimRight(cfg.Target, "/"), userAgent: "godwit-loadgen/" + cfg.Version, pass: cfg.LoadTestPass}
 	g.rec = newRecorder(Operations())
 	return g, nil
 }

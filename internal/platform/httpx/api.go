@@ -128,7 +128,7 @@ func (a *API) wrap(rt Route) http.Handler {
 			}
 		}
 		if err == nil && a.limits != nil {
-			if err = a.limits.allow(p, r); err != nil {
+			if err = a.rateLimit(ctx, p, r); err != nil && errs.KindOf(err) == errs.TooMany {
 				w.Header().Set("Retry-After", retryAfter(err))
 			}
 		}

@@ -1,11 +1,13 @@
 package httpx
 
 import (
+	"context"
 	"math"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -16,7 +18,10 @@ import (
 
 // RateLimits caps requests per caller. A zero rate turns a class off. Limits
 // live in each replica's memory: they protect the replica, and correctness
-// never depends on them.
+// never depends on them. A request carrying a valid load-test pass
+// (auth.LoadTestPassHeader, minted with the signing secret, see
+// auth.Keys.MintLoadTestPass) is not limited: that is how `godwit loadgen`
+// drives a server that runs with its default limits.
 type RateLimits struct {
 	Member    Limit // per member token (by member id)
 	Service   Limit // per service or admin token (by subject)
@@ -42,6 +47,14 @@ type rateLimiter struct {
 	now  func() time.Time
 	mu   sync.Mutex
 	keys map[string]*limiterEntry
+	// pass is the last load-test pass verified: a load test sends the same
+	// one on every request, so its signature is checked once, not each time.
+	pass atomic.Pointer[verifiedPass]
+}
+
+type verifiedPass struct {
+	raw string
+	p   *auth.Principal
 }
 
 // SetRateLimits enables per-caller rate limiting on every route; a caller over
@@ -51,6 +64,47 @@ func (a *API) SetRateLimits(l RateLimits) {
 		l.MaxKeys = 100_000
 	}
 	a.limits = &rateLimiter{cfg: l, now: time.Now, keys: map[string]*limiterEntry{}}
+}
+
+// DefaultRateLimits are the limits `godwit serve` applies unless told
+// otherwise: a member 20 requests/s (burst 40), a client IP without a token 50/s
+// (burst 100), service and admin tokens unlimited.
+func DefaultRateLimits() RateLimits {
+	return RateLimits{
+		Member:    Limit{PerSecond: 20, Burst: 40},
+		Anonymous: Limit{PerSecond: 50, Burst: 100},
+		Service:   Limit{PerSecond: 0, Burst: 1000},
+	}
+}
+
+// rateLimit applies the rate limits to a request by p (nil: anonymous). A
+// request with a load-test pass skips them once the pass is verified and found
+// not revoked; a pass that is invalid, expired or revoked is refused with 401,
+// so a misconfigured load test fails loudly instead of being throttled.
+func (a *API) rateLimit(ctx context.Context, p *auth.Principal, r *http.Request) error {
+	if pass := r.Header.Get(auth.LoadTestPassHeader); pass != "" {
+		var lp *auth.Principal
+		if v := a.limits.pass.Load(); v != nil && v.raw == pass && a.limits.now().Before(v.p.Expires) {
+			lp = v.p
+		} else {
+			var err error
+			if lp, err = a.keys.VerifyLoadTestPass(pass); err != nil {
+				return err
+			}
+			a.limits.pass.Store(&verifiedPass{raw: pass, p: lp})
+		}
+		if a.revoked != nil {
+			revoked, err := a.revoked(ctx, lp.TokenID)
+			if err != nil {
+				return err
+			}
+			if revoked {
+				return errs.Coded(errs.Unauthorized, "load_test_pass_revoked", "the %s has been revoked", auth.LoadTestPassHeader)
+			}
+		}
+		return nil
+	}
+	return a.limits.allow(p, r)
 }
 
 // allow checks the caller's bucket and returns a 429 error when it is empty.

@@ -1,10 +1,13 @@
 package httpx_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
@@ -57,5 +60,86 @@ func TestRateLimitPerCaller(t *testing.T) {
 	}
 	if r := status(""); r.status != 429 {
 		t.Fatalf("anonymous over its burst: %d", r.status)
+	}
+}
+
+func TestLoadTestPassSkipsRateLimits(t *testing.T) {
+	keys := newKeys(t)
+	api := httpx.NewAPI(keys, nil, nil)
+	api.Add(httpx.Route{Method: "GET", Pattern: "/v1/thing", Access: auth.Public, Handler: func(w http.ResponseWriter, r *http.Request) error {
+		// The pass must not change who the caller is.
+		httpx.WriteJSON(w, 200, map[string]string{"actor": auth.FromContext(r.Context()).Actor()})
+		return nil
+	}})
+	api.SetRateLimits(httpx.RateLimits{
+		Member:    httpx.Limit{PerSecond: 0.01, Burst: 1},
+		Anonymous: httpx.Limit{PerSecond: 0.01, Burst: 1},
+	})
+	revoked := map[string]bool{}
+	var mu sync.Mutex
+	api.SetRevocationCheck(func(_ context.Context, id string) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return revoked[id], nil
+	})
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	f := &fixture{srv: srv, keys: keys}
+
+	pass, err := keys.MintLoadTestPass("loadgen", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPass := map[string]string{auth.LoadTestPassHeader: pass}
+	m1 := token(t, keys, auth.ScopeMember, "m1")
+	for i := 0; i < 20; i++ {
+		if r := f.do(t, "GET", "/v1/thing", m1, "", withPass); r.status != 200 || r.body["actor"] != "member:m1" {
+			t.Fatalf("member request %d with a pass: %d %s", i, r.status, r.raw)
+		}
+		if r := f.do(t, "GET", "/v1/thing", "", "", withPass); r.status != 200 || r.body["actor"] != "anonymous" {
+			t.Fatalf("anonymous request %d with a pass: %d %s", i, r.status, r.raw)
+		}
+	}
+	// Without the pass the same callers are limited as before.
+	if r := f.do(t, "GET", "/v1/thing", m1, "", nil); r.status != 200 {
+		t.Fatalf("m1's first request without a pass: %d", r.status)
+	}
+	if r := f.do(t, "GET", "/v1/thing", m1, "", nil); r.status != 429 {
+		t.Fatalf("m1 over its burst without a pass: %d", r.status)
+	}
+	if r := f.do(t, "GET", "/v1/thing", "", "", nil); r.status != 200 {
+		t.Fatalf("first anonymous request without a pass: %d", r.status)
+	}
+	if r := f.do(t, "GET", "/v1/thing", "", "", nil); r.status != 429 {
+		t.Fatalf("anonymous over its burst without a pass: %d", r.status)
+	}
+
+	// A pass is no credential, a credential is no pass, and a bad pass is refused.
+	if r := f.do(t, "GET", "/v1/thing", pass, "", nil); r.status != 401 || r.body["code"] != "invalid_token" {
+		t.Errorf("pass as a bearer token: %d %s", r.status, r.raw)
+	}
+	if r := f.do(t, "GET", "/v1/thing", "", "", map[string]string{auth.LoadTestPassHeader: m1}); r.status != 401 || r.body["code"] != "invalid_load_test_pass" {
+		t.Errorf("member token as a pass: %d %s", r.status, r.raw)
+	}
+	other, err := auth.NewKeys([]byte("another-secret-another-secret-0123456789"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := other.MintLoadTestPass("loadgen", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.do(t, "GET", "/v1/thing", "", "", map[string]string{auth.LoadTestPassHeader: forged}); r.status != 401 || r.body["code"] != "invalid_load_test_pass" {
+		t.Errorf("pass signed with another secret: %d %s", r.status, r.raw)
+	}
+	lp, err := keys.VerifyLoadTestPass(pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	revoked[lp.TokenID] = true
+	mu.Unlock()
+	if r := f.do(t, "GET", "/v1/thing", "", "", withPass); r.status != 401 || r.body["code"] != "load_test_pass_revoked" {
+		t.Errorf("revoked pass: %d %s", r.status, r.raw)
 	}
 }
