@@ -351,7 +351,11 @@ if [ "${BENCH_SKIP_GO:-}" != 1 ]; then
   row "PostgreSQL expiry, $expire_n members (BenchmarkExpire)" "$expire_pg members/s" "" "" ""
 fi
 
-ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}" if b else "n/a")' "$1" "$2"; }
+ratio() { python3 -c '
+import sys
+try: a,b=float(sys.argv[1]),float(sys.argv[2])
+except ValueError: a,b=0,0
+print(f"{a/b:.2f}" if b else "n/a")' "$1" "$2"; }
 # meets VALUE OP LIMIT (OP is >= or <) → yes, **no**, or n/a when VALUE is n/a
 meets() {
   python3 -c '
