@@ -17,57 +17,100 @@ import (
 )
 
 // expirySQL holds the statements of a chunk's expiry for one engine. They
-// take their rows as one JSON array parameter ($1) of arrays, unpacked by the
-// engine's JSON table function, so a statement's text and its few parameters
-// are the same whatever the chunk's size: one prepared statement, no
-// thousands of placeholders to bind (the pure-Go SQLite driver binds
+// take their rows as JSON arrays of arrays, one parameter each, unpacked by
+// the engine's JSON table function, so a statement's text and its few
+// parameters are the same whatever the chunk's size: one prepared statement,
+// no thousands of placeholders to bind (the pure-Go SQLite driver binds
 // parameters by name, quadratic in their number), and each statement does
-// the whole chunk. The SQL is otherwise the same on both engines; the engine
-// differences are the JSON table function and the row-lock suffix, both
-// decided here.
+// the whole chunk. newExpirySQL is the one place the engines differ: the JSON
+// table function, the row-lock suffix, and the writes, which PostgreSQL does
+// in one statement (data-modifying CTEs: one round trip, the rows parsed
+// once) and SQLite, which has no such CTEs, in four.
 type expirySQL struct {
 	// lockMembers reads and locks the members in $1 ([[id], …]) in id order.
 	lockMembers string
 	// lots reads the remaining lots of the members in $1 ([[id], …]),
 	// soonest-expiring first; lotsDue only those expired at $2.
 	lots, lotsDue string
-	// takeLots takes $1 ([[lot id, points], …]) from the lots.
-	takeLots string
-	// insertTxs, insertPostings and debitMembers write $1, one row per member
-	// who loses points: [transaction id, member id, member account, points,
-	// balance after, breakdown].
-	insertTxs, insertPostings, debitMembers string
+	// writes apply a chunk's expiries: the lots taken, a ledger transaction
+	// with its two postings per member, and the members' balances.
+	writes []expiryWrite
 }
 
+// expiryWrite is a statement of expirySQL.writes: its parameters $1, $2, …
+// are the chunk's expiryArgs named by args, in that order.
+type expiryWrite struct {
+	name, query string
+	args        []int
+}
+
+// The arguments a chunk's writes take (expiryWrite.args).
+const (
+	// argMoves is the JSON rows of the members who lose points: [transaction
+	// id, member id, member account, points, balance after, breakdown].
+	argMoves = iota
+	// argLots is the JSON rows of the lots taken from: [lot id, points].
+	argLots
+	argType    // the transactions' type
+	argActor   // the transactions' actor
+	argTraceID // the transactions' trace id
+	argAt      // the instant expired at, in microseconds
+	argSink    // the expiry sink account
+	nExpiryArgs
+)
+
 func newExpirySQL(e db.Engine) expirySQL {
-	// rows is the FROM item that yields one row, value, per element of $1.
-	rows := `json_each($1)`
+	// rows(n) is the FROM item that yields one row, value, per element of $n.
+	rows := func(n int) string { return fmt.Sprintf(`jsonb_each($%d)`, n) }
 	if e == db.Postgres {
-		rows = `json_array_elements($1::json) AS j(value)`
+		rows = func(n int) string { return fmt.Sprintf(`jsonb_array_elements($%d::jsonb) AS j%d(value)`, n, n) }
 	}
 	lots := `SELECT member_id, id, remaining FROM loyalty_lots
-		WHERE member_id IN (SELECT value->>0 FROM ` + rows + `) AND remaining > 0`
+		WHERE member_id IN (SELECT value->>0 FROM ` + rows(1) + `) AND remaining > 0`
 	const lotOrder = ` ORDER BY member_id, expires_at, earned_at, id`
-	members := `(SELECT value->>0 AS tx_id, value->>1 AS member_id, value->>2 AS account,
-		CAST(value->>3 AS BIGINT) AS points, CAST(value->>4 AS BIGINT) AS after, value->>5 AS breakdown FROM ` + rows + `) v`
-	return expirySQL{
+	q := expirySQL{
 		lockMembers: `SELECT id, balance, held, last_activity_at, created_at FROM loyalty_members
-			WHERE id IN (SELECT value->>0 FROM ` + rows + `) ORDER BY id` + db.ForUpdate(e),
+			WHERE id IN (SELECT value->>0 FROM ` + rows(1) + `) ORDER BY id` + db.ForUpdate(e),
 		lots:    lots + lotOrder,
 		lotsDue: lots + ` AND expires_at <= $2` + lotOrder,
-		takeLots: `UPDATE loyalty_lots SET remaining = remaining - v.points
-			FROM (SELECT value->>0 AS id, CAST(value->>1 AS BIGINT) AS points FROM ` + rows + `) v
-			WHERE loyalty_lots.id = v.id`,
-		insertTxs: `INSERT INTO loyalty_transactions (id, type, member_id, breakdown, actor, trace_id, created_at)
-			SELECT v.tx_id, $2, v.member_id, v.breakdown, $3, $4, $5 FROM ` + members,
-		// The member's posting first: ids order a member account's postings.
-		insertPostings: `INSERT INTO loyalty_postings (transaction_id, account, amount, balance_after, created_at)
-			SELECT v.tx_id, v.account, -v.points, v.after, $2 FROM ` + members + `
-			UNION ALL
-			SELECT v.tx_id, $3, v.points, NULL, $2 FROM ` + members,
-		debitMembers: `UPDATE loyalty_members SET balance = balance - v.points, updated_at = $2
-			FROM ` + members + ` WHERE loyalty_members.id = v.member_id`,
 	}
+	moves := func(n int) string {
+		return `SELECT value->>0 AS tx_id, value->>1 AS member_id, value->>2 AS account,
+			CAST(value->>3 AS BIGINT) AS points, CAST(value->>4 AS BIGINT) AS after, value->>5 AS breakdown FROM ` + rows(n)
+	}
+	takeLots := func(n int) string {
+		return `UPDATE loyalty_lots SET remaining = remaining - u.points
+			FROM (SELECT value->>0 AS id, CAST(value->>1 AS BIGINT) AS points FROM ` + rows(n) + `) u
+			WHERE loyalty_lots.id = u.id`
+	}
+	// The member's posting before the sink's: ids order a member account's postings.
+	const (
+		insertTxs = `INSERT INTO loyalty_transactions (id, type, member_id, breakdown, actor, trace_id, created_at)
+			SELECT v.tx_id, $%[1]d, v.member_id, v.breakdown, $%[2]d, $%[3]d, $%[4]d FROM %[5]s`
+		insertPostings = `INSERT INTO loyalty_postings (transaction_id, account, amount, balance_after, created_at)
+			SELECT v.tx_id, v.account, -v.points, v.after, CAST($%[1]d AS BIGINT) FROM %[3]s
+			UNION ALL
+			SELECT v.tx_id, CAST($%[2]d AS TEXT), v.points, NULL, CAST($%[1]d AS BIGINT) FROM %[3]s`
+		debitMembers = `UPDATE loyalty_members SET balance = balance - v.points, updated_at = $%[1]d
+			FROM %[2]s WHERE loyalty_members.id = v.member_id`
+	)
+	if e == db.Postgres {
+		q.writes = []expiryWrite{{"expiries", `WITH v AS MATERIALIZED (` + moves(1) + `),
+			lots AS (` + takeLots(2) + `),
+			txs AS (` + fmt.Sprintf(insertTxs, 3, 4, 5, 6, "v") + `),
+			postings AS (` + fmt.Sprintf(insertPostings, 6, 7, "v") + `)
+			` + fmt.Sprintf(debitMembers, 6, "v"),
+			[]int{argMoves, argLots, argType, argActor, argTraceID, argAt, argSink}}}
+		return q
+	}
+	v := "(" + moves(1) + ") v"
+	q.writes = []expiryWrite{
+		{"lots", takeLots(1), []int{argLots}},
+		{"transactions", fmt.Sprintf(insertTxs, 2, 3, 4, 5, v), []int{argMoves, argType, argActor, argTraceID, argAt}},
+		{"postings", fmt.Sprintf(insertPostings, 2, 3, v), []int{argMoves, argAt, argSink}},
+		{"balances", fmt.Sprintf(debitMembers, 2, v), []int{argMoves, argAt}},
+	}
+	return q
 }
 
 // expiryCandidate is what a chunk knows and decides about one candidate.
@@ -248,7 +291,7 @@ func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *
 }
 
 // writeExpiries writes a chunk's lot updates, its ledger transactions with
-// their two postings each, and the members' balances: four statements.
+// their two postings each, and the members' balances (expirySQL.writes).
 func (s *Service) writeExpiries(ctx context.Context, tx *db.Tx, q expirySQL, c *chunkExpiry, now time.Time) error {
 	lots := jsonRows(nil, len(c.uses), func(b []byte, k int) []byte {
 		b = appendJSONString(b, c.uses[k].lot)
@@ -299,18 +342,17 @@ func (s *Service) writeExpiries(ctx context.Context, tx *db.Tx, q expirySQL, c *
 	}
 	members = append(members, `]]`...)
 
-	at := db.Micros(now)
-	for _, st := range []struct {
-		name, query string
-		args        []any
-	}{
-		{"lots", q.takeLots, []any{string(lots)}},
-		{"transactions", q.insertTxs, []any{string(members), TxExpire, actorOf(ctx), traceIDOf(ctx), at}},
-		{"postings", q.insertPostings, []any{string(members), at, AccountExpiry}},
-		{"balances", q.debitMembers, []any{string(members), at}},
-	} {
-		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
-			return fmt.Errorf("write expiries: %s: %w", st.name, err)
+	var args [nExpiryArgs]any
+	args[argMoves], args[argLots] = string(members), string(lots)
+	args[argType], args[argActor], args[argTraceID] = TxExpire, actorOf(ctx), traceIDOf(ctx)
+	args[argAt], args[argSink] = db.Micros(now), AccountExpiry
+	for _, w := range q.writes {
+		a := make([]any, len(w.args))
+		for k, n := range w.args {
+			a[k] = args[n]
+		}
+		if _, err := tx.ExecContext(ctx, w.query, a...); err != nil {
+			return fmt.Errorf("write expiries: %s: %w", w.name, err)
 		}
 	}
 	return nil
