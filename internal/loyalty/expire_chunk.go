@@ -46,9 +46,14 @@ type expiryWrite struct {
 
 // The arguments a chunk's writes take (expiryWrite.args).
 const (
-	// argMoves is the JSON rows of the members who lose points: [transaction
-	// id, member id, member account, points, balance after, breakdown].
-	argMoves = iota
+	// argTxs is the JSON rows of the ledger transactions, one per member who
+	// loses points: [transaction id, member id, breakdown].
+	argTxs = iota
+	// argMoves is the JSON rows of the same members' debits: [transaction
+	// id, member id, member account, points, balance after]. The breakdowns,
+	// most of the bytes, are apart so the statements that need only the
+	// debits do not unpack them.
+	argMoves
 	// argLots is the JSON rows of the lots taken from: [lot id, points].
 	argLots
 	argType    // the transactions' type
@@ -74,39 +79,46 @@ func newExpirySQL(e db.Engine) expirySQL {
 		lots:    lots + lotOrder,
 		lotsDue: lots + ` AND expires_at <= $2` + lotOrder,
 	}
+	txs := func(n int) string {
+		return `SELECT value->>0 AS tx_id, value->>1 AS member_id, value->>2 AS breakdown FROM ` + rows(n)
+	}
 	moves := func(n int) string {
 		return `SELECT value->>0 AS tx_id, value->>1 AS member_id, value->>2 AS account,
-			CAST(value->>3 AS BIGINT) AS points, CAST(value->>4 AS BIGINT) AS after, value->>5 AS breakdown FROM ` + rows(n)
+			CAST(value->>3 AS BIGINT) AS points, CAST(value->>4 AS BIGINT) AS after FROM ` + rows(n)
 	}
 	takeLots := func(n int) string {
 		return `UPDATE loyalty_lots SET remaining = remaining - u.points
 			FROM (SELECT value->>0 AS id, CAST(value->>1 AS BIGINT) AS points FROM ` + rows(n) + `) u
 			WHERE loyalty_lots.id = u.id`
 	}
-	// The member's posting before the sink's: ids order a member account's postings.
+	// Two postings per debit, the member's and the sink's, from one pass
+	// over the rows.
 	const (
 		insertTxs = `INSERT INTO loyalty_transactions (id, type, member_id, breakdown, actor, trace_id, created_at)
-			SELECT v.tx_id, $%[1]d, v.member_id, v.breakdown, $%[2]d, $%[3]d, $%[4]d FROM %[5]s`
+			SELECT t.tx_id, $%[1]d, t.member_id, t.breakdown, $%[2]d, $%[3]d, $%[4]d FROM %[5]s`
 		insertPostings = `INSERT INTO loyalty_postings (transaction_id, account, amount, balance_after, created_at)
-			SELECT v.tx_id, v.account, -v.points, v.after, CAST($%[1]d AS BIGINT) FROM %[3]s
-			UNION ALL
-			SELECT v.tx_id, CAST($%[2]d AS TEXT), v.points, NULL, CAST($%[1]d AS BIGINT) FROM %[3]s`
+			SELECT v.tx_id,
+				CASE s.side WHEN 0 THEN v.account ELSE CAST($%[2]d AS TEXT) END,
+				CASE s.side WHEN 0 THEN -v.points ELSE v.points END,
+				CASE s.side WHEN 0 THEN v.after END,
+				CAST($%[1]d AS BIGINT)
+			FROM %[3]s CROSS JOIN (SELECT 0 AS side UNION ALL SELECT 1) s`
 		debitMembers = `UPDATE loyalty_members SET balance = balance - v.points, updated_at = $%[1]d
 			FROM %[2]s WHERE loyalty_members.id = v.member_id`
 	)
 	if e == db.Postgres {
 		q.writes = []expiryWrite{{"expiries", `WITH v AS MATERIALIZED (` + moves(1) + `),
 			lots AS (` + takeLots(2) + `),
-			txs AS (` + fmt.Sprintf(insertTxs, 3, 4, 5, 6, "v") + `),
-			postings AS (` + fmt.Sprintf(insertPostings, 6, 7, "v") + `)
-			` + fmt.Sprintf(debitMembers, 6, "v"),
-			[]int{argMoves, argLots, argType, argActor, argTraceID, argAt, argSink}}}
+			txs AS (` + fmt.Sprintf(insertTxs, 4, 5, 6, 7, "("+txs(3)+") t") + `),
+			postings AS (` + fmt.Sprintf(insertPostings, 7, 8, "v") + `)
+			` + fmt.Sprintf(debitMembers, 7, "v"),
+			[]int{argMoves, argLots, argTxs, argType, argActor, argTraceID, argAt, argSink}}}
 		return q
 	}
 	v := "(" + moves(1) + ") v"
 	q.writes = []expiryWrite{
 		{"lots", takeLots(1), []int{argLots}},
-		{"transactions", fmt.Sprintf(insertTxs, 2, 3, 4, 5, v), []int{argMoves, argType, argActor, argTraceID, argAt}},
+		{"transactions", fmt.Sprintf(insertTxs, 2, 3, 4, 5, "("+txs(1)+") t"), []int{argTxs, argType, argActor, argTraceID, argAt}},
 		{"postings", fmt.Sprintf(insertPostings, 2, 3, v), []int{argMoves, argAt, argSink}},
 		{"balances", fmt.Sprintf(debitMembers, 2, v), []int{argMoves, argAt}},
 	}
@@ -198,19 +210,19 @@ func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *
 	if err != nil {
 		return fmt.Errorf("lock members: %w", err)
 	}
-	var due []int
+	var (
+		due           []int
+		id            sql.RawBytes // only looked up, so no copy per row
+		balance, held int64
+		last          sql.NullInt64
+		created       int64
+	)
 	for rows.Next() {
-		var (
-			id            string
-			balance, held int64
-			last          sql.NullInt64
-			created       int64
-		)
 		if err := rows.Scan(&id, &balance, &held, &last, &created); err != nil {
 			rows.Close()
 			return fmt.Errorf("lock members: %w", err)
 		}
-		i, ok := c.index[id]
+		i, ok := c.index[string(id)]
 		if !ok {
 			continue
 		}
@@ -251,16 +263,17 @@ func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *
 	if err != nil {
 		return fmt.Errorf("read lots: %w", err)
 	}
+	var memberID sql.RawBytes // only looked up, so no copy per row
 	for rows.Next() {
 		var (
-			memberID, lotID string
-			remaining       int64
+			lotID     string
+			remaining int64
 		)
 		if err := rows.Scan(&memberID, &lotID, &remaining); err != nil {
 			rows.Close()
 			return fmt.Errorf("read lots: %w", err)
 		}
-		i, ok := c.index[memberID]
+		i, ok := c.index[string(memberID)]
 		if !ok {
 			continue
 		}
@@ -298,11 +311,10 @@ func (s *Service) writeExpiries(ctx context.Context, tx *db.Tx, q expirySQL, c *
 		b = append(b, ',')
 		return strconv.AppendInt(b, c.uses[k].points, 10)
 	})
-	// One row per member, built from the member's run of lot uses.
+	// A transaction row and a debit row per member, from the member's run of
+	// lot uses.
 	policy := s.prog.Expiry.Policy
-	var bd []byte
-	var members []byte
-	n := 0
+	var bd, txs, moves []byte
 	for k := 0; k < len(c.uses); {
 		i := c.uses[k].member
 		m := &c.members[i]
@@ -322,28 +334,34 @@ func (s *Service) writeExpiries(ctx context.Context, tx *db.Tx, q expirySQL, c *
 		bd = appendBreakdownString(bd, policy)
 		bd = append(bd, '}')
 
-		if n == 0 {
-			members = append(members, `[[`...)
-		} else {
-			members = append(members, `],[`...)
+		sep := `],[`
+		if len(txs) == 0 {
+			sep = `[[`
 		}
-		n++
-		members = appendJSONString(members, newID())
-		members = append(members, ',')
-		members = appendJSONString(members, c.ids[i])
-		members = append(members, ',')
-		members = appendJSONString(members, MemberAccount(c.ids[i]))
-		members = append(members, ',')
-		members = strconv.AppendInt(members, m.points, 10)
-		members = append(members, ',')
-		members = strconv.AppendInt(members, m.total-m.points, 10)
-		members = append(members, ',')
-		members = appendJSONString(members, string(bd))
+		id := newID()
+		txs = append(txs, sep...)
+		txs = appendJSONString(txs, id)
+		txs = append(txs, ',')
+		txs = appendJSONString(txs, c.ids[i])
+		txs = append(txs, ',')
+		txs = appendJSONString(txs, bd)
+
+		moves = append(moves, sep...)
+		moves = appendJSONString(moves, id)
+		moves = append(moves, ',')
+		moves = appendJSONString(moves, c.ids[i])
+		moves = append(moves, ',')
+		moves = appendJSONString(moves, MemberAccount(c.ids[i]))
+		moves = append(moves, ',')
+		moves = strconv.AppendInt(moves, m.points, 10)
+		moves = append(moves, ',')
+		moves = strconv.AppendInt(moves, m.total-m.points, 10)
 	}
-	members = append(members, `]]`...)
+	txs = append(txs, `]]`...)
+	moves = append(moves, `]]`...)
 
 	var args [nExpiryArgs]any
-	args[argMoves], args[argLots] = string(members), string(lots)
+	args[argTxs], args[argMoves], args[argLots] = string(txs), string(moves), string(lots)
 	args[argType], args[argActor], args[argTraceID] = TxExpire, actorOf(ctx), traceIDOf(ctx)
 	args[argAt], args[argSink] = db.Micros(now), AccountExpiry
 	for _, w := range q.writes {
@@ -375,7 +393,7 @@ func jsonRows(b []byte, n int, elem func(b []byte, k int) []byte) []byte {
 
 // appendJSONString appends s as a JSON string, escaping only what JSON
 // requires (the rows' text is only ever read back by the database).
-func appendJSONString(b []byte, s string) []byte {
+func appendJSONString[S string | []byte](b []byte, s S) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
