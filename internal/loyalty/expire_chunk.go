@@ -154,8 +154,8 @@ type chunkExpiry struct {
 // a handful of set-based statements (expirySQL): the members are locked in id
 // order (the order every multi-member transaction locks in), their lots read
 // after the locks are held, and the lot updates, ledger transactions,
-// postings and balances written a statement each for the whole chunk. The
-// rules are expireMember's; the saving is one commit and a few statements for
+// postings and balances written for the whole chunk at once (one statement on
+// PostgreSQL, four on SQLite). The rules are expireMember's; the saving is one commit and a few statements for
 // thousands of members instead of several statements and a commit each. Each
 // member still gets its loyalty.expire_member_points span, spanning the
 // transaction that expired it.
