@@ -24,7 +24,7 @@ func runExpire(ctx context.Context, e env, args []string) error {
 	common.register(fs)
 	var (
 		programFile = fs.String("program", "", "loyalty program file (default: the built-in program)")
-		chunk       = fs.Int("chunk-size", loyalty.DefaultExpireChunk, "members read per query")
+		chunk       = fs.Int("chunk-size", loyalty.DefaultExpireChunk, "members read per query and expired per transaction")
 		asOf        = fs.String("as-of", "", "expire as of this RFC 3339 time instead of now (to preview or catch up)")
 	)
 	if err := parseFlags(e, fs, args); err != nil {

@@ -2,11 +2,14 @@ package loyalty_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/godwit-dev/godwit/internal/loyalty"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
@@ -239,9 +242,53 @@ func TestExpireManyMembersInChunks(t *testing.T) {
 			want[id] = balance
 			total += balance
 		}
+		// c001's lots, soonest-expiring first, all of which expire whole.
+		var wantUses []loyalty.LotUse
+		rows, err := d.Read().QueryContext(ctx, `SELECT id, remaining FROM loyalty_lots WHERE member_id = 'c001' AND remaining > 0
+			ORDER BY expires_at, earned_at, id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var u loyalty.LotUse
+			if err := rows.Scan(&u.LotID, &u.Points); err != nil {
+				t.Fatal(err)
+			}
+			wantUses = append(wantUses, u)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		e.spans.Reset()
 		rep, err := e.svc.ExpireBatch(ctx, loyalty.ExpireOptions{Now: date(2027, 1, 1), ChunkSize: 40})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Every candidate (the 117 with expired lots left: those who owe
+		// points have none) went through a chunk; a member retried alone,
+		// after its chunk failed, has no chunk size on its span.
+		sizes := map[int64]int{}
+		for _, s := range spansByName(t, e.spans.Ended())["loyalty.expire_member_points"] {
+			size, ok := attrMap(s.Attributes())["loyalty.expiry_chunk_size"].(int64)
+			if !ok {
+				t.Errorf("member span without a chunk size: %v", s.Attributes())
+			}
+			sizes[size]++
+		}
+		if diff := cmp.Diff(map[int64]int{40: 80, 37: 37}, sizes); diff != "" {
+			t.Errorf("members by chunk size (-want +got):\n%s", diff)
+		}
+		// The breakdown is what json.Marshal writes for the lots taken.
+		wantBreakdown, err := json.Marshal(loyalty.Breakdown{Policy: program.ExpiryLot, Lots: wantUses})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := d.Read().QueryRowContext(ctx, `SELECT breakdown FROM loyalty_transactions WHERE member_id = 'c001' AND type = 'expire'`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != string(wantBreakdown) {
+			t.Errorf("breakdown %s, want %s", got, wantBreakdown)
 		}
 		if rep.TotalPointsExpired != total || rep.Failed != 0 {
 			t.Fatalf("report %+v, want %d points expired and no failures", rep, total)
