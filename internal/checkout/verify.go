@@ -22,11 +22,7 @@ import (
 //
 // grace allows for jobs that have not yet run; pass 0 right after running them.
 func (s *Service) Verify(ctx context.Context, grace time.Duration) ([]string, error) {
-	opts := &sql.TxOptions{ReadOnly: true}
-	if s.cfg.DB.Engine() == db.Postgres {
-		opts.Isolation = sql.LevelRepeatableRead // one snapshot for every check
-	}
-	tx, err := s.cfg.DB.Read().BeginTx(ctx, opts)
+	tx, err := s.cfg.DB.ReadSnapshot(ctx) // one snapshot for every check
 	if err != nil {
 		return nil, fmt.Errorf("checkout: verify: %w", err)
 	}

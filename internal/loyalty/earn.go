@@ -281,15 +281,11 @@ type promoRow struct {
 func (s *Service) earnTx(ctx context.Context, tx *db.Tx, memberID string, a Activity, base program.BaseResult, source, hash string, now time.Time) (EarnResult, string, error) {
 	// Lock the member and look for an earlier activity with the same id in one round trip.
 	_, span := s.tracer.Start(ctx, "loyalty.load_member")
-	lock := ""
-	if tx.Engine() == db.Postgres {
-		lock = " FOR UPDATE OF m"
-	}
 	var priorHash, priorResult sql.NullString
 	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumnsM+`, a.request_hash, a.result
 		FROM loyalty_members m
 		LEFT JOIN loyalty_activities a ON a.source = $2 AND a.external_id = $3
-		WHERE m.id = $1`+lock, memberID, source, a.ExternalID), &priorHash, &priorResult)
+		WHERE m.id = $1`+tx.Dialect().ForUpdateOf("m"), memberID, source, a.ExternalID), &priorHash, &priorResult)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = memberNotFound(memberID)
 	}
@@ -474,110 +470,24 @@ type earnWrite struct {
 	lastActivity time.Time
 }
 
-// exec writes the earning. On PostgreSQL it is one statement of
-// data-modifying CTEs (one round trip instead of six or more); SQLite, which
-// has no data-modifying CTEs and no network, runs the statements one by one.
+// exec writes the earning: the transaction, its postings, the lot, the
+// activity with its stored result, the member and the promotion awards.
 func (w *earnWrite) exec(ctx context.Context, tx *db.Tx) error {
-	r := w.res
 	bd, err := json.Marshal(w.breakdown)
 	if err != nil {
 		return err
 	}
-	stored, err := json.Marshal(r)
+	stored, err := json.Marshal(w.res)
 	if err != nil {
 		return err
 	}
-	created := db.Micros(r.CreatedAt)
-	ledgerAfter := r.NewBalance + w.member.Pending
-	lotPoints := lotCredit(w.member.Balance+w.member.Pending, r.TotalPointsEarned)
-	args := []any{
-		r.TransactionID, r.MemberID, "activity:" + w.source + ":" + r.ExternalID, string(bd), w.actor, r.TraceID, created, // 1–7
-		MemberAccount(r.MemberID), r.TotalPointsEarned, ledgerAfter, -r.TotalPointsEarned, // 8–11
-		w.lotID, db.Micros(w.expiresAt), // 12–13
-		w.source, r.ExternalID, r.ActivityType, db.Micros(r.OccurredAt), w.hash, string(stored), // 14–19
-		r.NewBalance, w.statusPoints, r.CreatedAt.Year(), r.Tier, db.Micros(w.lastActivity), // 20–24
-		lotPoints, // 25
-	}
-	if tx.Engine() == db.Postgres {
-		var b strings.Builder
-		b.WriteString(pgEarnWrite)
-		for i, p := range r.Promotions {
-			if i == 0 {
-				b.WriteString(`, w AS (INSERT INTO loyalty_promotion_awards (promotion_id, member_id, points, times) VALUES `)
-			} else {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "($%d::text, $2::text, $%d::bigint, 1)", len(args)+1, len(args)+2)
-			args = append(args, p.ID, p.Points)
-		}
-		if len(r.Promotions) > 0 {
-			b.WriteString(` ON CONFLICT (promotion_id, member_id) DO UPDATE SET points = loyalty_promotion_awards.points + excluded.points, times = loyalty_promotion_awards.times + excluded.times)`)
-		}
-		b.WriteString(` SELECT 1`)
-		_, err := tx.ExecContext(ctx, b.String(), args...)
-		return err
-	}
-	stmts := []struct {
-		q    string
-		args []any
-	}{
-		{`INSERT INTO loyalty_transactions (id, type, member_id, idempotency_key, breakdown, actor, trace_id, created_at)
-			VALUES ($1, 'earn', $2, $3, $4, $5, $6, $7)`, args[0:7]},
-		{`INSERT INTO loyalty_postings (transaction_id, account, amount, balance_after, created_at)
-			VALUES ($1, $2, $3, $4, $5), ($1, 'program:issuance', $6, NULL, $5)`,
-			[]any{r.TransactionID, MemberAccount(r.MemberID), r.TotalPointsEarned, ledgerAfter, created, -r.TotalPointsEarned}},
-		{`INSERT INTO loyalty_activities (source, external_id, member_id, type, occurred_at, request_hash, transaction_id, result, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			[]any{w.source, r.ExternalID, r.MemberID, r.ActivityType, db.Micros(r.OccurredAt), w.hash, r.TransactionID, string(stored), created}},
-		{`UPDATE loyalty_members SET balance = $2, status_points = $3, status_year = $4, tier = $5, last_activity_at = $6, updated_at = $7,
-			prev_status_points = CASE WHEN status_year < $4 THEN status_points ELSE prev_status_points END,
-			prev_status_year = CASE WHEN status_year < $4 THEN status_year ELSE prev_status_year END
-			WHERE id = $1`,
-			[]any{r.MemberID, r.NewBalance, w.statusPoints, r.CreatedAt.Year(), r.Tier, db.Micros(w.lastActivity), created}},
-	}
-	if lotPoints > 0 {
-		stmts = append(stmts, struct {
-			q    string
-			args []any
-		}{`INSERT INTO loyalty_lots (id, member_id, transaction_id, points, remaining, earned_at, expires_at) VALUES ($1, $2, $3, $4, $4, $5, $6)`,
-			[]any{w.lotID, r.MemberID, r.TransactionID, lotPoints, created, db.Micros(w.expiresAt)}})
-	}
-	for _, p := range r.Promotions {
-		stmts = append(stmts, struct {
-			q    string
-			args []any
-		}{upsertAward, []any{p.ID, r.MemberID, p.Points}})
-	}
-	for _, st := range stmts {
-		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writesFor(tx).earn(ctx, tx, w, string(bd), string(stored))
 }
 
-const upsertAward = `INSERT INTO loyalty_promotion_awards (promotion_id, member_id, points, times) VALUES ($1, $2, $3, 1)
-	ON CONFLICT (promotion_id, member_id) DO UPDATE SET points = loyalty_promotion_awards.points + excluded.points, times = loyalty_promotion_awards.times + 1`
+// ledgerAfter is the member account's balance after the earning's posting.
+func (w *earnWrite) ledgerAfter() int64 { return w.res.NewBalance + w.member.Pending }
 
-// pgEarnWrite books an earning in one PostgreSQL statement. Parameters are
-// cast explicitly: in INSERT … SELECT they would otherwise have no type.
-const pgEarnWrite = `WITH t AS (
-	INSERT INTO loyalty_transactions (id, type, member_id, idempotency_key, breakdown, actor, trace_id, created_at)
-	VALUES ($1::text, 'earn', $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint)
-), p AS (
-	INSERT INTO loyalty_postings (transaction_id, account, amount, balance_after, created_at)
-	VALUES ($1::text, $8::text, $9::bigint, $10::bigint, $7::bigint),
-	       ($1::text, 'program:issuance', $11::bigint, NULL, $7::bigint)
-), l AS (
-	INSERT INTO loyalty_lots (id, member_id, transaction_id, points, remaining, earned_at, expires_at)
-	SELECT $12::text, $2::text, $1::text, $25::bigint, $25::bigint, $7::bigint, $13::bigint WHERE $25::bigint > 0
-), a AS (
-	INSERT INTO loyalty_activities (source, external_id, member_id, type, occurred_at, request_hash, transaction_id, result, created_at)
-	VALUES ($14::text, $15::text, $2::text, $16::text, $17::bigint, $18::text, $1::text, $19::text, $7::bigint)
-), m AS (
-	UPDATE loyalty_members SET balance = $20::bigint, status_points = $21::bigint, status_year = $22::integer,
-		tier = $23::text, last_activity_at = $24::bigint, updated_at = $7::bigint,
-		prev_status_points = CASE WHEN status_year < $22::integer THEN status_points ELSE prev_status_points END,
-		prev_status_year = CASE WHEN status_year < $22::integer THEN status_year ELSE prev_status_year END
-	WHERE id = $2::text
-)`
+// lotPoints is how much of the earning forms a lot: a debt is repaid first.
+func (w *earnWrite) lotPoints() int64 {
+	return lotCredit(w.member.Balance+w.member.Pending, w.res.TotalPointsEarned)
+}

@@ -140,8 +140,8 @@ func (s *Service) HoldPoints(ctx context.Context, memberID string, points int64,
 // enough to replay.
 func readHolder(ctx context.Context, tx *db.Tx, memberID, reference string, lock bool) (Member, *Hold, error) {
 	suffix := ""
-	if lock && tx.Engine() == db.Postgres {
-		suffix = " FOR UPDATE OF m"
+	if lock {
+		suffix = tx.Dialect().ForUpdateOf("m")
 	}
 	var (
 		hid, hmember sql.NullString
@@ -184,10 +184,6 @@ func lockHold(ctx context.Context, tx *db.Tx, holdID string) (Hold, Member, erro
 // its status may be older than the lock; the rest of it never changes. A
 // captured or voided hold stays so.
 func lockHoldMember(ctx context.Context, tx *db.Tx, holdID string) (Hold, Member, error) {
-	suffix := ""
-	if tx.Engine() == db.Postgres {
-		suffix = " FOR UPDATE OF m"
-	}
 	var (
 		h                Hold
 		txID             sql.NullString
@@ -196,7 +192,7 @@ func lockHoldMember(ctx context.Context, tx *db.Tx, holdID string) (Hold, Member
 	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumnsM+`, h.id, h.member_id, h.points, h.reference, h.status,
 		h.transaction_id, h.created_at, h.expires_at
 		FROM loyalty_holds h JOIN loyalty_members m ON m.id = h.member_id
-		WHERE h.id = $1`+suffix, holdID), &h.ID, &h.MemberID, &h.Points, &h.Reference, &h.Status, &txID, &created, &expires)
+		WHERE h.id = $1`+tx.Dialect().ForUpdateOf("m"), holdID), &h.ID, &h.MemberID, &h.Points, &h.Reference, &h.Status, &txID, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Hold{}, Member{}, holdNotFound(holdID)
 	}

@@ -3,10 +3,8 @@ package loyalty
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/errs"
@@ -31,6 +29,35 @@ const (
 func lotCredit(ledger, points int64) int64 { return max(ledger+points, 0) - max(ledger, 0) }
 
 func lotDebit(ledger, points int64) int64 { return max(ledger, 0) - max(ledger-points, 0) }
+
+// ledgerWrites books the ledger's hot multi-table writes — an earning, a
+// hold, a capture — the way the engine does them fastest; everything the
+// writes decide is decided before they are called, the same on both
+// engines. On PostgreSQL (ledger_postgres.go) each is one statement of
+// data-modifying CTEs: one network round trip where the sequence would take
+// four to seven, with the member's row locked from its first statement to
+// the commit (TestRedeemRoundTrips and friends count the round trips). On
+// SQLite (ledger_sqlite.go), which has no data-modifying CTEs and no
+// network, each is a sequence of plain statements. TestEnginesWriteSameRows
+// runs every write path on both and compares the rows they leave.
+type ledgerWrites interface {
+	// earn writes an earning (see earnWrite); bd and stored are its
+	// breakdown and result as JSON.
+	earn(ctx context.Context, tx *db.Tx, w *earnWrite, bd, stored string) error
+	// placeHold is placeHold.
+	placeHold(ctx context.Context, tx *db.Tx, p holdPlacement) (balance int64, placed bool, err error)
+	// captureHold writes a capture (see captureHoldTx), or returns
+	// errHoldNotPending having written nothing.
+	captureHold(ctx context.Context, tx *db.Tx, c holdCapture) error
+}
+
+// writesFor returns the ledger writer for tx's engine.
+func writesFor(tx *db.Tx) ledgerWrites {
+	if tx.Dialect().WritableCTEs() {
+		return pgWrites{}
+	}
+	return sqliteWrites{}
+}
 
 // insertLot writes a new lot; a lot of no points is not written.
 func insertLot(ctx context.Context, tx *db.Tx, memberID, txID string, points int64, earnedAt, expiresAt time.Time) error {
@@ -84,11 +111,14 @@ type redemptionRow struct {
 // it, and PostgreSQL re-checks the guard against the newest row. It returns
 // the member's spendable balance afterwards and false, with nothing written,
 // when the guard fails or the member does not exist.
-//
-// On PostgreSQL it is one statement of data-modifying CTEs: the member row is
-// locked from this statement to the commit, with no round trip in between.
-// SQLite runs the statements one by one.
 func placeHold(ctx context.Context, tx *db.Tx, p holdPlacement) (int64, bool, error) {
+	return writesFor(tx).placeHold(ctx, tx, p)
+}
+
+// guardArgs returns the arguments every engine's hold statement takes and
+// the guard on the member's row for them, with PostgreSQL's casts (SQLite's
+// writer drops them).
+func (p holdPlacement) guardArgs() ([]any, string) {
 	args := []any{p.holdID, p.memberID, p.points, p.reference, db.Micros(p.now), db.Micros(p.expires)} // 1–6
 	guard := ""
 	if p.guardTier != "" {
@@ -99,56 +129,7 @@ func placeHold(ctx context.Context, tx *db.Tx, p holdPlacement) (int64, bool, er
 			guard += fmt.Sprintf(" AND status_points = $%d::bigint", len(args))
 		}
 	}
-	r := p.redemption
-	var bal int64
-	if tx.Engine() == db.Postgres {
-		var b strings.Builder
-		b.WriteString(`WITH m AS (
-	UPDATE loyalty_members SET balance = balance - $3::bigint, held = held + $3::bigint, updated_at = $5::bigint
-	WHERE id = $2::text AND balance >= 0 AND balance >= $3::bigint` + guard + `
-	RETURNING balance
-), h AS (
-	INSERT INTO loyalty_holds (id, member_id, points, reference, status, created_at, expires_at, updated_at)
-	SELECT $1::text, $2::text, $3::bigint, $4::text, 'pending', $5::bigint, $6::bigint, $5::bigint FROM m
-)`)
-		if r != nil {
-			n := len(args)
-			fmt.Fprintf(&b, `, r AS (
-	INSERT INTO loyalty_redemptions (id, member_id, option_id, option_type, list_points, discount, cost,
-		hold_id, reference, status, trace_id, created_at, updated_at)
-	SELECT $%d::text, $2::text, $%d::text, $%d::text, $%d::bigint, $%d::bigint, $3::bigint, $1::text, $%d::text, 'pending', $%d::text, $5::bigint, $5::bigint FROM m
-)`, n+1, n+2, n+3, n+4, n+5, n+6, n+7)
-			args = append(args, r.id, r.optionID, r.optionType, r.listPoints, r.discount, r.reference, r.traceID)
-		}
-		b.WriteString(` SELECT balance FROM m`)
-		err := tx.QueryRowContext(ctx, b.String(), args...).Scan(&bal)
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, false, nil
-		}
-		return bal, err == nil, err
-	}
-	err := tx.QueryRowContext(ctx, `UPDATE loyalty_members SET balance = balance - $3, held = held + $3, updated_at = $5
-		WHERE id = $2 AND balance >= 0 AND balance >= $3`+strings.NewReplacer("::text", "", "::bigint", "").Replace(guard)+`
-		RETURNING balance`, args...).Scan(&bal)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO loyalty_holds (id, member_id, points, reference, status, created_at, expires_at, updated_at)
-		VALUES ($1, $2, $3, $4, 'pending', $5, $6, $5)`, args[:6]...); err != nil {
-		return 0, false, err
-	}
-	if r != nil {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO loyalty_redemptions (id, member_id, option_id, option_type, list_points, discount, cost,
-			hold_id, reference, status, trace_id, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $11)`,
-			r.id, p.memberID, r.optionID, r.optionType, r.listPoints, r.discount, p.points, p.holdID, r.reference, r.traceID, db.Micros(p.now)); err != nil {
-			return 0, false, err
-		}
-	}
-	return bal, true, nil
+	return args, guard
 }
 
 // insertHold reserves points of a member whose row the transaction has
@@ -179,139 +160,39 @@ type settleRow struct {
 
 // captureHoldTx posts a pending hold of member m (locked by the caller): the
 // points leave the member's account for creditAccount in a transaction of
-// type txType, and the member's lots are consumed. bd is completed with the
-// hold and the lots. settle, if not nil, is marked settled too. It returns
-// the transaction id and the member's spendable balance afterwards, or
-// errHoldNotPending, having written nothing, when the hold is not pending:
-// h's ID, MemberID, Points and Reference must be right, its Status need not
-// be current.
-//
-// On PostgreSQL the whole capture — lots consumed soonest-expiring first,
-// the transaction and its postings, the hold, the member and the settled row
-// — is one statement of data-modifying CTEs, which reads the lots under the
-// member's lock (it starts after the caller's lock statement); SQLite runs
-// the statements one by one.
+// type txType, and the member's lots are consumed soonest-expiring first. bd
+// is completed with the hold and the lots. settle, if not nil, is marked
+// settled too. It returns the transaction id and the member's spendable
+// balance afterwards, or errHoldNotPending, having written nothing, when the
+// hold is not pending: h's ID, MemberID, Points and Reference must be right,
+// its Status need not be current.
 func captureHoldTx(ctx context.Context, tx *db.Tx, h Hold, m Member, txType, creditAccount string, bd Breakdown, now time.Time, settle *settleRow) (string, int64, error) {
 	ledger := m.Balance + m.Pending
-	debit := lotDebit(ledger, h.Points)
-	ledgerAfter := ledger - h.Points
-	last := db.Micros(laterOf(m.LastActivityAt, now))
-	txID := newID()
 	bd.HoldID, bd.Reference = h.ID, h.Reference
-	if tx.Engine() == db.Postgres {
-		// The breakdown is Go's JSON on both engines: the lots the statement
-		// picks are spliced in where encoding/json puts them.
-		noLots, err := json.Marshal(bd)
-		if err != nil {
-			return "", 0, err
-		}
-		bd.Lots = []LotUse{{LotID: lotsMarker}}
-		marked, err := json.Marshal(bd)
-		if err != nil {
-			return "", 0, err
-		}
-		markerJSON, err := json.Marshal(bd.Lots)
-		if err != nil {
-			return "", 0, err
-		}
-		prefix, suffix, ok := strings.Cut(string(marked), string(markerJSON))
-		if !ok {
-			return "", 0, fmt.Errorf("ledger: breakdown %s lacks the lots marker", marked)
-		}
-		args := []any{h.ID, m.ID, h.Points, debit, txID, txType, "capture:" + h.ID, string(noLots), prefix, suffix, // 1–10
-			actorOf(ctx), traceIDOf(ctx), db.Micros(now), MemberAccount(m.ID), ledgerAfter, creditAccount, -h.Points, last} // 11–18
-		q := pgCaptureHold
-		if settle != nil {
-			q += fmt.Sprintf(`, s AS (
-	UPDATE %s SET status = $19::text, confirmation = $20::text, transaction_id = $5::text, new_balance = $21::bigint, updated_at = $13::bigint
-	WHERE id = $22::text AND EXISTS (SELECT 1 FROM h)
-)`, settle.table)
-			args = append(args, settle.status, settle.confirmation, m.Balance, settle.id)
-		}
-		q += ` SELECT (SELECT count(*) FROM h), (SELECT COALESCE(sum(take), 0)::bigint FROM uses)`
-		var captured, taken int64
-		if err := tx.QueryRowContext(ctx, q, args...).Scan(&captured, &taken); err != nil {
-			return "", 0, err
-		}
-		if captured == 0 {
-			return "", 0, errHoldNotPending
-		}
-		if taken != debit {
-			return "", 0, fmt.Errorf("ledger: member %s lots hold %d points too few for a %d-point debit", m.ID, debit-taken, debit)
-		}
-		return txID, m.Balance, nil
+	c := holdCapture{
+		hold: h, member: m, txID: newID(), txType: txType, creditAccount: creditAccount, breakdown: bd,
+		debit: lotDebit(ledger, h.Points), ledgerAfter: ledger - h.Points,
+		now: now, lastActivity: db.Micros(laterOf(m.LastActivityAt, now)), settle: settle,
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE loyalty_holds SET status = 'captured', transaction_id = $2, updated_at = $3 WHERE id = $1 AND status = 'pending'`,
-		h.ID, txID, db.Micros(now))
-	if err != nil {
+	if err := writesFor(tx).captureHold(ctx, tx, c); err != nil {
 		return "", 0, err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return "", 0, err
-	} else if n == 0 {
-		return "", 0, errHoldNotPending
-	}
-	lots, err := consumeLots(ctx, tx, m.ID, debit, "")
-	if err != nil {
-		return "", 0, err
-	}
-	bd.Lots = lots
-	raw, err := json.Marshal(bd)
-	if err != nil {
-		return "", 0, err
-	}
-	if err := insertTransaction(ctx, tx, txID, txType, m.ID, "capture:"+h.ID, string(raw), actorOf(ctx), traceIDOf(ctx), now,
-		posting{MemberAccount(m.ID), -h.Points, &ledgerAfter}, posting{creditAccount, h.Points, nil}); err != nil {
-		return "", 0, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE loyalty_members SET held = held - $2, last_activity_at = $3, updated_at = $3 WHERE id = $1`,
-		m.ID, h.Points, last); err != nil {
-		return "", 0, err
-	}
-	if settle != nil {
-		if _, err := tx.ExecContext(ctx, `UPDATE `+settle.table+` SET status = $2, confirmation = $3, transaction_id = $4,
-			new_balance = $5, updated_at = $6 WHERE id = $1`, settle.id, settle.status, settle.confirmation, txID, m.Balance, db.Micros(now)); err != nil {
-			return "", 0, err
-		}
-	}
-	return txID, m.Balance, nil
+	return c.txID, m.Balance, nil
 }
 
-// lotsMarker stands for the lots in a breakdown until the capture statement
-// has picked them.
-const lotsMarker = "\x00lots\x00"
-
-// pgCaptureHold is captureHoldTx's statement on PostgreSQL. h captures the
-// hold if it is still pending; everything else happens only if it did. The
-// lots are taken soonest-expiring first (ties by earning order, then id, as
-// consumeLots): uses has each lot the debit $4 reaches and what it takes.
-const pgCaptureHold = `WITH h AS (
-	UPDATE loyalty_holds SET status = 'captured', transaction_id = $5::text, updated_at = $13::bigint
-	WHERE id = $1::text AND member_id = $2::text AND status = 'pending'
-	RETURNING id
-), lots AS (
-	SELECT id, remaining, (sum(remaining) OVER (ORDER BY expires_at, earned_at, id))::bigint AS upto
-	FROM loyalty_lots WHERE member_id = $2::text AND remaining > 0
-), uses AS (
-	SELECT id, LEAST(remaining, $4::bigint - (upto - remaining)) AS take, upto
-	FROM lots WHERE upto - remaining < $4::bigint AND EXISTS (SELECT 1 FROM h)
-), l AS (
-	UPDATE loyalty_lots SET remaining = loyalty_lots.remaining - uses.take FROM uses WHERE loyalty_lots.id = uses.id
-), t AS (
-	INSERT INTO loyalty_transactions (id, type, member_id, idempotency_key, breakdown, actor, trace_id, created_at)
-	SELECT $5::text, $6::text, $2::text, $7::text,
-		COALESCE($9::text || (SELECT '[' || string_agg('{"lot_id":' || to_json(id)::text || ',"points":' || take || '}', ',' ORDER BY upto) || ']' FROM uses) || $10::text, $8::text),
-		$11::text, $12::text, $13::bigint
-	FROM h
-), p AS (
-	INSERT INTO loyalty_postings (transaction_id, account, amount, balance_after, created_at)
-	SELECT $5::text, $14::text, $17::bigint, $15::bigint, $13::bigint FROM h
-	UNION ALL
-	SELECT $5::text, $16::text, $3::bigint, NULL, $13::bigint FROM h
-), m AS (
-	UPDATE loyalty_members SET held = held - $3::bigint, last_activity_at = $18::bigint, updated_at = $18::bigint
-	WHERE id = $2::text AND EXISTS (SELECT 1 FROM h)
-)`
+// holdCapture is everything a capture writes (see captureHoldTx).
+type holdCapture struct {
+	hold          Hold
+	member        Member
+	txID, txType  string
+	creditAccount string
+	breakdown     Breakdown // without the lots, which the writer picks
+	debit         int64     // what the lots give up (lotDebit)
+	ledgerAfter   int64     // the member account's balance after the posting
+	now           time.Time
+	lastActivity  int64 // micros
+	settle        *settleRow
+}
 
 // voidHoldTx gives a pending hold's points back to the spendable balance;
 // the caller holds the member's row lock.

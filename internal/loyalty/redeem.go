@@ -314,8 +314,8 @@ func (s *Service) fulfil(ctx context.Context, r FulfillmentRequest) (string, err
 // PostgreSQL; SQLite's write transaction holds its one write lock already).
 func readRedeemer(ctx context.Context, tx *db.Tx, memberID, reference string, lock bool) (Member, *RedemptionResult, error) {
 	suffix := ""
-	if lock && tx.Engine() == db.Postgres {
-		suffix = " FOR UPDATE OF m"
+	if lock {
+		suffix = tx.Dialect().ForUpdateOf("m")
 	}
 	var (
 		id, rmember, option, typ, status, conf, txID, traceID sql.NullString

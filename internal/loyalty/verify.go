@@ -33,11 +33,7 @@ const holdGrace = 5 * time.Minute
 //   - a redemption or partner transfer succeeded exactly when its hold was
 //     captured, and a successful redemption posted exactly its cost.
 func (s *Service) Verify(ctx context.Context) ([]string, error) {
-	opts := &sql.TxOptions{ReadOnly: true}
-	if s.db.Engine() == db.Postgres {
-		opts.Isolation = sql.LevelRepeatableRead
-	}
-	tx, err := s.db.Read().BeginTx(ctx, opts)
+	tx, err := s.db.ReadSnapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("loyalty: verify: %w", err)
 	}

@@ -150,12 +150,8 @@ func (w *Worker) claim(ctx context.Context, token string) ([]claimed, error) {
 	err := w.cfg.DB.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		out = out[:0]
 		now := db.Micros(w.cfg.Now())
-		lock := ""
-		if tx.Engine() == db.Postgres {
-			lock = " FOR UPDATE SKIP LOCKED"
-		}
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 AND claimed_until <= $1
-			ORDER BY next_attempt_at LIMIT $2`+lock, now, w.cfg.Batch)
+			ORDER BY next_attempt_at LIMIT $2`+tx.Dialect().SkipLocked(), now, w.cfg.Batch)
 		if err != nil {
 			return fmt.Errorf("notify: claim: %w", err)
 		}
