@@ -95,7 +95,11 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	case err := <-s.done:
 		t.Fatalf("godwit serve exited early: %v\nstderr:\n%s", err, s.stderr)
 	case <-time.After(20 * time.Second):
-		t.Fatalf("godwit serve did not start\nstderr:\n%s", s.stderr)
+		// Stop it first: its stderr is written until it exits.
+		_ = cmd.Process.Kill()
+		err := <-s.done
+		s.done <- err // for the cleanup
+		t.Fatalf("godwit serve did not start within 20 s (%v)\nstderr:\n%s", err, s.stderr)
 	}
 	return s
 }

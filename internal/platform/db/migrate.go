@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"log/slog"
 
@@ -20,9 +21,11 @@ import (
 var migrations embed.FS
 
 // Migrate applies every pending migration. On PostgreSQL a session advisory lock
-// makes concurrent replicas wait for each other instead of racing.
+// makes concurrent replicas wait for each other instead of racing; the lock is
+// the schema's own, so databases in other schemas of the same server (other
+// deployments, every test) migrate at the same time.
 func Migrate(ctx context.Context, d *DB, log *slog.Logger) error {
-	p, err := newProvider(d, log)
+	p, err := newProvider(ctx, d, log)
 	if err != nil {
 		return err
 	}
@@ -34,14 +37,14 @@ func Migrate(ctx context.Context, d *DB, log *slog.Logger) error {
 
 // MigrationStatus lists each migration and whether it is applied.
 func MigrationStatus(ctx context.Context, d *DB) ([]*goose.MigrationStatus, error) {
-	p, err := newProvider(d, nil)
+	p, err := newProvider(ctx, d, nil)
 	if err != nil {
 		return nil, err
 	}
 	return p.Status(ctx)
 }
 
-func newProvider(d *DB, log *slog.Logger) (*goose.Provider, error) {
+func newProvider(ctx context.Context, d *DB, log *slog.Logger) (*goose.Provider, error) {
 	dir := "migrations/sqlite"
 	dialect := goose.DialectSQLite3
 	// Areas own number ranges, so a database that has 30 (checkout) must still
@@ -49,7 +52,15 @@ func newProvider(d *DB, log *slog.Logger) (*goose.Provider, error) {
 	opts := []goose.ProviderOption{goose.WithAllowOutofOrder(true)}
 	if d.engine == Postgres {
 		dir, dialect = "migrations/postgres", goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		var schema string
+		if err := d.write.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			return nil, fmt.Errorf("db: migration lock: current schema: %w", err)
+		}
+		h := fnv.New64a()
+		_, _ = h.Write([]byte("godwit migrations " + schema))
+		// Waiters check every second (goose's default is every 5 s) for up
+		// to 5 minutes: a replica migrating a large table holds it that long.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64())), lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return nil, fmt.Errorf("db: migration lock: %w", err)
 		}
