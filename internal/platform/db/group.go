@@ -169,9 +169,16 @@ func (g *groupCommitter) runOne(tx *Tx, r *txRequest, shared bool) (err error) {
 	if !shared {
 		return r.fn(ctx, tx)
 	}
+	// A joined call that fails marks tx failed (see Join); when r fails, its
+	// savepoint takes that call's writes back, so the mark is r's alone and
+	// must not fail the requests after it in the batch.
+	joinErr := tx.joinErr
 	err = tx.underSavepoint(ctx, r.fn)
 	if err != nil && errors.Is(err, errSavepointRollback) {
 		return errors.Join(errTxBroken, err)
+	}
+	if err != nil {
+		tx.joinErr = joinErr
 	}
 	return err
 }
