@@ -267,7 +267,7 @@ type fixture struct {
 	sim      *payment.Simulator
 	orders   *order.Service
 	loyalty  pointsBook
-	real     *realLoyalty // local mode only
+	real     *realLoyalty // with the real loyalty service only
 	checkout *checkout.Service
 	keys     *auth.Keys
 	srv      *httptest.Server
@@ -283,6 +283,8 @@ type fixtureOpts struct {
 	// loyalty service; otherwise every service commits on its own and
 	// loyalty is the in-memory fake.
 	local bool
+	// realLoyalty uses the real loyalty service without LocalTx.
+	realLoyalty bool
 }
 
 func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
@@ -290,7 +292,7 @@ func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
 	f := &fixture{d: d, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
 	now := f.clock.Now
 	var loy checkout.Loyalty
-	if o.local {
+	if o.local || o.realLoyalty {
 		svc, err := loyalty.New(loyalty.Config{DB: d, Program: program.Default(), Now: now, TracerProvider: o.tp})
 		if err != nil {
 			t.Fatal(err)
