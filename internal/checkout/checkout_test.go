@@ -17,6 +17,10 @@ import (
 	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
 )
 
+// TestFlashSale: 200 buyers for 50 units at once. In local mode on
+// PostgreSQL it also guards the saga's transaction gate: without it, every
+// pooled connection ends up in a saga transaction waiting for a read
+// connection, and the test hangs.
 func TestFlashSale(t *testing.T) {
 	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
 		f := newFixture(t, d, o)
