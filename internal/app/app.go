@@ -245,6 +245,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		} else {
 			deps.Loyalty = checkoutLoyalty{loyalty.NewClient(peer(ServiceLoyalty))}
 		}
+		// In one process the saga's steps share transactions (three commits a
+		// checkout); any service reached over HTTP keeps one per service.
+		deps.LocalTx = carts != nil && a.inventory != nil && orders != nil && loy != nil
 		if a.Checkout, err = checkout.New(deps); err != nil {
 			return nil, err
 		}

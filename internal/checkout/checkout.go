@@ -80,12 +80,24 @@ type Config struct {
 	// FailAfter is a test-only fault point: called after each step's external
 	// effect and before the saga goes on, a non-nil error stops the saga there
 	// as if the process had died (nothing is compensated), for Recover to clean up.
+	// With LocalTx it is also called after each of the saga's own commits
+	// (AfterCommitBeforePayment, AfterCommitComplete), and a step inside a
+	// transaction stopped so dies before that transaction commits.
 	FailAfter func(step string) error
+	// LocalTx says that Carts, Inventory, Orders and Loyalty are services of
+	// this process writing to DB through DB.InTx. The saga then runs the steps
+	// before the charge in one transaction and those after it in another,
+	// which the services' own transactions join (db.Join): three commits a
+	// checkout with the charge's, instead of one per effect. Set it only when
+	// all of them are local: a service reached over HTTP (split mode) or
+	// keeping its state elsewhere could not roll back with the saga.
+	LocalTx bool
 }
 
 // Service runs checkouts.
 type Service struct {
 	cfg          Config
+	txGate       chan struct{} // see newTxGate
 	tracer       trace.Tracer
 	log          *slog.Logger
 	completed    metric.Int64Counter
@@ -118,6 +130,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	meter := cfg.MeterProvider.Meter("github.com/godwit-dev/godwit/internal/checkout")
 	s := &Service{cfg: cfg, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/checkout")}
+	if cfg.LocalTx {
+		s.txGate = newTxGate(cfg.DB)
+	}
 	var err error
 	if s.completed, err = meter.Int64Counter("checkout.completed", metric.WithDescription("Checkout attempts by outcome")); err != nil {
 		return nil, err
@@ -191,15 +206,7 @@ func (s *Service) leaseHeld(rec *record, step string) error {
 	return nil
 }
 
-func (s *Service) failPoint(step string) error {
-	if s.cfg.FailAfter == nil {
-		return nil
-	}
-	if err := s.cfg.FailAfter(step); err != nil {
-		return interrupted(step, err)
-	}
-	return nil
-}
+func (s *Service) failPoint(step string) error { return s.failPointAt(step, step) }
 
 // Checkout runs the saga for req. A failure is an *errs.Error whose details
 // carry failure_step; a repeated request for the same checkout id returns the
@@ -262,44 +269,75 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 	if sc := span.SpanContext(); sc.IsValid() {
 		traceID = sc.TraceID().String()
 	}
+	if s.cfg.LocalTx {
+		return s.runLocal(ctx, span, req, traceID)
+	}
 	rec, err := s.begin(ctx, req, traceID)
 	if err != nil {
 		return Result{}, StepInitiated, withStep(err, StepInitiated)
 	}
 	switch rec.State {
-	case stateCompleted:
-		span.SetAttributes(attribute.Bool("checkout.replayed", true))
-		return rec.result(), StepComplete, nil
-	case stateFailed:
-		span.SetAttributes(attribute.Bool("checkout.replayed", true))
-		return Result{}, rec.FailureStep, rec.failure()
+	case stateCompleted, stateFailed:
+		return replay(span, rec)
 	}
 	if err := s.failPoint(StepInitiated); err != nil {
 		return Result{}, StepInitiated, err
 	}
+	if step, err := s.beforePayment(ctx, span, req, rec); err != nil {
+		return s.fail(ctx, rec, step, err)
+	}
+	if res, step, err := s.charge(ctx, span, req, rec); err != nil {
+		return res, step, err
+	}
 
-	// validating_cart
-	var items []lineItem
-	err = s.timed(ctx, span, StepValidatingCart, func() error {
+	// creating_order: not recorded; Recover finds the order by checkout id.
+	err = s.timed(ctx, span, StepCreatingOrder, func() error {
+		if err := s.leaseHeld(rec, StepCreatingOrder); err != nil {
+			return err
+		}
+		o, err := s.createOrder(ctx, rec, s.orderLines(ctx, rec))
+		if err != nil {
+			return err
+		}
+		orderCreated(span, rec, o)
+		return s.failPoint(StepCreatingOrder)
+	})
+	if err != nil {
+		return s.fail(ctx, rec, StepCreatingOrder, err)
+	}
+	return s.finishDeferrable(ctx, span, rec)
+}
+
+// replay answers a checkout that has already ended with its recorded outcome.
+func replay(span trace.Span, rec *record) (Result, string, error) {
+	span.SetAttributes(attribute.Bool("checkout.replayed", true))
+	if rec.State == stateCompleted {
+		return rec.result(), StepComplete, nil
+	}
+	return Result{}, rec.FailureStep, rec.failure()
+}
+
+// beforePayment runs the steps before the charge: validating_cart,
+// reserving_inventory and holding_points. It returns the step it stopped at.
+func (s *Service) beforePayment(ctx context.Context, span trace.Span, req Request, rec *record) (string, error) {
+	err := s.timed(ctx, span, StepValidatingCart, func() error {
 		v, err := s.cfg.Carts.Validate(ctx, req.CartID, req.MemberID, req.CheckoutID)
 		if err != nil {
 			return err
 		}
-		items = toLines(v.Items)
 		rec.Total = v.Total
-		rec.Items = items
-		span.AddEvent("cart_validated", trace.WithAttributes(attribute.Int("cart.item_count", len(items))))
+		rec.Items = toLines(v.Items)
+		span.AddEvent("cart_validated", trace.WithAttributes(attribute.Int("cart.item_count", len(rec.Items))))
 		span.SetAttributes(attribute.Int64("checkout.total", v.Total.Amount), attribute.String("checkout.currency", v.Total.Currency),
-			attribute.Int("checkout.item_count", len(items)))
+			attribute.Int("checkout.item_count", len(rec.Items)))
 		return s.failPoint(StepValidatingCart)
 	})
 	if err != nil {
-		return s.fail(ctx, rec, StepValidatingCart, err)
+		return StepValidatingCart, err
 	}
 
-	// reserving_inventory
 	err = s.timed(ctx, span, StepReservingInventory, func() error {
-		res, err := s.cfg.Inventory.Reserve(ctx, req.CheckoutID, reserveItems(items))
+		res, err := s.cfg.Inventory.Reserve(ctx, req.CheckoutID, reserveItems(rec.Items))
 		if err != nil {
 			return err
 		}
@@ -308,39 +346,54 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 		return s.failPoint(StepReservingInventory)
 	})
 	if err != nil {
-		return s.fail(ctx, rec, StepReservingInventory, err)
+		return StepReservingInventory, err
 	}
 
 	// holding_points. The cart hold and the reservation need nothing but the
 	// row begin wrote to be found again. The points hold is found only by
 	// asking for it, and a charge becomes an order only with the items and
-	// amounts, so those are recorded now, before either: the one save between
-	// begin and the outcome.
+	// amounts, so those are recorded before either: the one save between
+	// begin and the outcome. In one transaction (LocalTx) the order of the
+	// save and the hold does not matter to recovery, and saving last records
+	// the hold's id too.
 	err = s.timed(ctx, span, StepHoldingPoints, func() error {
 		if err := s.pricePoints(rec); err != nil {
 			return err
 		}
 		rec.Step = StepHoldingPoints
-		if err := s.save(ctx, rec); err != nil {
-			return err
+		if !s.cfg.LocalTx {
+			if err := s.save(ctx, rec); err != nil {
+				return err
+			}
+		}
+		if rec.PointsRedeemed > 0 {
+			span.SetAttributes(attribute.Int64("checkout.points_redeemed", rec.PointsRedeemed))
+			holdID, err := s.cfg.Loyalty.HoldPoints(ctx, rec.MemberID, rec.PointsRedeemed, rec.ID)
+			if err != nil {
+				return err
+			}
+			rec.HoldID = holdID
+		}
+		if s.cfg.LocalTx {
+			if err := s.save(ctx, rec); err != nil {
+				return err
+			}
 		}
 		if rec.PointsRedeemed == 0 {
 			return nil
 		}
-		span.SetAttributes(attribute.Int64("checkout.points_redeemed", rec.PointsRedeemed))
-		holdID, err := s.cfg.Loyalty.HoldPoints(ctx, rec.MemberID, rec.PointsRedeemed, rec.ID)
-		if err != nil {
-			return err
-		}
-		rec.HoldID = holdID
 		return s.failPoint(StepHoldingPoints)
 	})
 	if err != nil {
-		return s.fail(ctx, rec, StepHoldingPoints, err)
+		return StepHoldingPoints, err
 	}
+	return "", nil
+}
 
-	// processing_payment: not recorded; Recover asks the gateway by the
-	// idempotency key (the checkout id) whether a charge exists.
+// charge runs processing_payment: not recorded; Recover asks the gateway by
+// the idempotency key (the checkout id) whether a charge exists. A failure is
+// handled (fail) and returned.
+func (s *Service) charge(ctx context.Context, span trace.Span, req Request, rec *record) (Result, string, error) {
 	cash, err := rec.cash()
 	if err != nil {
 		return s.fail(ctx, rec, StepProcessingPayment, err)
@@ -363,29 +416,19 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 	if err != nil {
 		return s.fail(ctx, rec, StepProcessingPayment, err)
 	}
+	return Result{}, "", nil
+}
 
-	// creating_order: not recorded; Recover finds the order by checkout id.
-	var o order.Order
-	err = s.timed(ctx, span, StepCreatingOrder, func() error {
-		if err := s.leaseHeld(rec, StepCreatingOrder); err != nil {
-			return err
-		}
-		var err error
-		if o, err = s.createOrder(ctx, rec); err != nil {
-			return err
-		}
-		rec.OrderID = o.ID
-		span.AddEvent("order_created", trace.WithAttributes(attribute.String("order.id", o.ID)))
-		span.SetAttributes(attribute.String("order.id", o.ID))
-		return s.failPoint(StepCreatingOrder)
-	})
-	if err != nil {
-		return s.fail(ctx, rec, StepCreatingOrder, err)
-	}
+func orderCreated(span trace.Span, rec *record, o order.Order) {
+	rec.OrderID = o.ID
+	span.AddEvent("order_created", trace.WithAttributes(attribute.String("order.id", o.ID)))
+	span.SetAttributes(attribute.String("order.id", o.ID))
+}
 
-	// finishing: the order exists and is paid, so from here nothing fails the
-	// checkout; a failure leaves the rest to Recover.
-	err = s.timed(ctx, span, StepFinishing, func() error { return s.finish(ctx, rec) })
+// finishDeferrable runs finishing once the order exists: the order is paid, so
+// from here nothing fails the checkout; a failure leaves the rest to Recover.
+func (s *Service) finishDeferrable(ctx context.Context, span trace.Span, rec *record) (Result, string, error) {
+	err := s.timed(ctx, span, StepFinishing, func() error { return s.finish(ctx, rec) })
 	if err != nil {
 		if errors.Is(err, errInterrupted) {
 			return Result{}, StepFinishing, err
@@ -428,19 +471,10 @@ func reserveItems(items []lineItem) []inventory.Item {
 	return out
 }
 
-// createOrder commits the reservation (so the reaper cannot return the stock)
-// and creates the order with its confirmation; both are idempotent.
-func (s *Service) createOrder(ctx context.Context, rec *record) (order.Order, error) {
-	if o, err := s.cfg.Orders.ByCheckout(ctx, rec.ID); err == nil {
-		return o, nil
-	}
-	if err := s.cfg.Inventory.Commit(ctx, rec.ReservationID); err != nil {
-		return order.Order{}, err
-	}
-	cash, err := rec.cash()
-	if err != nil {
-		return order.Order{}, err
-	}
+// orderLines returns the order lines of rec's items, with product names and
+// SKUs when the catalog has them. It only reads, so in one process it runs
+// before the transaction that creates the order.
+func (s *Service) orderLines(ctx context.Context, rec *record) []order.Item {
 	lines := make([]order.Item, len(rec.Items))
 	ids := make([]string, len(rec.Items))
 	for i, it := range rec.Items {
@@ -455,6 +489,28 @@ func (s *Service) createOrder(ctx context.Context, rec *record) (order.Order, er
 				}
 			}
 		}
+	}
+	return lines
+}
+
+// createOrder commits the reservation (so the reaper cannot return the stock)
+// and creates the order with its confirmation; both are idempotent. Each
+// service committing on its own, an order that exists is looked up first: its
+// reservation may since have expired. In one transaction (LocalTx) the
+// reservation is committed with the order, so an existing order's reservation
+// is committed too, and Create returns the existing order by checkout id.
+func (s *Service) createOrder(ctx context.Context, rec *record, lines []order.Item) (order.Order, error) {
+	if !s.cfg.LocalTx {
+		if o, err := s.cfg.Orders.ByCheckout(ctx, rec.ID); err == nil {
+			return o, nil
+		}
+	}
+	if err := s.cfg.Inventory.Commit(ctx, rec.ReservationID); err != nil {
+		return order.Order{}, err
+	}
+	cash, err := rec.cash()
+	if err != nil {
+		return order.Order{}, err
 	}
 	no := order.NewOrder{CheckoutID: rec.ID, MemberID: rec.MemberID, Items: lines, Total: rec.Total,
 		PointsRedeemed: rec.PointsRedeemed, PointsAmount: rec.PointsAmount, Charged: cash, ChargeID: rec.ChargeID}
@@ -527,7 +583,7 @@ func (s *Service) fail(ctx context.Context, rec *record, step string, err error)
 	if errors.Is(err, errInterrupted) {
 		return Result{}, step, err
 	}
-	if e, ok := errs.As(err); !ok || e.Kind == errs.Internal || e.Kind == errs.Unavailable || e.Kind == errs.Timeout || e.Kind == errs.BadGateway {
+	if !isBusiness(err) {
 		// Unexpected or transient: the effect of this step is unknown, so let
 		// Recover decide with fresh information rather than guess here.
 		if step != StepValidatingCart && step != StepReservingInventory {
@@ -535,11 +591,26 @@ func (s *Service) fail(ctx context.Context, rec *record, step string, err error)
 			return Result{}, step, interrupted(step, err)
 		}
 	}
-	cctx := context.WithoutCancel(ctx)
-	if cerr := s.compensate(cctx, rec); cerr != nil {
-		s.log.ErrorContext(ctx, "checkout compensation failed; left for recovery", "checkout_id", rec.ID, "step", step, "error", cerr.Error())
-		return Result{}, step, withStep(err, step)
+	if aerr := s.abort(context.WithoutCancel(ctx), rec, func() { markFailed(rec, step, err) }); aerr != nil {
+		s.log.ErrorContext(ctx, "checkout compensation failed; left for recovery", "checkout_id", rec.ID, "step", step, "error", aerr.Error())
 	}
+	return Result{}, step, withStep(err, step)
+}
+
+// isBusiness reports whether err is a rule's answer (insufficient stock, a
+// changed price, not enough points, a decline) rather than a fault whose
+// effect is unknown.
+func isBusiness(err error) bool {
+	if errors.Is(err, db.ErrJoinedTxFailed) {
+		return false // another call's failure, wrapped
+	}
+	e, ok := errs.As(err)
+	return ok && e.Kind != errs.Internal && e.Kind != errs.Unavailable && e.Kind != errs.Timeout && e.Kind != errs.BadGateway
+}
+
+// markFailed records on rec that the checkout failed at step with err, as a
+// replay will answer it.
+func markFailed(rec *record, step string, err error) {
 	rec.State, rec.FailureStep = stateFailed, step
 	e, ok := errs.As(err)
 	if !ok {
@@ -550,34 +621,35 @@ func (s *Service) fail(ctx context.Context, rec *record, step string, err error)
 		rec.FailureMessage = "checkout failed"
 	}
 	rec.FailureDetails = e.Details
-	if serr := s.save(cctx, rec); serr != nil {
-		s.log.ErrorContext(ctx, "recording failed checkout", "checkout_id", rec.ID, "error", serr.Error())
-	}
-	return Result{}, step, withStep(err, step)
 }
 
-// compensate undoes every recorded effect: the charge, the points hold, the
-// stock reservation and the cart hold. Each undo is idempotent.
-func (s *Service) compensate(ctx context.Context, rec *record) error {
+// abort undoes every recorded effect and then records the outcome that mark
+// sets on rec. The charge is voided first: the payment service commits on its
+// own. The points hold, the stock reservation, the cart hold and the record
+// follow, in one transaction in one process (LocalTx). Each undo is idempotent.
+func (s *Service) abort(ctx context.Context, rec *record, mark func()) error {
 	if rec.ChargeID != "" {
 		if _, err := s.cfg.Payments.Void(ctx, rec.ChargeID); err != nil {
 			return fmt.Errorf("void charge: %w", err)
 		}
 	}
-	if rec.HoldID != "" && s.cfg.Loyalty != nil {
-		if err := s.cfg.Loyalty.VoidPointsHold(ctx, rec.HoldID); err != nil {
-			return fmt.Errorf("void points hold: %w", err)
+	return s.inLocalTx(ctx, func(ctx context.Context, _ *db.Tx) error {
+		if rec.HoldID != "" && s.cfg.Loyalty != nil {
+			if err := s.cfg.Loyalty.VoidPointsHold(ctx, rec.HoldID); err != nil {
+				return fmt.Errorf("void points hold: %w", err)
+			}
 		}
-	}
-	if rec.ReservationID != "" {
-		if _, err := s.cfg.Inventory.Release(ctx, rec.ReservationID); err != nil {
-			return fmt.Errorf("release stock: %w", err)
+		if rec.ReservationID != "" {
+			if _, err := s.cfg.Inventory.Release(ctx, rec.ReservationID); err != nil {
+				return fmt.Errorf("release stock: %w", err)
+			}
 		}
-	}
-	if err := s.cfg.Carts.Release(ctx, rec.CartID, rec.ID); err != nil {
-		return fmt.Errorf("release cart: %w", err)
-	}
-	return nil
+		if err := s.cfg.Carts.Release(ctx, rec.CartID, rec.ID); err != nil {
+			return fmt.Errorf("release cart: %w", err)
+		}
+		mark()
+		return s.save(ctx, rec)
+	})
 }
 
 func traceparent(ctx context.Context) string {

@@ -17,9 +17,13 @@ import (
 	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
 )
 
+// TestFlashSale: 200 buyers for 50 units at once. In local mode on
+// PostgreSQL it also guards the saga's transaction gate: without it, every
+// pooled connection ends up in a saga transaction waiting for a read
+// connection, and the test hangs.
 func TestFlashSale(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d, fixtureOpts{})
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		f := newFixture(t, d, o)
 		p := f.product(t, "FLASH-1", 4999, 50)
 		const buyers = 200
 		carts := make([]string, buyers)
@@ -67,8 +71,8 @@ func TestFlashSale(t *testing.T) {
 }
 
 func TestSameKeyConcurrentAndReplayed(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d, fixtureOpts{})
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		f := newFixture(t, d, o)
 		p := f.product(t, "IDEM-1", 1000, 10)
 		c := f.cart(t, "", map[string]int64{p.ID: 2})
 		body := checkoutBody(c, "tok_visa", "guest@example.com", 0)
@@ -112,8 +116,8 @@ func TestSameKeyConcurrentAndReplayed(t *testing.T) {
 }
 
 func TestSimulatorFailureModes(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d, fixtureOpts{})
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		f := newFixture(t, d, o)
 		p := f.product(t, "FAIL-1", 2500, 100)
 		member := "mem_fail"
 		f.loyalty.setBalance(member, 1000)
@@ -274,8 +278,8 @@ func TestCrashRecovery(t *testing.T) {
 }
 
 func TestChargedButReservationExpired(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d, fixtureOpts{})
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		f := newFixture(t, d, o)
 		p := f.product(t, "EXP-1", 1000, 10)
 		f.setFail(func(s string) error {
 			if s == checkout.StepProcessingPayment {
@@ -356,8 +360,8 @@ func TestReservationExpiry(t *testing.T) {
 }
 
 func TestPriceChanged(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d, fixtureOpts{})
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		f := newFixture(t, d, o)
 		p := f.product(t, "PRICE-1", 1000, 10)
 		c := f.cart(t, "", map[string]int64{p.ID: 2})
 		admin := f.token(t, auth.ScopeAdmin, "ops")
@@ -532,8 +536,8 @@ func TestCrashRecordsOnlyIntent(t *testing.T) {
 // its next effect: no charge after recovery undid the checkout, no second
 // order after recovery completed it.
 func TestLeaseTakenOverMidSaga(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		f := newFixture(t, d, fixtureOpts{})
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		f := newFixture(t, d, o)
 		p := f.product(t, "STALL-1", 1500, 100)
 		member := "mem_stall"
 		f.loyalty.setBalance(member, 10_000)
@@ -546,11 +550,17 @@ func TestLeaseTakenOverMidSaga(t *testing.T) {
 			{checkout.StepProcessingPayment, checkout.StepCreatingOrder, "completed", 1},
 		} {
 			t.Run(tc.stall, func(t *testing.T) {
+				stall := tc.stall
+				if o.local && stall == checkout.StepHoldingPoints {
+					// In one process the points hold is durable only with
+					// the first commit; a stall inside it holds no lease.
+					stall = checkout.AfterCommitBeforePayment
+				}
 				before := f.count(t, `SELECT COUNT(*) FROM payment_charges`)
 				var rep checkout.Report
 				var recErr error
 				f.setFail(func(s string) error {
-					if s == tc.stall {
+					if s == stall {
 						f.clock.Advance(3 * time.Minute)
 						rep, recErr = f.checkout.Recover(context.Background())
 					}
@@ -636,6 +646,133 @@ func TestPaidWithPointsCrashRecovery(t *testing.T) {
 		}
 		if n := f.count(t, `SELECT COUNT(*) FROM payment_charges`); n != 0 {
 			t.Errorf("%d charges for checkouts paid with points", n)
+		}
+	})
+}
+
+// TestLocalCrashBeforeAndAfterEachCommit stops a checkout in one process
+// (Config.LocalTx) at every step and right after each of its three commits,
+// as if the process died there, and checks what a recovery pass and a retry
+// with the same Idempotency-Key make of it: a crash inside a transaction
+// leaves nothing of it (no row, reservation, points hold or cart hold), so
+// the retry starts afresh; after the first commit the checkout is undone;
+// after the charge, or inside the last transaction, it is completed; after
+// the last commit it is already complete.
+func TestLocalCrashBeforeAndAfterEachCommit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d, fixtureOpts{local: true})
+		p := f.product(t, "LCRASH-1", 1500, 100)
+		member := "mem_lcrash"
+		f.loyalty.setBalance(member, 10_000)
+		tok := f.token(t, auth.ScopeMember, member)
+		ctx := context.Background()
+		stock, points := int64(100), int64(10_000)
+		type outcome int
+		const (
+			nothing     outcome = iota // rolled back: nothing to recover, the retry checks out
+			undone                     // recovery undoes it, the retry answers checkout_aborted
+			completed                  // recovery completes it, the retry answers the order
+			alreadyDone                // complete before the crash: nothing to recover
+		)
+		for _, tc := range []struct {
+			point, step string
+			want        outcome
+		}{
+			{checkout.StepInitiated, checkout.StepInitiated, nothing},
+			{checkout.StepValidatingCart, checkout.StepValidatingCart, nothing},
+			{checkout.StepReservingInventory, checkout.StepReservingInventory, nothing},
+			{checkout.StepHoldingPoints, checkout.StepHoldingPoints, nothing},
+			{checkout.AfterCommitBeforePayment, checkout.StepHoldingPoints, undone},
+			{checkout.StepProcessingPayment, checkout.StepProcessingPayment, completed},
+			{checkout.StepCreatingOrder, checkout.StepCreatingOrder, completed},
+			{checkout.StepFinishing, checkout.StepFinishing, completed},
+			{checkout.AfterCommitComplete, checkout.StepFinishing, alreadyDone},
+		} {
+			t.Run(tc.point, func(t *testing.T) {
+				f.setFail(func(s string) error {
+					if s == tc.point {
+						return errors.New("injected crash")
+					}
+					return nil
+				})
+				c := f.cart(t, member, map[string]int64{p.ID: 2})
+				key := "lcrash-" + tc.point
+				id := checkout.ID((&auth.Principal{Scope: auth.ScopeMember, Subject: member}).Actor(), key)
+				body := checkoutBody(c, "tok_visa", "m@example.com", 500)
+				r := f.do(t, "POST", "/v1/checkout", tok, key, body)
+				f.setFail(nil)
+				if r.status != 503 || r.str("code") != "checkout_interrupted" || r.str("failure_step") != tc.step {
+					t.Fatalf("crash response: %d %s; want 503 at %s", r.status, r.raw, tc.step)
+				}
+				rows := f.count(t, `SELECT COUNT(*) FROM checkouts WHERE id = $1`, id)
+				reservations := f.count(t, `SELECT COUNT(*) FROM reservations WHERE reference = $1`, id)
+				charges := f.count(t, `SELECT COUNT(*) FROM payment_charges WHERE idempotency_key = $1`, id)
+				orders := f.count(t, `SELECT COUNT(*) FROM orders WHERE checkout_id = $1`, id)
+				switch tc.want {
+				case nothing:
+					if rows+reservations+charges+orders != 0 || f.loyalty.heldPoints() != 0 || f.count(t, `SELECT COUNT(*) FROM carts WHERE checkout_id = $1`, id) != 0 {
+						t.Errorf("left after a crash before the first commit: %d rows, %d reservations, %d charges, %d orders, %d points held",
+							rows, reservations, charges, orders, f.loyalty.heldPoints())
+					}
+				case undone:
+					if st, err := f.checkout.Get(ctx, id); err != nil || st.Step != checkout.StepHoldingPoints || st.ReservationID == "" || charges != 0 || f.loyalty.heldPoints() != 500 {
+						t.Errorf("after the first commit: %+v, %v; %d charges, %d points held", st, err, charges, f.loyalty.heldPoints())
+					}
+				case completed:
+					if charges != 1 || orders != 0 {
+						t.Errorf("after the charge: %d charges, %d orders; want 1, 0", charges, orders)
+					}
+				case alreadyDone:
+					if st, err := f.checkout.Get(ctx, id); err != nil || st.State != "completed" || orders != 1 {
+						t.Errorf("after the last commit: %+v, %v; %d orders", st, err, orders)
+					}
+				}
+				// Not yet: the lease still protects the (supposedly running) checkout.
+				if rep, err := f.checkout.Recover(ctx); err != nil || rep.Checked != 0 {
+					t.Fatalf("early recover = %+v, %v", rep, err)
+				}
+				f.clock.Advance(3 * time.Minute)
+				rep, err := f.checkout.Recover(ctx)
+				if err != nil {
+					t.Fatalf("recover: %v", err)
+				}
+				switch tc.want {
+				case nothing, alreadyDone:
+					if rep.Checked != 0 {
+						t.Errorf("recover = %+v, want nothing to do", rep)
+					}
+				case undone:
+					if rep.Checked != 1 || rep.Compensated != 1 {
+						t.Errorf("recover = %+v, want one compensated", rep)
+					}
+				case completed:
+					if rep.Checked != 1 || rep.Completed != 1 {
+						t.Errorf("recover = %+v, want one completed", rep)
+					}
+				}
+				again := f.do(t, "POST", "/v1/checkout", tok, key, body)
+				if tc.want == undone {
+					if again.status != 409 || again.str("code") != "checkout_aborted" {
+						t.Errorf("retry: %d %s; want 409 checkout_aborted", again.status, again.raw)
+					}
+				} else {
+					if again.status != 201 || again.str("status") != "confirmed" {
+						t.Fatalf("retry: %d %s; want 201 confirmed", again.status, again.raw)
+					}
+					stock -= 2
+					points += -500 + int64(again.body["points_earned"].(float64))
+				}
+				if got := f.available(t, p.ID); got != stock {
+					t.Errorf("stock = %d, want %d", got, stock)
+				}
+				if got := f.loyalty.Balance(member); got != points {
+					t.Errorf("points = %d, want %d", got, points)
+				}
+				f.assertConsistent(t)
+				if rep, _ := f.checkout.Recover(ctx); rep.Checked != 0 {
+					t.Errorf("second pass found %+v", rep)
+				}
+			})
 		}
 	})
 }

@@ -4,9 +4,12 @@
 // external effect (with its lease), again before the points hold and the
 // charge (with the items and amounts an order needs), and with the outcome;
 // every effect in between is idempotent and found again by reference, so
-// Recover can resume or compensate a checkout that a crash interrupted. The package declares the small interfaces
-// it needs from the services it orchestrates; in one process the real services
-// satisfy them, in split mode HTTP clients will.
+// Recover can resume or compensate a checkout that a crash interrupted. The
+// package declares the small interfaces it needs from the services it
+// orchestrates; in one process the real services satisfy them, in split mode
+// HTTP clients do. In one process (Config.LocalTx) the steps before the charge
+// share one transaction and those after it another, so a checkout makes three
+// commits and a crash inside either transaction leaves nothing of it.
 package checkout
 
 import (

@@ -21,12 +21,15 @@ import (
 	"github.com/godwit-dev/godwit/internal/checkout"
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/inventory"
+	"github.com/godwit-dev/godwit/internal/loyalty"
+	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/money"
 	"github.com/godwit-dev/godwit/internal/notify"
 	"github.com/godwit-dev/godwit/internal/order"
 	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
 	"github.com/godwit-dev/godwit/internal/platform/idempotency"
 )
@@ -170,6 +173,89 @@ func (f *fakeLoyalty) ReversePurchase(_ context.Context, memberID, orderID strin
 	return nil
 }
 
+// pointsBook is what the tests read and set of the points behind the saga:
+// the in-memory fake, or the real loyalty service on the test database.
+type pointsBook interface {
+	setBalance(member string, points int64)
+	Balance(member string) int64
+	heldPoints() int64
+}
+
+// realLoyalty is the loyalty service on the test database, as a local
+// checkout (Config.LocalTx) uses it: its writes join the saga's transactions,
+// which the in-memory fake's could not.
+type realLoyalty struct {
+	t   testing.TB
+	svc *loyalty.Service
+	d   *db.DB
+}
+
+func (r *realLoyalty) ensureMember(m string) {
+	r.t.Helper()
+	_, err := r.svc.CreateMember(context.Background(), loyalty.NewMember{ID: m, Name: "Member " + m, Email: m + "@example.com"})
+	if err != nil && !errs.Is(err, "member_exists") {
+		r.t.Error(err)
+	}
+}
+
+func (r *realLoyalty) setBalance(m string, p int64) {
+	r.t.Helper()
+	r.ensureMember(m)
+	if d := p - r.Balance(m); d != 0 {
+		if _, err := r.svc.Adjust(context.Background(), m, d, "test balance"); err != nil {
+			r.t.Error(err)
+		}
+	}
+}
+
+func (r *realLoyalty) Balance(m string) int64 {
+	r.t.Helper()
+	mem, err := r.svc.GetMember(context.Background(), m)
+	if err != nil {
+		r.t.Error(err)
+	}
+	return mem.Balance
+}
+
+func (r *realLoyalty) heldPoints() int64 {
+	r.t.Helper()
+	var n int64
+	if err := r.d.Read().QueryRowContext(context.Background(),
+		`SELECT COALESCE(SUM(points), 0) FROM loyalty_holds WHERE status = 'pending'`).Scan(&n); err != nil {
+		r.t.Error(err)
+	}
+	return n
+}
+
+// checkoutLoyalty adapts the loyalty service to checkout.Loyalty, as the app does.
+type checkoutLoyalty struct{ *loyalty.Service }
+
+func (l checkoutLoyalty) EarnPurchase(ctx context.Context, memberID, orderID string, amount money.Money) (checkout.PointsEarned, error) {
+	r, err := l.Service.EarnPurchase(ctx, memberID, orderID, amount)
+	if err != nil {
+		return checkout.PointsEarned{}, err
+	}
+	return checkout.PointsEarned{Points: r.TotalPointsEarned, TransactionID: r.TransactionID}, nil
+}
+
+// modes are the two ways the saga runs: each service committing on its own
+// (as in split mode, with the in-memory loyalty fake) and in one process with
+// shared transactions (Config.LocalTx, with the real loyalty service).
+var modes = []struct {
+	name string
+	opts fixtureOpts
+}{{"per-service", fixtureOpts{}}, {"local", fixtureOpts{local: true}}}
+
+// eachMode runs fn in both modes on both engines, each on a fresh database.
+func eachMode(t *testing.T, fn func(t *testing.T, d *db.DB, o fixtureOpts)) {
+	t.Helper()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, d *db.DB) { fn(t, d, m.opts) })
+		})
+	}
+}
+
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
 type fixture struct {
@@ -180,7 +266,8 @@ type fixture struct {
 	carts    *cart.Service
 	sim      *payment.Simulator
 	orders   *order.Service
-	loyalty  *fakeLoyalty
+	loyalty  pointsBook
+	real     *realLoyalty // with the real loyalty service only
 	checkout *checkout.Service
 	keys     *auth.Keys
 	srv      *httptest.Server
@@ -192,12 +279,30 @@ type fixture struct {
 type fixtureOpts struct {
 	tp trace.TracerProvider
 	mp metric.MeterProvider
+	// local runs the saga as in one process (Config.LocalTx) with the real
+	// loyalty service; otherwise every service commits on its own and
+	// loyalty is the in-memory fake.
+	local bool
+	// realLoyalty uses the real loyalty service without LocalTx.
+	realLoyalty bool
 }
 
 func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
 	t.Helper()
-	f := &fixture{d: d, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, loyalty: newFakeLoyalty()}
+	f := &fixture{d: d, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
 	now := f.clock.Now
+	var loy checkout.Loyalty
+	if o.local || o.realLoyalty {
+		svc, err := loyalty.New(loyalty.Config{DB: d, Program: program.Default(), Now: now, TracerProvider: o.tp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.real = &realLoyalty{t: t, svc: svc, d: d}
+		f.loyalty, loy = f.real, checkoutLoyalty{svc}
+	} else {
+		fake := newFakeLoyalty()
+		f.loyalty, loy = fake, fake
+	}
 	f.catalog = catalog.New(catalog.Config{DB: d, Now: now, TracerProvider: o.tp})
 	f.inv = inventory.New(inventory.Config{DB: d, Now: now, TracerProvider: o.tp})
 	f.carts = cart.New(cart.Config{DB: d, Catalog: f.catalog, Now: now, TracerProvider: o.tp})
@@ -206,7 +311,7 @@ func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
 	f.orders = order.New(order.Config{DB: d, Now: now, TracerProvider: o.tp})
 	var err error
 	f.checkout, err = checkout.New(checkout.Config{DB: d, Carts: f.carts, Products: f.catalog, Inventory: f.inv, Payments: pay,
-		Orders: f.orders, Loyalty: f.loyalty, Now: now, TracerProvider: o.tp, MeterProvider: o.mp,
+		Orders: f.orders, Loyalty: loy, LocalTx: o.local, Now: now, TracerProvider: o.tp, MeterProvider: o.mp,
 		FailAfter: func(step string) error {
 			f.failMu.Lock()
 			fn := f.failAfter
@@ -258,6 +363,9 @@ func (f *fixture) product(t testing.TB, sku string, cents, stock int64) catalog.
 func (f *fixture) cart(t testing.TB, member string, items map[string]int64) string {
 	t.Helper()
 	ctx := context.Background()
+	if f.real != nil && member != "" {
+		f.real.ensureMember(member)
+	}
 	c, err := f.carts.Create(ctx, member)
 	if err != nil {
 		t.Fatal(err)

@@ -143,7 +143,7 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 		if rec.ChargeID == "" {
 			rec.ChargeID = o.ChargeID
 		}
-		if err := s.finish(ctx, rec); err != nil {
+		if err := s.inLocalTx(ctx, func(ctx context.Context, _ *db.Tx) error { return s.finish(ctx, rec) }); err != nil {
 			return "", err
 		}
 		return stateCompleted, nil
@@ -180,16 +180,12 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 		}
 	}
 	if paid {
-		o, err := s.createOrder(ctx, rec)
-		if err == nil {
-			rec.OrderID = o.ID
-			if err := s.finish(ctx, rec); err != nil {
-				return "", err
-			}
-			return stateCompleted, nil
-		}
-		if errs.KindOf(err) != errs.Conflict {
+		done, err := s.completePaid(ctx, rec)
+		if err != nil {
 			return "", err
+		}
+		if done {
+			return stateCompleted, nil
 		}
 		// The reservation expired meanwhile: undo the charge below.
 	}
@@ -218,15 +214,13 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 			return "", err
 		}
 	}
-	if err := s.compensate(ctx, rec); err != nil {
-		return "", err
-	}
-	failedAt := rec.Step
-	rec.State, rec.FailureStep = stateFailed, failedAt
-	rec.FailureKind, rec.FailureCode = string(errs.Conflict), "checkout_aborted"
-	rec.FailureMessage = "the checkout was interrupted and has been undone; no payment was kept; please check out again"
-	rec.FailureDetails = nil
-	if err := s.save(ctx, rec); err != nil {
+	err := s.abort(ctx, rec, func() {
+		rec.State, rec.FailureStep = stateFailed, rec.Step
+		rec.FailureKind, rec.FailureCode = string(errs.Conflict), "checkout_aborted"
+		rec.FailureMessage = "the checkout was interrupted and has been undone; no payment was kept; please check out again"
+		rec.FailureDetails = nil
+	})
+	if err != nil {
 		return "", err
 	}
 	return stateFailed, nil

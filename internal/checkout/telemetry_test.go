@@ -18,7 +18,6 @@ import (
 	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
-	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
 )
 
 func attrs(s sdktrace.ReadOnlySpan) map[string]attribute.Value {
@@ -49,12 +48,12 @@ func hasEvent(s sdktrace.ReadOnlySpan, name string) bool {
 }
 
 func TestCheckoutTrace(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
 		rec := tracetest.NewSpanRecorder()
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 		reader := sdkmetric.NewManualReader()
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-		f := newFixture(t, d, fixtureOpts{tp: tp, mp: mp})
+		f := newFixture(t, d, fixtureOpts{tp: tp, mp: mp, local: o.local})
 		ctx := context.Background()
 		a, b, c := f.product(t, "TEL-A", 1000, 10), f.product(t, "TEL-B", 2000, 10), f.product(t, "TEL-C", 3000, 10)
 		member := "mem_tel"

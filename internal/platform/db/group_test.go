@@ -150,3 +150,58 @@ func TestSQLiteStatementSpansAreOptIn(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinedFailureStaysWithItsTransaction: writers whose transactions share a
+// commit (SQLite) each join calls to their transaction (db.Join); one whose
+// joined call fails rolls back alone, and the others' joined calls neither
+// fail nor run again because of it.
+func TestJoinedFailureStaysWithItsTransaction(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		const n = 240
+		boom := errors.New("boom")
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errsSeen := make([]error, n)
+		runs := make([]int, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				errsSeen[i] = d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
+					runs[i]++
+					return d.InTx(db.Join(ctx, tx), func(ctx context.Context, tx *db.Tx) error {
+						if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until) VALUES ('j', $1, 'h', 'done', 0, 0)`, fmt.Sprint(i)); err != nil {
+							return err
+						}
+						if i%3 == 1 {
+							return boom
+						}
+						return nil
+					})
+				})
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for i := range n {
+			want := error(nil)
+			if i%3 == 1 {
+				want = boom
+			}
+			if !errors.Is(errsSeen[i], want) || (want == nil && errsSeen[i] != nil) {
+				t.Errorf("writer %d: %v, want %v", i, errsSeen[i], want)
+			}
+			if runs[i] != 1 {
+				t.Errorf("writer %d ran %d times, want once", i, runs[i])
+			}
+		}
+		var got int
+		if err := d.Read().QueryRowContext(context.Background(), `SELECT COUNT(*) FROM idempotency_keys WHERE owner = 'j'`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := n - n/3; got != want {
+			t.Errorf("%d rows committed, want %d", got, want)
+		}
+	})
+}
