@@ -172,7 +172,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.sqlSpans, "trace-sqlite-statements", false, "trace every SQLite statement, not only each transaction's begin and commit (PostgreSQL statements are always traced)")
 	fs.IntVar(&f.batching.MaxSize, "write-batch-max", db.DefaultBatchSize, fmt.Sprintf("most write transactions that share one database commit (1: no batching; at most %d)", db.MaxBatchSize))
 	fs.DurationVar(&f.batching.Linger, "write-batch-linger", 0, "how long a writer waits for a batch to fill before it begins (0: batches form from what queues while the previous one commits)")
-	fs.IntVar(&f.batching.Writers, "write-batch-writers", db.DefaultBatchWriters, "PostgreSQL: how many batches may run at once, each on its own connection (SQLite has one writer)")
+	fs.IntVar(&f.batching.Writers, "write-batch-writers", db.DefaultBatchWriters, "PostgreSQL: how many batches may run at once, each on its own connection; at most half the 16-connection pool (SQLite has one writer)")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 	fs.StringVar(&f.services, "services", "all", "services this process runs: all, or a comma-separated subset of "+strings.Join(app.AllServices, ","))
 	fs.Var(&f.peers, "peer", "where a service this process needs but does not run listens: name=url (repeatable; or GODWIT_PEER_<NAME>=url)")

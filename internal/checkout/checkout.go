@@ -97,7 +97,6 @@ type Config struct {
 // Service runs checkouts.
 type Service struct {
 	cfg          Config
-	txGate       chan struct{} // see newTxGate
 	tracer       trace.Tracer
 	log          *slog.Logger
 	completed    metric.Int64Counter
@@ -130,9 +129,6 @@ func New(cfg Config) (*Service, error) {
 	}
 	meter := cfg.MeterProvider.Meter("github.com/godwit-dev/godwit/internal/checkout")
 	s := &Service{cfg: cfg, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/checkout")}
-	if cfg.LocalTx {
-		s.txGate = newTxGate(cfg.DB)
-	}
 	var err error
 	if s.completed, err = meter.Int64Counter("checkout.completed", metric.WithDescription("Checkout attempts by outcome")); err != nil {
 		return nil, err

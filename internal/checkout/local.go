@@ -26,23 +26,6 @@ const (
 
 type localTxKey struct{}
 
-// newTxGate bounds how many saga transactions run at once where reads and
-// writes share one connection pool (PostgreSQL). A saga transaction holds a
-// connection while the services it joins read through the pool (the cart's
-// price check, for one); with every connection held by a transaction waiting
-// for a read, none would ever come back. Half the pool is left to readers.
-// SQLite reads from a pool of its own, so it needs no gate.
-func newTxGate(d *db.DB) chan struct{} {
-	if d.Engine() != db.Postgres {
-		return nil
-	}
-	conns := d.Read().Stats().MaxOpenConnections
-	if conns <= 0 {
-		return nil // unlimited pool
-	}
-	return make(chan struct{}, max(1, conns/2))
-}
-
 // inLocalTx runs fn in one write transaction that the local services' own
 // InTx calls join, when they are local (Config.LocalTx); inside such a
 // transaction already, fn joins it too. Otherwise each service commits on its
@@ -54,14 +37,9 @@ func (s *Service) inLocalTx(ctx context.Context, fn func(ctx context.Context, tx
 	if tx, ok := ctx.Value(localTxKey{}).(*db.Tx); ok {
 		return fn(ctx, tx)
 	}
-	if s.txGate != nil {
-		select {
-		case s.txGate <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-s.txGate }()
-	}
+	// The saga's transaction goes through the write pipeline, which bounds
+	// how many write transactions hold a connection at once (db.Batching),
+	// so the services it joins always find one to read through.
 	return s.cfg.DB.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		return fn(context.WithValue(db.Join(ctx, tx), localTxKey{}, tx), tx)
 	})

@@ -311,6 +311,17 @@ func TestBatchingOptions(t *testing.T) {
 			t.Errorf("%+v: opened, want an error", b)
 		}
 	}
+	// PostgreSQL writers may hold at most half the pool: a writer may wait
+	// for a read connection.
+	dsn := dbtest.DSN(t, db.Postgres)
+	if _, err := db.Open(context.Background(), dsn, db.Options{MaxOpenConns: 8, Batching: db.Batching{Writers: 5}}); err == nil {
+		t.Error("5 writers on an 8-connection pool: opened, want an error")
+	}
+	d, err := db.Open(context.Background(), dsn, db.Options{MaxOpenConns: 8, Batching: db.Batching{Writers: 4}})
+	if err != nil {
+		t.Fatalf("4 writers on an 8-connection pool: %v", err)
+	}
+	_ = d.Close()
 }
 
 // TestBatchJoinedFailureStaysWithItsRequest: a request whose joined call

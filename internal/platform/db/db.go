@@ -93,7 +93,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if IsPostgresDSN(dsn) {
 		engine = Postgres
 	}
-	batching, err := opts.Batching.withDefaults(engine)
+	batching, err := opts.Batching.withDefaults(engine, opts.MaxOpenConns)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,9 @@ type Batching struct {
 	// lone request never waits for company.
 	Linger time.Duration
 	// Writers is how many batches may run at once on PostgreSQL, each on a
-	// connection of its own. Default 2. SQLite has one writer connection.
+	// connection of its own: default 2, at most half of MaxOpenConns (the
+	// rest stay free for reads, which a writer may wait on). SQLite has one
+	// writer connection.
 	Writers int
 }
 
@@ -40,7 +42,7 @@ const (
 	DefaultBatchWriters = 2
 )
 
-func (b Batching) withDefaults(e Engine) (Batching, error) {
+func (b Batching) withDefaults(e Engine, maxConns int) (Batching, error) {
 	switch {
 	case b.MaxSize == 0:
 		b.MaxSize = DefaultBatchSize
@@ -55,8 +57,11 @@ func (b Batching) withDefaults(e Engine) (Batching, error) {
 		b.Writers = 1
 	case b.Writers == 0:
 		b.Writers = DefaultBatchWriters
-	case b.Writers < 0 || b.Writers > 64:
-		return b, fmt.Errorf("db: batch writers %d: must be between 1 and 64", b.Writers)
+	case b.Writers < 0 || b.Writers > maxConns/2:
+		// A write transaction may read through the pool while it holds its
+		// connection (joined services do): with every connection held by a
+		// writer waiting for a read, none would come back.
+		return b, fmt.Errorf("db: batch writers %d: must be between 1 and %d, half of the %d connections", b.Writers, maxConns/2, maxConns)
 	}
 	return b, nil
 }

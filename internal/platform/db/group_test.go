@@ -192,8 +192,11 @@ func TestJoinedFailureStaysWithItsTransaction(t *testing.T) {
 			if !errors.Is(errsSeen[i], want) || (want == nil && errsSeen[i] != nil) {
 				t.Errorf("writer %d: %v, want %v", i, errsSeen[i], want)
 			}
-			if runs[i] != 1 {
-				t.Errorf("writer %d ran %d times, want once", i, runs[i])
+			// A batch runs first without savepoints and, when one of its
+			// writers fails, once more with a savepoint each: two runs. A
+			// writer failed by another's joined call would be retried: three.
+			if runs[i] > 2 {
+				t.Errorf("writer %d ran %d times, want at most twice (it was retried)", i, runs[i])
 			}
 		}
 		var got int
