@@ -28,10 +28,12 @@ type Batching struct {
 	// requests that arrive while the previous batch runs and commits, so a
 	// lone request never waits for company.
 	Linger time.Duration
-	// Writers is how many batches may run at once on PostgreSQL, each on a
-	// connection of its own: default 2, at most half of MaxOpenConns (the
-	// rest stay free for reads, which a writer may wait on). SQLite has one
-	// writer connection.
+	// Writers is how many batches may be in flight at once on PostgreSQL,
+	// each on a connection of its own: one runs its statements while the
+	// others commit, so a commit's wait for the log flush overlaps the next
+	// batch's work and no two batches ever wait on each other's locks.
+	// Default 2, at most half of MaxOpenConns (the rest stay free for reads,
+	// which a writer may wait on). SQLite has one writer connection.
 	Writers int
 }
 
@@ -89,6 +91,7 @@ type groupCommitter struct {
 	d       *DB
 	cfg     Batching
 	token   chan struct{}
+	exec    sync.Mutex    // held by the batch running its statements (see pass)
 	arrived chan struct{} // signalled on every enqueue, for Linger
 	mu      sync.Mutex
 	queue   []*txRequest
@@ -306,6 +309,20 @@ func (g *groupCommitter) endSpan(span trace.Span, batch []*txRequest, reran bool
 // gets its error, the rest get the commit's outcome. Without, it runs them
 // bare and reports false, finishing none that ran, as soon as one fails.
 func (g *groupCommitter) pass(ctx context.Context, batch []*txRequest, savepoints bool) bool {
+	// One batch at a time runs its statements; the others in flight are
+	// committing. A committing transaction waits on no lock, so two batches
+	// can never wait on each other (a deadlock PostgreSQL would take a
+	// second to find), while one batch's commit still overlaps the next
+	// one's statements.
+	g.exec.Lock()
+	executing := true
+	stopExecuting := func() {
+		if executing {
+			executing = false
+			g.exec.Unlock()
+		}
+	}
+	defer stopExecuting()
 	sqlTx, err := g.d.write.BeginTx(ctx, nil)
 	if err != nil {
 		for _, r := range batch {
@@ -360,6 +377,7 @@ func (g *groupCommitter) pass(ctx context.Context, batch []*txRequest, savepoint
 		}
 		r.finish(err)
 	}
+	stopExecuting()
 	err = sqlTx.Commit()
 	if err != nil {
 		_ = sqlTx.Rollback()
