@@ -17,7 +17,13 @@ CREATE UNIQUE INDEX loyalty_transactions_idempotency_key ON loyalty_transactions
 -- update, and a new lot writes two index entries instead of three.
 DROP INDEX loyalty_lots_expiring;
 
+-- No query reads transactions by member (statements and balances go through
+-- the postings' account index, expiry and holds through lots), so this index
+-- was one more entry written per ledger transaction for nothing.
+DROP INDEX loyalty_transactions_member;
+
 -- +goose Down
+CREATE INDEX loyalty_transactions_member ON loyalty_transactions (member_id, created_at);
 CREATE INDEX loyalty_lots_expiring ON loyalty_lots (expires_at) WHERE remaining > 0;
 DROP INDEX loyalty_transactions_idempotency_key;
 ALTER TABLE loyalty_transactions ADD CONSTRAINT loyalty_transactions_idempotency_key_key UNIQUE (idempotency_key);
