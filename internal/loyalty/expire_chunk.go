@@ -64,18 +64,15 @@ const (
 	nExpiryArgs
 )
 
-func newExpirySQL(e db.Engine) expirySQL {
+func newExpirySQL(d db.Dialect) expirySQL {
 	// rows(n) is the FROM item that yields one row, value, per element of $n.
-	rows := func(n int) string { return fmt.Sprintf(`jsonb_each($%d)`, n) }
-	if e == db.Postgres {
-		rows = func(n int) string { return fmt.Sprintf(`jsonb_array_elements($%d::jsonb) AS j%d(value)`, n, n) }
-	}
+	rows := d.JSONArrayRows
 	lots := `SELECT member_id, id, remaining FROM loyalty_lots
 		WHERE member_id IN (SELECT value->>0 FROM ` + rows(1) + `) AND remaining > 0`
 	const lotOrder = ` ORDER BY member_id, expires_at, earned_at, id`
 	q := expirySQL{
 		lockMembers: `SELECT id, balance, held, last_activity_at, created_at FROM loyalty_members
-			WHERE id IN (SELECT value->>0 FROM ` + rows(1) + `) ORDER BY id` + db.ForUpdate(e),
+			WHERE id IN (SELECT value->>0 FROM ` + rows(1) + `) ORDER BY id` + d.ForUpdate(),
 		lots:    lots + lotOrder,
 		lotsDue: lots + ` AND expires_at <= $2` + lotOrder,
 	}
@@ -106,7 +103,7 @@ func newExpirySQL(e db.Engine) expirySQL {
 		debitMembers = `UPDATE loyalty_members SET balance = balance - v.points, updated_at = $%[1]d
 			FROM %[2]s WHERE loyalty_members.id = v.member_id`
 	)
-	if e == db.Postgres {
+	if d.WritableCTEs() {
 		q.writes = []expiryWrite{{"expiries", `WITH v AS MATERIALIZED (` + moves(1) + `),
 			lots AS (` + takeLots(2) + `),
 			txs AS (` + fmt.Sprintf(insertTxs, 4, 5, 6, 7, "("+txs(3)+") t") + `),
@@ -165,7 +162,7 @@ func (s *Service) expireChunk(ctx context.Context, ids []string, now time.Time) 
 		c.index[id] = i
 	}
 	start := time.Now()
-	q := newExpirySQL(s.db.Engine())
+	q := newExpirySQL(s.db.Dialect())
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		return s.expireChunkTx(ctx, tx, q, c, now)
 	})

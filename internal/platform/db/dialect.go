@@ -65,6 +65,17 @@ func (d Dialect) SkipLocked() string {
 // write is a sequence of plain statements.
 func (d Dialect) WritableCTEs() bool { return d.engine == Postgres }
 
+// JSONArrayRows is a FROM item yielding one row per element of the JSON
+// array passed as parameter $n, the element in column value (read fields
+// with value->>0, value->>'name'): a set-based statement takes a whole batch
+// of rows as one parameter, so its text is the same for any batch size.
+func (d Dialect) JSONArrayRows(n int) string {
+	if d.engine == Postgres {
+		return fmt.Sprintf(`jsonb_array_elements($%d::jsonb) AS j%d(value)`, n, n)
+	}
+	return fmt.Sprintf(`jsonb_each($%d)`, n)
+}
+
 // SnapshotTxOptions are the options of a read-only transaction whose every
 // statement sees the same snapshot: repeatable read on PostgreSQL (where read
 // committed, the default, takes a new snapshot per statement); on SQLite a
