@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -39,14 +40,24 @@ type cluster struct {
 	dsn     string // "" for SQLite in dataDir
 }
 
+// freeAddr returns a loopback address no one listens on, for a process
+// started later. It picks below the kernel's ephemeral range (32768 and up
+// by default): a port from that range, freed here, could be handed to one
+// of the many outgoing database connections of tests running in parallel
+// before the process binds it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000)))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port between 20000 and 32000")
+	return ""
 }
 
 func newCluster(t *testing.T, recv *otlptest.Receiver, dsn string) *cluster {
