@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -77,35 +76,17 @@ func TestSameMemberHoldsInOneBatch(t *testing.T) {
 		e.fund(t, "m", 1000)
 		rec.Reset()
 
-		started, unblock, blockerDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-		go func() {
-			blockerDone <- d.InTx(context.Background(), func(context.Context, *db.Tx) error {
-				close(started)
-				<-unblock
-				return nil
-			})
-		}()
-		<-started
+		release := dbtest.HoldWriter(t, d)
 		amounts := []int64{400, 400, 400, 150, 60, 50}
 		wantCodes := []string{"", "", "insufficient_points", "", "insufficient_points", ""}
 		got := make([]error, len(amounts))
 		var wg sync.WaitGroup
 		for i, pts := range amounts {
-			queued := d.QueuedWrites()
-			wg.Go(func() {
+			dbtest.Enqueue(t, d, &wg, func() {
 				_, got[i] = e.svc.HoldPoints(context.Background(), "m", pts, fmt.Sprint("hold-", i))
 			})
-			for deadline := time.Now().Add(10 * time.Second); d.QueuedWrites() <= queued; {
-				if time.Now().After(deadline) {
-					t.Fatalf("hold %d never reached the write queue", i)
-				}
-				time.Sleep(100 * time.Microsecond)
-			}
 		}
-		close(unblock)
-		if err := <-blockerDone; err != nil {
-			t.Fatal(err)
-		}
+		release()
 		wg.Wait()
 		for i := range amounts {
 			code := ""

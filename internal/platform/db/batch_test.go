@@ -51,46 +51,6 @@ func move(ctx context.Context, tx *db.Tx, name string, delta int64) error {
 	return err
 }
 
-// holdPipeline occupies the pipeline's only writer until the returned
-// function is called, so that requests queue up behind it and form one batch.
-func holdPipeline(t *testing.T, d *db.DB) (release func()) {
-	t.Helper()
-	started, unblock, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- d.InTx(context.Background(), func(context.Context, *db.Tx) error {
-			close(started)
-			<-unblock
-			return nil
-		})
-	}()
-	<-started
-	return func() {
-		close(unblock)
-		if err := <-done; err != nil {
-			t.Errorf("blocking transaction: %v", err)
-		}
-	}
-}
-
-// enqueue starts fn in a goroutine and waits until its InTx call is queued,
-// so calls queue in the order enqueue is called.
-func enqueue(t *testing.T, d *db.DB, wg *sync.WaitGroup, call func()) {
-	t.Helper()
-	before := d.QueuedWrites()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		call()
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for d.QueuedWrites() <= before {
-		if time.Now().After(deadline) {
-			t.Fatal("request never reached the write queue")
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
 func journal(t *testing.T, d *db.DB) []string {
 	t.Helper()
 	rows, err := d.Read().Query(`SELECT key FROM idempotency_keys WHERE owner = 'batch' ORDER BY created_at`)
@@ -143,18 +103,18 @@ func TestBatchAppliesInOrderAndFailsAlone(t *testing.T) {
 			{"s1", -4, nil}, {"s2", -4, nil}, {"s3", -4, errInsufficient}, {"s4", 5, nil},
 			{"s5", -4, nil}, {"s6", -9, errInsufficient}, {"s7", -3, nil},
 		}
-		release := holdPipeline(t, d)
+		release := dbtest.HoldWriter(t, d)
 		var wg sync.WaitGroup
 		got := make([]error, len(steps))
 		var panicked any
 		for i, s := range steps {
-			enqueue(t, d, &wg, func() {
+			dbtest.Enqueue(t, d, &wg, func() {
 				ctx, span := tp.Tracer("test").Start(context.Background(), s.name)
 				defer span.End()
 				got[i] = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error { return move(ctx, tx, s.name, s.delta) })
 			})
 		}
-		enqueue(t, d, &wg, func() {
+		dbtest.Enqueue(t, d, &wg, func() {
 			defer func() { panicked = recover() }()
 			_ = d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
 				if err := move(ctx, tx, "panics", 1); err != nil {
@@ -164,7 +124,7 @@ func TestBatchAppliesInOrderAndFailsAlone(t *testing.T) {
 			})
 		})
 		var dupErr error
-		enqueue(t, d, &wg, func() {
+		dbtest.Enqueue(t, d, &wg, func() {
 			dupErr = d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
 				return move(ctx, tx, "s1", 1) // s1's journal key again: a unique violation
 			})
@@ -281,14 +241,14 @@ func TestBatchOfManyRequestsOnOneRow(t *testing.T) {
 func TestBatchCallerGivingUp(t *testing.T) {
 	dbtest.EachWith(t, dbtest.Options{Batching: db.Batching{Writers: 1}}, func(t *testing.T, d *db.DB) {
 		createAccount(t, d, 10)
-		release := holdPipeline(t, d)
+		release := dbtest.HoldWriter(t, d)
 		var wg sync.WaitGroup
 		ctx, cancel := context.WithCancel(context.Background())
 		var gaveUp, kept error
-		enqueue(t, d, &wg, func() {
+		dbtest.Enqueue(t, d, &wg, func() {
 			gaveUp = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error { return move(ctx, tx, "gave-up", -1) })
 		})
-		enqueue(t, d, &wg, func() {
+		dbtest.Enqueue(t, d, &wg, func() {
 			kept = d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error { return move(ctx, tx, "kept", -1) })
 		})
 		cancel()
@@ -337,21 +297,21 @@ func TestBatchJoinedFailureStaysWithItsRequest(t *testing.T) {
 		joined := func(ctx context.Context, tx *db.Tx, name string, delta int64) error {
 			return d.InTx(db.Join(ctx, tx), func(ctx context.Context, tx *db.Tx) error { return move(ctx, tx, name, delta) })
 		}
-		release := holdPipeline(t, d)
+		release := dbtest.HoldWriter(t, d)
 		var wg sync.WaitGroup
 		var failed, ignored, after error
-		enqueue(t, d, &wg, func() {
+		dbtest.Enqueue(t, d, &wg, func() {
 			failed = d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
 				return joined(ctx, tx, "failed", -11) // insufficient, after writing
 			})
 		})
-		enqueue(t, d, &wg, func() {
+		dbtest.Enqueue(t, d, &wg, func() {
 			ignored = d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
 				_ = joined(ctx, tx, "ignored", -12)
 				return nil // goes on as if the joined call had worked
 			})
 		})
-		enqueue(t, d, &wg, func() {
+		dbtest.Enqueue(t, d, &wg, func() {
 			ctx, span := tp.Tracer("test").Start(context.Background(), "after")
 			defer span.End()
 			after = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error { return joined(ctx, tx, "after", -3) })
