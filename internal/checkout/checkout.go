@@ -149,6 +149,17 @@ func ID(owner, idempotencyKey string) string {
 	return "co_" + hex.EncodeToString(sum[:16])
 }
 
+// orderID is the id of the order a checkout creates. The checkout allocates
+// it before the charge, so payment.process can name the order it pays for
+// (order.id); it is derived from the checkout id, so a checkout that Recover
+// resumes creates the order under the same id without recording it first.
+// An order that already exists for the checkout (Create is idempotent on the
+// checkout id) keeps the id it has.
+func orderID(checkoutID string) string {
+	sum := sha256.Sum256([]byte("order\x00" + checkoutID))
+	return "ord_" + hex.EncodeToString(sum[:12])
+}
+
 // Request is one checkout.
 type Request struct {
 	CheckoutID     string // from ID
@@ -317,7 +328,7 @@ func replay(span trace.Span, rec *record) (Result, string, error) {
 // reserving_inventory and holding_points. It returns the step it stopped at.
 func (s *Service) beforePayment(ctx context.Context, span trace.Span, req Request, rec *record) (string, error) {
 	err := s.timed(ctx, span, StepValidatingCart, func() error {
-		v, err := s.cfg.Carts.Validate(ctx, req.CartID, req.MemberID, req.CheckoutID)
+		v, err := s.cfg.Carts.Validate(ctx, req.CartID, req.MemberID, req.CheckoutID, inventory.ReservationID(req.CheckoutID))
 		if err != nil {
 			return err
 		}
@@ -401,7 +412,8 @@ func (s *Service) charge(ctx context.Context, span trace.Span, req Request, rec 
 		if err := s.leaseHeld(rec, StepProcessingPayment); err != nil {
 			return err
 		}
-		ch, err := s.cfg.Payments.Charge(ctx, payment.ChargeRequest{IdempotencyKey: rec.ID, Amount: cash, Token: req.PaymentToken, Description: "Godwit shop order"})
+		ch, err := s.cfg.Payments.Charge(ctx, payment.ChargeRequest{IdempotencyKey: rec.ID, Amount: cash, Token: req.PaymentToken,
+			Description: "Godwit shop order", OrderID: orderID(rec.ID)})
 		if err != nil {
 			return err
 		}
@@ -490,7 +502,8 @@ func (s *Service) orderLines(ctx context.Context, rec *record) []order.Item {
 }
 
 // createOrder commits the reservation (so the reaper cannot return the stock)
-// and creates the order with its confirmation; both are idempotent. Each
+// and creates the order, under the id allocated before the charge (orderID),
+// with its confirmation; both are idempotent. Each
 // service committing on its own, an order that exists is looked up first: its
 // reservation may since have expired. In one transaction (LocalTx) the
 // reservation is committed with the order, so an existing order's reservation
@@ -508,7 +521,7 @@ func (s *Service) createOrder(ctx context.Context, rec *record, lines []order.It
 	if err != nil {
 		return order.Order{}, err
 	}
-	no := order.NewOrder{CheckoutID: rec.ID, MemberID: rec.MemberID, Items: lines, Total: rec.Total,
+	no := order.NewOrder{ID: orderID(rec.ID), CheckoutID: rec.ID, MemberID: rec.MemberID, Items: lines, Total: rec.Total,
 		PointsRedeemed: rec.PointsRedeemed, PointsAmount: rec.PointsAmount, Charged: cash, ChargeID: rec.ChargeID}
 	if rec.Email != "" {
 		no.Confirmation = confirmation(rec, lines, cash)

@@ -68,6 +68,7 @@ type messageJSON struct {
 }
 
 type createBody struct {
+	ID             string       `json:"id,omitempty"`
 	CheckoutID     string       `json:"checkout_id"`
 	MemberID       string       `json:"member_id,omitempty"`
 	Items          []Item       `json:"items"`
@@ -80,7 +81,7 @@ type createBody struct {
 }
 
 func toCreateBody(no NewOrder) createBody {
-	b := createBody{CheckoutID: no.CheckoutID, MemberID: no.MemberID, Items: no.Items, Total: no.Total, PointsRedeemed: no.PointsRedeemed,
+	b := createBody{ID: no.ID, CheckoutID: no.CheckoutID, MemberID: no.MemberID, Items: no.Items, Total: no.Total, PointsRedeemed: no.PointsRedeemed,
 		PointsAmount: no.PointsAmount, Charged: no.Charged, ChargeID: no.ChargeID}
 	if m := no.Confirmation; m != nil {
 		b.Confirmation = &messageJSON{Kind: m.Kind, To: m.To, Subject: m.Subject, Body: m.Body}
@@ -89,7 +90,7 @@ func toCreateBody(no NewOrder) createBody {
 }
 
 func (b createBody) toNewOrder() NewOrder {
-	no := NewOrder{CheckoutID: b.CheckoutID, MemberID: b.MemberID, Items: b.Items, Total: b.Total, PointsRedeemed: b.PointsRedeemed,
+	no := NewOrder{ID: b.ID, CheckoutID: b.CheckoutID, MemberID: b.MemberID, Items: b.Items, Total: b.Total, PointsRedeemed: b.PointsRedeemed,
 		PointsAmount: b.PointsAmount, Charged: b.Charged, ChargeID: b.ChargeID}
 	if m := b.Confirmation; m != nil {
 		no.Confirmation = &notify.Message{Kind: m.Kind, To: m.To, Subject: m.Subject, Body: m.Body}
