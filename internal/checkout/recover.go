@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/inventory"
+	"github.com/godwit-dev/godwit/internal/order"
 	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
@@ -147,7 +149,7 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 			return "", err
 		}
 		return stateCompleted, nil
-	} else if !errs.Is(err, "order_not_found") {
+	} else if !errs.Is(err, order.CodeOrderNotFound) {
 		return "", err
 	}
 
@@ -173,7 +175,7 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 					rec.ChargeID = ch.ID
 				}
 				paid = ch.Status == payment.StatusSucceeded
-			case errs.Is(err, "charge_not_found"):
+			case errs.Is(err, payment.CodeChargeNotFound):
 			default:
 				return "", err
 			}
@@ -197,7 +199,7 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 		switch {
 		case err == nil:
 			rec.ReservationID = r.ID
-		case errs.Is(err, "reservation_not_found"):
+		case errs.Is(err, inventory.CodeReservationNotFound):
 		default:
 			return "", err
 		}

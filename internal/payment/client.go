@@ -44,7 +44,7 @@ func withDecline(err error) error {
 	return e.Wrap(&DeclineError{Code: code, Soft: soft})
 }
 
-// Lookup returns the charge made under idempotencyKey, or errs NotFound "charge_not_found".
+// Lookup returns the charge made under idempotencyKey, or errs NotFound CodeChargeNotFound.
 func (c *Client) Lookup(ctx context.Context, idempotencyKey string) (Charge, error) {
 	var out chargeJSON
 	err := c.peer.Do(ctx, httpx.Call{Method: "GET", Route: "/internal/v1/payments/charges/by-key/{key}",
