@@ -104,29 +104,17 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	o, err := s.Create(r.Context(), b.toNewOrder())
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toOrderJSON(o))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }
 
 func (s *Service) handleInternalGet(w http.ResponseWriter, r *http.Request) error {
 	o, err := s.Get(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toOrderJSON(o))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }
 
 func (s *Service) handleByCheckout(w http.ResponseWriter, r *http.Request) error {
 	o, err := s.ByCheckout(r.Context(), r.PathValue("checkout_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toOrderJSON(o))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }
 
 type confirmBody struct {
@@ -139,11 +127,7 @@ func (s *Service) handleConfirm(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	o, err := s.Confirm(r.Context(), r.PathValue("id"), b.PointsEarned)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toOrderJSON(o))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }
 
 type startRefundBody struct {
@@ -168,18 +152,10 @@ func (s *Service) handleStartRefund(w http.ResponseWriter, r *http.Request) erro
 		return errs.Coded(errs.Invalid, "invalid_field", "refund_id is required").With("field", "refund_id")
 	}
 	p, err := s.StartRefund(r.Context(), r.PathValue("id"), b.RefundID, b.Amount)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, refundPlanJSON{ID: p.ID, Order: toOrderJSON(p.Order), Amount: p.Amount, Full: p.Full, Done: p.Done})
-	return nil
+	return httpx.Reply(w, http.StatusOK, refundPlanJSON{ID: p.ID, Order: toOrderJSON(p.Order), Amount: p.Amount, Full: p.Full, Done: p.Done}, err)
 }
 
 func (s *Service) handleFinishRefund(w http.ResponseWriter, r *http.Request) error {
 	o, err := s.FinishRefund(r.Context(), r.PathValue("id"), r.PathValue("refund_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toOrderJSON(o))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }
