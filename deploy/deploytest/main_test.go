@@ -12,10 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godwit-dev/godwit/internal/platform/testlog"
 )
 
 // binary is the godwit executable, built once for every test here.
@@ -43,34 +44,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a child process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // process is a child process stopped (SIGTERM, then kill) when the test ends.
 type process struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testlog.Buffer
 	done   chan error
 }
 
 func startProcess(t *testing.T, cmd *exec.Cmd) *process {
 	t.Helper()
-	p := &process{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &process{cmd: cmd, stderr: &testlog.Buffer{}, done: make(chan error, 1)}
 	if cmd.Stderr == nil {
 		cmd.Stderr = p.stderr
 	}

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -10,30 +9,12 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry/otlptest"
+	"github.com/godwit-dev/godwit/internal/platform/testlog"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The card numbers the test sends; they must be refused and never emitted.
 var testCards = []string{"4111 1111 1111 1111", "4242424242424242", "5555-5555-5555-4444"}
@@ -211,7 +192,7 @@ func (l *leakScanner) failures() []string {
 // the signing secret, payment method ids and email addresses.
 func TestNoSecretsOrPersonalDataInTelemetry(t *testing.T) {
 	rcv := otlptest.NewReceiver(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	r := newRig(t, rigOptions{
 		getenv: rcv.Env(map[string]string{
 			"OTEL_BSP_SCHEDULE_DELAY":     "50",

@@ -274,8 +274,14 @@ type Validated struct {
 // ("" for a guest): a member's cart may only be checked out by that member.
 // A changed price fails with errs Conflict "price_changed" listing the new
 // prices; the cart is updated to them and released, so a retry can succeed.
-func (s *Service) Validate(ctx context.Context, cartID, memberID, checkoutID string) (Validated, error) {
+// reservationID is the id the checkout's stock reservation will have (the
+// checkout reserves stock after validating); it only labels the cart.validate
+// span (inventory.reservation_id), so a trace ties the two together.
+func (s *Service) Validate(ctx context.Context, cartID, memberID, checkoutID, reservationID string) (Validated, error) {
 	ctx, span := s.tracer.Start(ctx, "cart.validate", trace.WithAttributes(attribute.String("cart.id", cartID), attribute.String("user.id", userID(memberID))))
+	if reservationID != "" {
+		span.SetAttributes(attribute.String("inventory.reservation_id", reservationID))
+	}
 	defer span.End()
 	v, err := s.validate(ctx, cartID, memberID, checkoutID)
 	if err != nil {

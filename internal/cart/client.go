@@ -17,11 +17,12 @@ func NewClient(baseURL string, hc *http.Client, tokens httpx.TokenSource) *Clien
 	return &Client{peer: httpx.NewPeer("cart", baseURL, hc, tokens)}
 }
 
-// Validate holds the cart for checkoutID and checks its prices.
-func (c *Client) Validate(ctx context.Context, cartID, memberID, checkoutID string) (Validated, error) {
+// Validate holds the cart for checkoutID and checks its prices; reservationID
+// labels the cart.validate span.
+func (c *Client) Validate(ctx context.Context, cartID, memberID, checkoutID, reservationID string) (Validated, error) {
 	var out validatedJSON
 	err := c.peer.Do(ctx, httpx.Call{Method: "POST", Route: "/internal/v1/carts/{id}/validate", Path: "/internal/v1/carts/" + url.PathEscape(cartID) + "/validate",
-		Body: validateBody{MemberID: memberID, CheckoutID: checkoutID}, Out: &out, IdempotencyKey: "cart-validate:" + checkoutID})
+		Body: validateBody{MemberID: memberID, CheckoutID: checkoutID, ReservationID: reservationID}, Out: &out, IdempotencyKey: "cart-validate:" + checkoutID})
 	if err != nil {
 		return Validated{}, err
 	}

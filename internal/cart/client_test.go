@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/godwit-dev/godwit/internal/cart"
 	"github.com/godwit-dev/godwit/internal/catalog"
@@ -52,7 +54,8 @@ func TestClients(t *testing.T) {
 			})
 		})
 
-		svc := cart.New(cart.Config{DB: d, Catalog: catClient})
+		spans := tracetest.NewSpanRecorder()
+		svc := cart.New(cart.Config{DB: d, Catalog: catClient, TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))})
 		srv := peertest.Serve(t, d, append(svc.Routes(), svc.InternalRoutes()...)...)
 		c := cart.NewClient(srv.URL, peertest.HTTPClient(5*time.Second), srv.Tokens)
 		cartOf := func(member string) string {
@@ -68,15 +71,19 @@ func TestClients(t *testing.T) {
 
 		id := cartOf("m1")
 		srv.DropNext(1)
-		v, err := c.Validate(ctx, id, "m1", "co_1")
+		v, err := c.Validate(ctx, id, "m1", "co_1", "res_1")
 		want := cart.Validated{CartID: id, MemberID: "m1", Items: []cart.Item{{ProductID: p.ID, Quantity: 2, UnitPrice: usd(1000)}}, Total: usd(2000)}
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The reservation id crosses the wire to label cart.validate.
+		if got := spanAttr(spans.Ended(), "cart.validate", "inventory.reservation_id"); got != "res_1" {
+			t.Errorf("cart.validate inventory.reservation_id = %q, want res_1", got)
+		}
 		if diff := cmp.Diff(want, v); diff != "" {
 			t.Fatalf("Validate (-want +got):\n%s", diff)
 		}
-		_, err = c.Validate(ctx, id, "m1", "co_other")
+		_, err = c.Validate(ctx, id, "m1", "co_other", "")
 		peertest.WantError(t, err, errs.Conflict, "cart_checked_out", http.StatusConflict)
 		if err := c.Release(ctx, id, "co_1"); err != nil {
 			t.Fatal(err)
@@ -84,14 +91,14 @@ func TestClients(t *testing.T) {
 		if cr, _ := svc.Get(ctx, id); cr.CheckoutID != "" {
 			t.Fatalf("cart still held by %s after Release", cr.CheckoutID)
 		}
-		_, err = c.Validate(ctx, id, "m2", "co_2")
+		_, err = c.Validate(ctx, id, "m2", "co_2", "")
 		peertest.WantError(t, err, errs.Forbidden, "cart_forbidden", http.StatusForbidden)
 
 		// A changed price: 409 with the old and new prices.
 		if _, err := cat.Update(ctx, p.ID, catalog.NewProduct{SKU: "SKU-1", Name: "Thing", Price: usd(1200)}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Validate(ctx, id, "m1", "co_3")
+		_, err = c.Validate(ctx, id, "m1", "co_3", "")
 		e := peertest.WantError(t, err, errs.Conflict, "price_changed", http.StatusConflict)
 		b, _ := json.Marshal(e.Details["prices"])
 		wantPrices := `[{"new_price":{"amount":1200,"currency":"USD"},"old_price":{"amount":1000,"currency":"USD"},"product_id":"` + p.ID + `"}]`
@@ -103,4 +110,20 @@ func TestClients(t *testing.T) {
 			return cart.NewClient(base, hc, srv.Tokens).Release(ctx, id, "co_1")
 		})
 	})
+}
+
+// spanAttr returns attribute key of the last ended span called name.
+func spanAttr(spans []sdktrace.ReadOnlySpan, name, key string) string {
+	v := ""
+	for _, s := range spans {
+		if s.Name() != name {
+			continue
+		}
+		for _, kv := range s.Attributes() {
+			if string(kv.Key) == key {
+				v = kv.Value.AsString()
+			}
+		}
+	}
+	return v
 }

@@ -23,6 +23,8 @@ func (s *Service) InternalRoutes() []httpx.Route {
 type validateBody struct {
 	MemberID   string `json:"member_id"`
 	CheckoutID string `json:"checkout_id"`
+	// ReservationID labels the cart.validate span (see Service.Validate).
+	ReservationID string `json:"reservation_id,omitempty"`
 }
 
 type validatedJSON struct {
@@ -40,7 +42,7 @@ func (s *Service) handleValidate(w http.ResponseWriter, r *http.Request) error {
 	if b.CheckoutID == "" {
 		return errCheckoutIDRequired
 	}
-	v, err := s.Validate(r.Context(), r.PathValue("id"), b.MemberID, b.CheckoutID)
+	v, err := s.Validate(r.Context(), r.PathValue("id"), b.MemberID, b.CheckoutID, b.ReservationID)
 	if err != nil {
 		return err
 	}

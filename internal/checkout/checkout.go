@@ -149,6 +149,17 @@ func ID(owner, idempotencyKey string) string {
 	return "co_" + hex.EncodeToString(sum[:16])
 }
 
+// orderID is the id of the order a checkout creates. The checkout allocates
+// it before the charge, so payment.process can name the order it pays for
+// (order.id); it is derived from the checkout id, so a checkout that Recover
+// resumes creates the order under the same id without recording it first.
+// An order that already exists for the checkout (Create is idempotent on the
+// checkout id) keeps the id it has.
+func orderID(checkoutID string) string {
+	sum := sha256.Sum256([]byte("order\x00" + checkoutID))
+	return "ord_" + hex.EncodeToString(sum[:12])
+}
+
 // Request is one checkout.
 type Request struct {
 	CheckoutID     string // from ID
@@ -316,74 +327,83 @@ func replay(span trace.Span, rec *record) (Result, string, error) {
 // beforePayment runs the steps before the charge: validating_cart,
 // reserving_inventory and holding_points. It returns the step it stopped at.
 func (s *Service) beforePayment(ctx context.Context, span trace.Span, req Request, rec *record) (string, error) {
-	err := s.timed(ctx, span, StepValidatingCart, func() error {
-		v, err := s.cfg.Carts.Validate(ctx, req.CartID, req.MemberID, req.CheckoutID)
-		if err != nil {
-			return err
-		}
-		rec.Total = v.Total
-		rec.Items = toLines(v.Items)
-		span.AddEvent("cart_validated", trace.WithAttributes(attribute.Int("cart.item_count", len(rec.Items))))
-		span.SetAttributes(attribute.Int64("checkout.total", v.Total.Amount), attribute.String("checkout.currency", v.Total.Currency),
-			attribute.Int("checkout.item_count", len(rec.Items)))
-		return s.failPoint(StepValidatingCart)
-	})
-	if err != nil {
-		return StepValidatingCart, err
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{StepValidatingCart, func() error { return s.validateCart(ctx, span, req, rec) }},
+		{StepReservingInventory, func() error { return s.reserveInventory(ctx, span, req, rec) }},
+		{StepHoldingPoints, func() error { return s.holdPoints(ctx, span, rec) }},
 	}
-
-	err = s.timed(ctx, span, StepReservingInventory, func() error {
-		res, err := s.cfg.Inventory.Reserve(ctx, req.CheckoutID, reserveItems(rec.Items))
-		if err != nil {
-			return err
+	for _, st := range steps {
+		if err := s.timed(ctx, span, st.name, st.run); err != nil {
+			return st.name, err
 		}
-		rec.ReservationID = res.ID
-		span.SetAttributes(attribute.String("inventory.reservation_id", res.ID))
-		return s.failPoint(StepReservingInventory)
-	})
-	if err != nil {
-		return StepReservingInventory, err
-	}
-
-	// holding_points. The cart hold and the reservation need nothing but the
-	// row begin wrote to be found again. The points hold is found only by
-	// asking for it, and a charge becomes an order only with the items and
-	// amounts, so those are recorded before either: the one save between
-	// begin and the outcome. In one transaction (LocalTx) the order of the
-	// save and the hold does not matter to recovery, and saving last records
-	// the hold's id too.
-	err = s.timed(ctx, span, StepHoldingPoints, func() error {
-		if err := s.pricePoints(rec); err != nil {
-			return err
-		}
-		rec.Step = StepHoldingPoints
-		if !s.cfg.LocalTx {
-			if err := s.save(ctx, rec); err != nil {
-				return err
-			}
-		}
-		if rec.PointsRedeemed > 0 {
-			span.SetAttributes(attribute.Int64("checkout.points_redeemed", rec.PointsRedeemed))
-			holdID, err := s.cfg.Loyalty.HoldPoints(ctx, rec.MemberID, rec.PointsRedeemed, rec.ID)
-			if err != nil {
-				return err
-			}
-			rec.HoldID = holdID
-		}
-		if s.cfg.LocalTx {
-			if err := s.save(ctx, rec); err != nil {
-				return err
-			}
-		}
-		if rec.PointsRedeemed == 0 {
-			return nil
-		}
-		return s.failPoint(StepHoldingPoints)
-	})
-	if err != nil {
-		return StepHoldingPoints, err
 	}
 	return "", nil
+}
+
+// validateCart runs validating_cart: the cart is held for the checkout and
+// its prices checked; rec takes its items and total. The cart.validate span
+// names the reservation the next step makes (inventory.ReservationID).
+func (s *Service) validateCart(ctx context.Context, span trace.Span, req Request, rec *record) error {
+	v, err := s.cfg.Carts.Validate(ctx, req.CartID, req.MemberID, req.CheckoutID, inventory.ReservationID(req.CheckoutID))
+	if err != nil {
+		return err
+	}
+	rec.Total = v.Total
+	rec.Items = toLines(v.Items)
+	span.AddEvent("cart_validated", trace.WithAttributes(attribute.Int("cart.item_count", len(rec.Items))))
+	span.SetAttributes(attribute.Int64("checkout.total", v.Total.Amount), attribute.String("checkout.currency", v.Total.Currency),
+		attribute.Int("checkout.item_count", len(rec.Items)))
+	return s.failPoint(StepValidatingCart)
+}
+
+// reserveInventory runs reserving_inventory under the checkout id.
+func (s *Service) reserveInventory(ctx context.Context, span trace.Span, req Request, rec *record) error {
+	res, err := s.cfg.Inventory.Reserve(ctx, req.CheckoutID, reserveItems(rec.Items))
+	if err != nil {
+		return err
+	}
+	rec.ReservationID = res.ID
+	span.SetAttributes(attribute.String("inventory.reservation_id", res.ID))
+	return s.failPoint(StepReservingInventory)
+}
+
+// holdPoints runs holding_points. The cart hold and the reservation need
+// nothing but the row begin wrote to be found again. The points hold is found
+// only by asking for it, and a charge becomes an order only with the items
+// and amounts, so those are recorded before either: the one save between
+// begin and the outcome. In one transaction (LocalTx) the order of the save
+// and the hold does not matter to recovery, and saving last records the
+// hold's id too.
+func (s *Service) holdPoints(ctx context.Context, span trace.Span, rec *record) error {
+	if err := s.pricePoints(rec); err != nil {
+		return err
+	}
+	rec.Step = StepHoldingPoints
+	if !s.cfg.LocalTx {
+		if err := s.save(ctx, rec); err != nil {
+			return err
+		}
+	}
+	if rec.PointsRedeemed > 0 {
+		span.SetAttributes(attribute.Int64("checkout.points_redeemed", rec.PointsRedeemed))
+		holdID, err := s.cfg.Loyalty.HoldPoints(ctx, rec.MemberID, rec.PointsRedeemed, rec.ID)
+		if err != nil {
+			return err
+		}
+		rec.HoldID = holdID
+	}
+	if s.cfg.LocalTx {
+		if err := s.save(ctx, rec); err != nil {
+			return err
+		}
+	}
+	if rec.PointsRedeemed == 0 {
+		return nil
+	}
+	return s.failPoint(StepHoldingPoints)
 }
 
 // charge runs processing_payment: not recorded; Recover asks the gateway by
@@ -401,7 +421,8 @@ func (s *Service) charge(ctx context.Context, span trace.Span, req Request, rec 
 		if err := s.leaseHeld(rec, StepProcessingPayment); err != nil {
 			return err
 		}
-		ch, err := s.cfg.Payments.Charge(ctx, payment.ChargeRequest{IdempotencyKey: rec.ID, Amount: cash, Token: req.PaymentToken, Description: "Godwit shop order"})
+		ch, err := s.cfg.Payments.Charge(ctx, payment.ChargeRequest{IdempotencyKey: rec.ID, Amount: cash, Token: req.PaymentToken,
+			Description: "Godwit shop order", OrderID: orderID(rec.ID)})
 		if err != nil {
 			return err
 		}
@@ -490,7 +511,8 @@ func (s *Service) orderLines(ctx context.Context, rec *record) []order.Item {
 }
 
 // createOrder commits the reservation (so the reaper cannot return the stock)
-// and creates the order with its confirmation; both are idempotent. Each
+// and creates the order, under the id allocated before the charge (orderID),
+// with its confirmation; both are idempotent. Each
 // service committing on its own, an order that exists is looked up first: its
 // reservation may since have expired. In one transaction (LocalTx) the
 // reservation is committed with the order, so an existing order's reservation
@@ -508,7 +530,7 @@ func (s *Service) createOrder(ctx context.Context, rec *record, lines []order.It
 	if err != nil {
 		return order.Order{}, err
 	}
-	no := order.NewOrder{CheckoutID: rec.ID, MemberID: rec.MemberID, Items: lines, Total: rec.Total,
+	no := order.NewOrder{ID: orderID(rec.ID), CheckoutID: rec.ID, MemberID: rec.MemberID, Items: lines, Total: rec.Total,
 		PointsRedeemed: rec.PointsRedeemed, PointsAmount: rec.PointsAmount, Charged: cash, ChargeID: rec.ChargeID}
 	if rec.Email != "" {
 		no.Confirmation = confirmation(rec, lines, cash)

@@ -25,7 +25,8 @@ import (
 
 // Carts is what checkout needs from the cart service.
 type Carts interface {
-	Validate(ctx context.Context, cartID, memberID, checkoutID string) (cart.Validated, error)
+	// Validate: reservationID only labels the cart.validate span.
+	Validate(ctx context.Context, cartID, memberID, checkoutID, reservationID string) (cart.Validated, error)
 	Release(ctx context.Context, cartID, checkoutID string) error
 }
 

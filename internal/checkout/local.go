@@ -65,44 +65,7 @@ func (s *Service) failPointAt(point, step string) error {
 // nothing of its transaction; after it, Recover settles the checkout as in
 // split mode.
 func (s *Service) runLocal(ctx context.Context, span trace.Span, req Request, traceID string) (Result, string, error) {
-	var (
-		rec  *record
-		step string
-		// failed is a business failure undone and recorded inside the
-		// first transaction, which then commits.
-		failed error
-	)
-	err := s.inLocalTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		rec, step, failed = nil, StepInitiated, nil
-		r, err := s.begin(ctx, req, traceID)
-		if err != nil {
-			return err
-		}
-		rec = r
-		if rec.State != stateInProgress {
-			return nil
-		}
-		if err := s.failPoint(StepInitiated); err != nil {
-			return err
-		}
-		step, err = s.beforePayment(ctx, span, req, rec)
-		if err == nil || !isBusiness(err) || tx.JoinFailed() {
-			// A joined call that failed may have left part of its writes:
-			// the whole transaction rolls back (recorded below).
-			return err
-		}
-		// A rule said no without failing a write (a changed price, which
-		// reprices the cart and must stay so): undo and record it here.
-		_, _, failed = s.fail(ctx, rec, step, err)
-		if tx.JoinFailed() {
-			failed = nil
-			return err
-		}
-		return nil
-	})
-	if step == "" {
-		step = StepHoldingPoints
-	}
+	rec, step, failed, err := s.beforePaymentLocal(ctx, span, req, traceID)
 	switch {
 	case err != nil && rec == nil:
 		return Result{}, StepInitiated, withStep(err, StepInitiated)
@@ -128,6 +91,45 @@ func (s *Service) runLocal(ctx context.Context, span trace.Span, req Request, tr
 		return res, step, err
 	}
 	return s.afterPayment(ctx, span, rec)
+}
+
+// beforePaymentLocal runs commit 1 of runLocal: begin and the steps before
+// the charge in one transaction. It returns the record (nil if begin
+// failed), the step it stopped at, and failed: a business failure undone and
+// recorded inside the transaction, which then commits.
+func (s *Service) beforePaymentLocal(ctx context.Context, span trace.Span, req Request, traceID string) (rec *record, step string, failed, err error) {
+	err = s.inLocalTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		rec, step, failed = nil, StepInitiated, nil
+		r, err := s.begin(ctx, req, traceID)
+		if err != nil {
+			return err
+		}
+		rec = r
+		if rec.State != stateInProgress {
+			return nil
+		}
+		if err := s.failPoint(StepInitiated); err != nil {
+			return err
+		}
+		step, err = s.beforePayment(ctx, span, req, rec)
+		if err == nil || !isBusiness(err) || tx.JoinFailed() {
+			// A joined call that failed may have left part of its writes:
+			// the whole transaction rolls back (recorded by the caller).
+			return err
+		}
+		// A rule said no without failing a write (a changed price, which
+		// reprices the cart and must stay so): undo and record it here.
+		_, _, failed = s.fail(ctx, rec, step, err)
+		if tx.JoinFailed() {
+			failed = nil
+			return err
+		}
+		return nil
+	})
+	if step == "" {
+		step = StepHoldingPoints
+	}
+	return rec, step, failed, err
 }
 
 // recordFailure records, in a small transaction of its own, a checkout whose

@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/inventory"
+	"github.com/godwit-dev/godwit/internal/order"
 	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
@@ -136,7 +138,6 @@ func (s *Service) recoverOne(ctx context.Context, rec *record) (string, error) {
 // reference: the order by checkout id, the charge by its idempotency key, the
 // reservation by its reference, the points hold by asking for it again.
 func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
-	rank := stepRank[rec.Step]
 	// An order exists: finish it.
 	if o, err := s.cfg.Orders.ByCheckout(ctx, rec.ID); err == nil {
 		rec.OrderID = o.ID
@@ -147,37 +148,12 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 			return "", err
 		}
 		return stateCompleted, nil
-	} else if !errs.Is(err, "order_not_found") {
+	} else if !errs.Is(err, order.CodeOrderNotFound) {
 		return "", err
 	}
-
-	// Was the customer charged? Ask the gateway: the charge's idempotency key is
-	// the checkout id. A charge is made only after holding_points is recorded.
-	paid := false
-	if rank >= stepRank[StepHoldingPoints] {
-		cash, err := rec.cash()
-		if err != nil {
-			return "", err
-		}
-		switch {
-		case cash.Amount == 0:
-			// Nothing to charge: undone unless the order exists (handled
-			// above). A row at creating_order was written by an older version,
-			// which recorded that step after a zero charge.
-			paid = rank >= stepRank[StepCreatingOrder]
-		default:
-			ch, err := s.cfg.Payments.Lookup(ctx, rec.ID)
-			switch {
-			case err == nil:
-				if ch.Status != payment.StatusDeclined {
-					rec.ChargeID = ch.ID
-				}
-				paid = ch.Status == payment.StatusSucceeded
-			case errs.Is(err, "charge_not_found"):
-			default:
-				return "", err
-			}
-		}
+	paid, err := s.paid(ctx, rec)
+	if err != nil {
+		return "", err
 	}
 	if paid {
 		done, err := s.completePaid(ctx, rec)
@@ -189,32 +165,10 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 		}
 		// The reservation expired meanwhile: undo the charge below.
 	}
-
-	// Not completed: find effects a crash may have left unrecorded, then undo
-	// all. The reservation is made before anything but begin is recorded.
-	if rec.ReservationID == "" {
-		r, err := s.cfg.Inventory.ReservationByReference(ctx, rec.ID)
-		switch {
-		case err == nil:
-			rec.ReservationID = r.ID
-		case errs.Is(err, "reservation_not_found"):
-		default:
-			return "", err
-		}
+	if err := s.findUnrecorded(ctx, rec); err != nil {
+		return "", err
 	}
-	if rec.HoldID == "" && rank >= stepRank[StepHoldingPoints] && rec.PointsRedeemed > 0 && rec.MemberID != "" && s.cfg.Loyalty != nil {
-		// HoldPoints is idempotent on the reference: it returns the hold the
-		// crashed step made, or makes one that is voided right away.
-		id, err := s.cfg.Loyalty.HoldPoints(ctx, rec.MemberID, rec.PointsRedeemed, rec.ID)
-		switch {
-		case err == nil:
-			rec.HoldID = id
-		case errs.KindOf(err) == errs.Unprocessable:
-		default:
-			return "", err
-		}
-	}
-	err := s.abort(ctx, rec, func() {
+	err = s.abort(ctx, rec, func() {
 		rec.State, rec.FailureStep = stateFailed, rec.Step
 		rec.FailureKind, rec.FailureCode = string(errs.Conflict), "checkout_aborted"
 		rec.FailureMessage = "the checkout was interrupted and has been undone; no payment was kept; please check out again"
@@ -224,6 +178,68 @@ func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
 		return "", err
 	}
 	return stateFailed, nil
+}
+
+// paid reports whether the customer of a checkout with no order was charged,
+// recording the charge on rec. It asks the gateway: the charge's idempotency
+// key is the checkout id. A charge is made only after holding_points is
+// recorded.
+func (s *Service) paid(ctx context.Context, rec *record) (bool, error) {
+	rank := stepRank[rec.Step]
+	if rank < stepRank[StepHoldingPoints] {
+		return false, nil
+	}
+	cash, err := rec.cash()
+	if err != nil {
+		return false, err
+	}
+	if cash.Amount == 0 {
+		// Nothing to charge: undone unless the order exists (handled by the
+		// caller). A row at creating_order was written by an older version,
+		// which recorded that step after a zero charge.
+		return rank >= stepRank[StepCreatingOrder], nil
+	}
+	ch, err := s.cfg.Payments.Lookup(ctx, rec.ID)
+	switch {
+	case err == nil:
+		if ch.Status != payment.StatusDeclined {
+			rec.ChargeID = ch.ID
+		}
+		return ch.Status == payment.StatusSucceeded, nil
+	case errs.Is(err, payment.CodeChargeNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// findUnrecorded finds the effects a crash may have left unrecorded on a
+// checkout about to be undone: the reservation (made before anything but
+// begin is recorded) and the points hold.
+func (s *Service) findUnrecorded(ctx context.Context, rec *record) error {
+	if rec.ReservationID == "" {
+		r, err := s.cfg.Inventory.ReservationByReference(ctx, rec.ID)
+		switch {
+		case err == nil:
+			rec.ReservationID = r.ID
+		case errs.Is(err, inventory.CodeReservationNotFound):
+		default:
+			return err
+		}
+	}
+	if rec.HoldID == "" && stepRank[rec.Step] >= stepRank[StepHoldingPoints] && rec.PointsRedeemed > 0 && rec.MemberID != "" && s.cfg.Loyalty != nil {
+		// HoldPoints is idempotent on the reference: it returns the hold the
+		// crashed step made, or makes one that is voided right away.
+		id, err := s.cfg.Loyalty.HoldPoints(ctx, rec.MemberID, rec.PointsRedeemed, rec.ID)
+		switch {
+		case err == nil:
+			rec.HoldID = id
+		case errs.KindOf(err) == errs.Unprocessable:
+		default:
+			return err
+		}
+	}
+	return nil
 }
 
 // RunRecovery runs Recover now and then every interval until ctx ends.

@@ -105,10 +105,27 @@ func TestCheckoutTrace(t *testing.T) {
 		if _, ok := gw["payment.gateway_latency_ms"]; !ok {
 			t.Error("no payment.gateway_latency_ms")
 		}
+		// The ids that tie the steps together, as the seed carries them: the
+		// reservation's on cart.validate (which runs before the stock is
+		// taken) and on each reserve_item, the order's on payment.process
+		// (which runs before the order exists).
+		resID := attrs(spans["inventory.reserve_batch"][0])["inventory.reservation_id"].AsString()
+		if resID == "" || pa["inventory.reservation_id"].AsString() != resID {
+			t.Errorf("reservation id: reserve_batch %q, checkout.process %q", resID, pa["inventory.reservation_id"].AsString())
+		}
+		if got := attrs(spans["cart.validate"][0])["inventory.reservation_id"].AsString(); got != resID {
+			t.Errorf("cart.validate inventory.reservation_id = %q, want %q", got, resID)
+		}
 		for _, it := range spans["inventory.reserve_item"] {
 			if attrs(it)["product.id"].AsString() == "" {
 				t.Error("reserve_item without product.id")
 			}
+			if got := attrs(it)["reservation.id"].AsString(); got != resID {
+				t.Errorf("reserve_item reservation.id = %q, want %q", got, resID)
+			}
+		}
+		if got := attrs(spans["payment.process"][0])["order.id"].AsString(); got == "" || got != r.str("order_id") {
+			t.Errorf("payment.process order.id = %q, want the order's id %q", got, r.str("order_id"))
 		}
 		if spans["cart.validate"][0].Parent().SpanID() != proc.SpanContext().SpanID() ||
 			spans["payment.gateway_call"][0].Parent().SpanID() != spans["payment.process"][0].SpanContext().SpanID() {

@@ -28,76 +28,94 @@ func (s *Service) Verify(ctx context.Context, grace time.Duration) ([]string, er
 	}
 	defer func() { _ = tx.Rollback() }()
 	cutoff := db.Micros(s.cfg.Now().Add(-grace))
-
-	checks := []struct {
-		query string
-		args  []any
-		line  func(v []any) string
-	}{
-		{`SELECT c.id, c.status, c.amount FROM payment_charges c
-			WHERE c.status IN ('succeeded', 'partially_refunded')
-			AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.charge_id = c.id)`, nil,
-			func(v []any) string { return fmt.Sprintf("charge %s (%s, %s): no order took it", v[0], v[1], v[2]) }},
-		{`SELECT o.id, o.status, o.charge_id FROM orders o
-			WHERE o.charged_amount > 0 AND o.status IN ('paid', 'confirmed', 'partially_refunded')
-			AND NOT EXISTS (SELECT 1 FROM payment_charges c WHERE c.id = o.charge_id AND c.status IN ('succeeded', 'partially_refunded'))
-			AND EXISTS (SELECT 1 FROM payment_charges) -- charges are local only with the simulator; Stripe keeps its own`, nil,
-			func(v []any) string {
-				return fmt.Sprintf("order %s (%s): charge %q is not a live charge", v[0], v[1], v[2])
-			}},
-		{`SELECT charge_id, COUNT(*) FROM orders WHERE charge_id <> '' GROUP BY charge_id HAVING COUNT(*) > 1`, nil,
-			func(v []any) string { return fmt.Sprintf("charge %s: taken by %s orders", v[0], v[1]) }},
-		{`SELECT COALESCE(r.product_id, o.product_id), COALESCE(r.qty, 0), COALESCE(o.qty, 0) FROM
-			(SELECT ri.product_id, SUM(ri.quantity) AS qty FROM reservation_items ri
-				JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed' GROUP BY ri.product_id) r
-			FULL OUTER JOIN
-			(SELECT oi.product_id, SUM(oi.quantity) AS qty FROM order_items oi
-				JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled' GROUP BY oi.product_id) o
-			ON o.product_id = r.product_id
-			WHERE COALESCE(r.qty, 0) <> COALESCE(o.qty, 0)`, nil,
-			func(v []any) string {
-				return fmt.Sprintf("product %s: %s units committed from stock but %s on orders", v[0], v[1], v[2])
-			}},
-		{`SELECT id, expires_at FROM reservations WHERE state = 'held' AND expires_at < $1`, []any{cutoff},
-			func(v []any) string { return fmt.Sprintf("reservation %s: still held past its expiry", v[0]) }},
-		{`SELECT id, step FROM checkouts WHERE state = 'in_progress' AND lease_until < $1`, []any{cutoff},
-			func(v []any) string {
-				return fmt.Sprintf("checkout %s: still in progress at step %s past its lease", v[0], v[1])
-			}},
-		{`SELECT o.id FROM orders o JOIN checkouts c ON c.id = o.checkout_id
-			WHERE o.status = 'confirmed' AND c.email <> '' AND o.created_at <= $1
-			AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.kind = 'order_confirmation' AND m.reference = o.id)`, []any{cutoff},
-			func(v []any) string { return fmt.Sprintf("order %s: confirmed without a queued confirmation", v[0]) }},
-		{`SELECT reference, COUNT(*) FROM outbox WHERE kind = 'order_confirmation' GROUP BY reference HAVING COUNT(*) > 1`, nil,
-			func(v []any) string { return fmt.Sprintf("order %s: %s confirmations queued", v[0], v[1]) }},
-	}
 	var problems []string
-	for _, c := range checks {
-		// FULL OUTER JOIN runs on both engines (SQLite since 3.39).
-		rows, err := tx.QueryContext(ctx, c.query, c.args...)
+	for _, c := range invariants {
+		var args []any
+		if c.sinceCutoff {
+			args = []any{cutoff}
+		}
+		lines, err := c.run(ctx, tx, args)
 		if err != nil {
 			return nil, fmt.Errorf("checkout: verify: %w", err)
 		}
-		for rows.Next() {
-			var a, b, cc sql.NullString
-			dest := []any{&a, &b, &cc}
-			cols, _ := rows.Columns()
-			if err := rows.Scan(dest[:len(cols)]...); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("checkout: verify: %w", err)
-			}
-			vals := make([]any, len(cols))
-			for i := range cols {
-				vals[i] = dest[i].(*sql.NullString).String
-			}
-			problems = append(problems, c.line(vals))
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("checkout: verify: %w", err)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("checkout: verify: %w", err)
-		}
+		problems = append(problems, lines...)
 	}
 	return problems, nil
+}
+
+// invariant is one of Verify's checks: a query whose every row (up to three
+// columns) is a violation, described by line. sinceCutoff says that the
+// query's $1 is the cutoff: now less the grace.
+type invariant struct {
+	query       string
+	sinceCutoff bool
+	line        func(v []any) string
+}
+
+// invariants are Verify's checks. FULL OUTER JOIN runs on both engines
+// (SQLite since 3.39).
+var invariants = []invariant{
+	{`SELECT c.id, c.status, c.amount FROM payment_charges c
+		WHERE c.status IN ('succeeded', 'partially_refunded')
+		AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.charge_id = c.id)`, false,
+		func(v []any) string { return fmt.Sprintf("charge %s (%s, %s): no order took it", v[0], v[1], v[2]) }},
+	{`SELECT o.id, o.status, o.charge_id FROM orders o
+		WHERE o.charged_amount > 0 AND o.status IN ('paid', 'confirmed', 'partially_refunded')
+		AND NOT EXISTS (SELECT 1 FROM payment_charges c WHERE c.id = o.charge_id AND c.status IN ('succeeded', 'partially_refunded'))
+		AND EXISTS (SELECT 1 FROM payment_charges) -- charges are local only with the simulator; Stripe keeps its own`, false,
+		func(v []any) string {
+			return fmt.Sprintf("order %s (%s): charge %q is not a live charge", v[0], v[1], v[2])
+		}},
+	{`SELECT charge_id, COUNT(*) FROM orders WHERE charge_id <> '' GROUP BY charge_id HAVING COUNT(*) > 1`, false,
+		func(v []any) string { return fmt.Sprintf("charge %s: taken by %s orders", v[0], v[1]) }},
+	{`SELECT COALESCE(r.product_id, o.product_id), COALESCE(r.qty, 0), COALESCE(o.qty, 0) FROM
+		(SELECT ri.product_id, SUM(ri.quantity) AS qty FROM reservation_items ri
+			JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed' GROUP BY ri.product_id) r
+		FULL OUTER JOIN
+		(SELECT oi.product_id, SUM(oi.quantity) AS qty FROM order_items oi
+			JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled' GROUP BY oi.product_id) o
+		ON o.product_id = r.product_id
+		WHERE COALESCE(r.qty, 0) <> COALESCE(o.qty, 0)`, false,
+		func(v []any) string {
+			return fmt.Sprintf("product %s: %s units committed from stock but %s on orders", v[0], v[1], v[2])
+		}},
+	{`SELECT id, expires_at FROM reservations WHERE state = 'held' AND expires_at < $1`, true,
+		func(v []any) string { return fmt.Sprintf("reservation %s: still held past its expiry", v[0]) }},
+	{`SELECT id, step FROM checkouts WHERE state = 'in_progress' AND lease_until < $1`, true,
+		func(v []any) string {
+			return fmt.Sprintf("checkout %s: still in progress at step %s past its lease", v[0], v[1])
+		}},
+	{`SELECT o.id FROM orders o JOIN checkouts c ON c.id = o.checkout_id
+		WHERE o.status = 'confirmed' AND c.email <> '' AND o.created_at <= $1
+		AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.kind = 'order_confirmation' AND m.reference = o.id)`, true,
+		func(v []any) string { return fmt.Sprintf("order %s: confirmed without a queued confirmation", v[0]) }},
+	{`SELECT reference, COUNT(*) FROM outbox WHERE kind = 'order_confirmation' GROUP BY reference HAVING COUNT(*) > 1`, false,
+		func(v []any) string { return fmt.Sprintf("order %s: %s confirmations queued", v[0], v[1]) }},
+}
+
+// run returns one line per row of the check's query.
+func (c invariant) run(ctx context.Context, tx *sql.Tx, args []any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, c.query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var a, b, cc sql.NullString
+		dest := []any{&a, &b, &cc}
+		cols, _ := rows.Columns()
+		if err := rows.Scan(dest[:len(cols)]...); err != nil {
+			return nil, err
+		}
+		vals := make([]any, len(cols))
+		for i := range cols {
+			vals[i] = dest[i].(*sql.NullString).String
+		}
+		lines = append(lines, c.line(vals))
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	return lines, rows.Err()
 }

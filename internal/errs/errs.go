@@ -2,6 +2,17 @@
 // a stable machine-readable code that clients switch on, and details that become
 // problem+json extension members. Domain packages return *Error; the HTTP edge
 // (internal/platform/httpx) maps kinds to status codes in one table.
+//
+// Codes: a code that another package or process compares against (errs.Is)
+// is an exported constant named Code<What> in the package that returns it,
+// beside the code that returns it: order.CodeOrderNotFound,
+// inventory.CodeReservationNotFound, payment.CodeChargeNotFound,
+// auth.CodeTokenExpired, httpx.CodeIdempotencyKeyInProgress. The layering
+// allows this everywhere: whoever compares a code calls the package that
+// returns it (in split mode through that package's Client, which returns the
+// same codes), so it imports that package already. errs itself holds no
+// codes. A code only ever read by HTTP clients may stay a literal where it is
+// returned; the problem documents in the OpenAPI description are its contract.
 package errs
 
 import (

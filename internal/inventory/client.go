@@ -42,7 +42,7 @@ func (c *Client) Release(ctx context.Context, reservationID string) (bool, error
 }
 
 // ReservationByReference returns the reservation made under reference, or
-// errs NotFound "reservation_not_found".
+// errs NotFound CodeReservationNotFound.
 func (c *Client) ReservationByReference(ctx context.Context, reference string) (Reservation, error) {
 	var out Reservation
 	err := c.peer.Do(ctx, httpx.Call{Method: "GET", Route: "/internal/v1/inventory/reservations/by-reference/{ref}",

@@ -36,11 +36,7 @@ func (s *Service) handleReserve(w http.ResponseWriter, r *http.Request) error {
 		return errInvalidReference
 	}
 	res, err := s.Reserve(r.Context(), b.Reference, b.Items)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, res)
-	return nil
+	return httpx.Reply(w, http.StatusOK, res, err)
 }
 
 func (s *Service) handleCommit(w http.ResponseWriter, r *http.Request) error {
@@ -60,18 +56,10 @@ type releaseResult struct {
 func (s *Service) handleRelease(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	released, err := s.Release(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, releaseResult{ReservationID: id, Released: released})
-	return nil
+	return httpx.Reply(w, http.StatusOK, releaseResult{ReservationID: id, Released: released}, err)
 }
 
 func (s *Service) handleByReference(w http.ResponseWriter, r *http.Request) error {
 	res, err := s.ReservationByReference(r.Context(), r.PathValue("ref"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, res)
-	return nil
+	return httpx.Reply(w, http.StatusOK, res, err)
 }

@@ -5,7 +5,9 @@ package inventory
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -22,6 +23,10 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
+
+// CodeReservationNotFound is the error code when no reservation exists
+// under a reference (ReservationByReference).
+const CodeReservationNotFound = "reservation_not_found"
 
 // DefaultReservationTTL is how long a reservation holds stock unless configured.
 const DefaultReservationTTL = 15 * time.Minute
@@ -158,52 +163,26 @@ func (s *Service) delayedReserve(ctx context.Context, span trace.Span, reference
 }
 
 func (s *Service) reserve(ctx context.Context, reference string, items []Item) (Reservation, error) {
-	merged := map[string]int64{}
-	for _, it := range items {
-		if it.ProductID == "" || it.Quantity <= 0 {
-			return Reservation{}, errs.Coded(errs.Invalid, "invalid_items", "every item needs a product id and a positive quantity")
-		}
-		merged[it.ProductID] += it.Quantity
+	sorted, err := mergeItems(items)
+	if err != nil {
+		return Reservation{}, err
 	}
-	if len(merged) == 0 {
-		return Reservation{}, errs.Coded(errs.Invalid, "invalid_items", "nothing to reserve")
-	}
-	sorted := make([]Item, 0, len(merged))
-	for id, q := range merged {
-		sorted = append(sorted, Item{ProductID: id, Quantity: q})
-	}
-	slices.SortFunc(sorted, func(a, b Item) int { return strings.Compare(a.ProductID, b.ProductID) })
-
 	var out Reservation
-	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		existing, err := reservationByReference(ctx, tx, reference)
 		if err == nil {
 			out = existing
 			return nil
 		}
-		if !errs.Is(err, "reservation_not_found") {
+		if !errs.Is(err, CodeReservationNotFound) {
 			return err
 		}
 		now := s.now()
-		var short []Shortage
-		for _, it := range sorted {
-			sh, err := s.reserveItem(ctx, tx, it, now)
-			if err != nil {
-				return err
-			}
-			if sh != nil {
-				short = append(short, *sh)
-			}
+		id := ReservationID(reference)
+		if err := s.takeStock(ctx, tx, id, sorted, now); err != nil {
+			return err
 		}
-		if len(short) > 0 {
-			ids := make([]string, len(short))
-			for i, sh := range short {
-				ids[i] = sh.ProductID
-			}
-			return errs.Coded(errs.Conflict, "insufficient_stock", "not enough stock for %s", strings.Join(ids, ", ")).With("products", short)
-		}
-		out = Reservation{ID: "res_" + strings.ReplaceAll(uuid.NewString(), "-", ""), Reference: reference, State: StateHeld,
-			ExpiresAt: now.Add(s.ttl).UTC().Truncate(time.Microsecond), Items: sorted}
+		out = Reservation{ID: id, Reference: reference, State: StateHeld, ExpiresAt: now.Add(s.ttl).UTC().Truncate(time.Microsecond), Items: sorted}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (id, reference, state, expires_at, created_at, updated_at)
 			VALUES ($1, $2, 'held', $3, $4, $4)`, out.ID, reference, db.Micros(out.ExpiresAt), db.Micros(now)); err != nil {
 			return fmt.Errorf("inventory: insert reservation: %w", err)
@@ -219,10 +198,64 @@ func (s *Service) reserve(ctx context.Context, reference string, items []Item) (
 	return out, err
 }
 
+// ReservationID is the id of the reservation made under reference. It is
+// derived from the reference (which names at most one reservation), so it is
+// known before any stock is taken: each inventory.reserve_item span carries
+// it, and the checkout puts it on cart.validate, which runs before the
+// reservation exists.
+func ReservationID(reference string) string {
+	sum := sha256.Sum256([]byte("reservation\x00" + reference))
+	return "res_" + hex.EncodeToString(sum[:16])
+}
+
+// mergeItems adds up the quantities per product and sorts the products by id,
+// the order in which stock is taken so that reservations never deadlock.
+func mergeItems(items []Item) ([]Item, error) {
+	merged := map[string]int64{}
+	for _, it := range items {
+		if it.ProductID == "" || it.Quantity <= 0 {
+			return nil, errs.Coded(errs.Invalid, "invalid_items", "every item needs a product id and a positive quantity")
+		}
+		merged[it.ProductID] += it.Quantity
+	}
+	if len(merged) == 0 {
+		return nil, errs.Coded(errs.Invalid, "invalid_items", "nothing to reserve")
+	}
+	sorted := make([]Item, 0, len(merged))
+	for id, q := range merged {
+		sorted = append(sorted, Item{ProductID: id, Quantity: q})
+	}
+	slices.SortFunc(sorted, func(a, b Item) int { return strings.Compare(a.ProductID, b.ProductID) })
+	return sorted, nil
+}
+
+// takeStock takes every item's stock for reservation id, or returns errs
+// Conflict "insufficient_stock" naming every product short.
+func (s *Service) takeStock(ctx context.Context, tx *db.Tx, id string, sorted []Item, now time.Time) error {
+	var short []Shortage
+	for _, it := range sorted {
+		sh, err := s.reserveItem(ctx, tx, id, it, now)
+		if err != nil {
+			return err
+		}
+		if sh != nil {
+			short = append(short, *sh)
+		}
+	}
+	if len(short) == 0 {
+		return nil
+	}
+	ids := make([]string, len(short))
+	for i, sh := range short {
+		ids[i] = sh.ProductID
+	}
+	return errs.Coded(errs.Conflict, "insufficient_stock", "not enough stock for %s", strings.Join(ids, ", ")).With("products", short)
+}
+
 // reserveItem takes one item's stock with a single conditional statement and
 // returns a shortage when there is not enough.
-func (s *Service) reserveItem(ctx context.Context, tx *db.Tx, it Item, now time.Time) (*Shortage, error) {
-	ctx, span := s.tracer.Start(ctx, "inventory.reserve_item", trace.WithAttributes(
+func (s *Service) reserveItem(ctx context.Context, tx *db.Tx, reservationID string, it Item, now time.Time) (*Shortage, error) {
+	ctx, span := s.tracer.Start(ctx, "inventory.reserve_item", trace.WithAttributes(attribute.String("reservation.id", reservationID),
 		attribute.String("product.id", it.ProductID), attribute.Int64("quantity.requested", it.Quantity)))
 	defer span.End()
 	res, err := tx.ExecContext(ctx, `UPDATE inventory SET available = available - $1, updated_at = $3 WHERE product_id = $2 AND available >= $1`,
@@ -334,7 +367,7 @@ func reservationByReference(ctx context.Context, q querier, reference string) (R
 	err := q.QueryRowContext(ctx, `SELECT id, reference, state, expires_at FROM reservations WHERE reference = $1`, reference).
 		Scan(&r.ID, &r.Reference, &r.State, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Reservation{}, errs.Coded(errs.NotFound, "reservation_not_found", "no reservation for %s", reference)
+		return Reservation{}, errs.Coded(errs.NotFound, CodeReservationNotFound, "no reservation for %s", reference)
 	}
 	if err != nil {
 		return Reservation{}, fmt.Errorf("inventory: reservation %s: %w", reference, err)

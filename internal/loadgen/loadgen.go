@@ -295,6 +295,26 @@ func (g *gen) closeIdle() {
 
 // validate checks cfg and fills in defaults.
 func validate(cfg *Config) error {
+	if err := checkBounds(cfg); err != nil {
+		return err
+	}
+	if cfg.Mix == nil {
+		cfg.Mix = DefaultMix()
+	}
+	if err := validateMix(cfg.Mix); err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
+	setSizeDefaults(cfg)
+	if err := setShares(cfg); err != nil {
+		return err
+	}
+	setNameDefaults(cfg)
+	return checkCredentials(cfg)
+}
+
+// checkBounds rejects a missing or malformed target, a run that never ends,
+// and negative or unschedulable sizes.
+func checkBounds(cfg *Config) error {
 	if cfg.Target == "" {
 		return errors.New("loadgen: Target is required")
 	}
@@ -316,12 +336,11 @@ func validate(cfg *Config) error {
 	if cfg.Rate > 1_000_000 {
 		return fmt.Errorf("loadgen: Rate %.0f/s is beyond what one load generator can schedule", cfg.Rate)
 	}
-	if cfg.Mix == nil {
-		cfg.Mix = DefaultMix()
-	}
-	if err := validateMix(cfg.Mix); err != nil {
-		return fmt.Errorf("loadgen: %w", err)
-	}
+	return nil
+}
+
+// setSizeDefaults fills in the sizes left zero.
+func setSizeDefaults(cfg *Config) {
 	if cfg.VUs == 0 {
 		cfg.VUs = 16
 	}
@@ -343,6 +362,11 @@ func validate(cfg *Config) error {
 	if cfg.HotProductStock == 0 {
 		cfg.HotProductStock = 1_000_000
 	}
+}
+
+// setShares fills in the shares left zero, clamps negative ones to zero and
+// rejects shares over 1.
+func setShares(cfg *Config) error {
 	for _, s := range []struct {
 		p   *float64
 		def float64
@@ -362,6 +386,11 @@ func validate(cfg *Config) error {
 			return fmt.Errorf("loadgen: %s %.2f is more than 1", s.nm, *s.p)
 		}
 	}
+	return nil
+}
+
+// setNameDefaults fills in the tokens, partners, amounts and version left empty.
+func setNameDefaults(cfg *Config) {
 	if cfg.PayToken == "" {
 		cfg.PayToken = "tok_visa"
 	}
@@ -380,6 +409,10 @@ func validate(cfg *Config) error {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
+}
+
+// checkCredentials rejects a mix whose operations lack the tokens they need.
+func checkCredentials(cfg *Config) error {
 	if cfg.Setup && cfg.AdminToken == "" {
 		return errors.New("loadgen: Setup needs AdminToken")
 	}

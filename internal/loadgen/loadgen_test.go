@@ -1,7 +1,6 @@
 package loadgen_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http/httptest"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/loadgen"
+	"github.com/godwit-dev/godwit/internal/platform/testlog"
 )
 
 // baseConfig is a small, fast configuration against f.
@@ -583,27 +583,9 @@ func TestSetupFailureIsReported(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the progress goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestProgressLines(t *testing.T) {
 	f := newFake(t, fakeBehaviour{})
-	var out syncBuffer
+	var out testlog.Buffer
 	cfg := baseConfig(f)
 	cfg.Duration = 1200 * time.Millisecond
 	cfg.Progress = &out

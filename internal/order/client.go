@@ -27,13 +27,14 @@ func (c *Client) order(ctx context.Context, call httpx.Call) (Order, error) {
 	return out.toOrder(), nil
 }
 
-// Create places a checkout's order (idempotent on CheckoutID).
+// Create places a checkout's order (idempotent on CheckoutID), with the id
+// no.ID when set.
 func (c *Client) Create(ctx context.Context, no NewOrder) (Order, error) {
 	return c.order(ctx, httpx.Call{Method: "POST", Route: "/internal/v1/orders", Path: "/internal/v1/orders",
 		Body: toCreateBody(no), IdempotencyKey: "order-create:" + no.CheckoutID})
 }
 
-// ByCheckout returns the order a checkout created, or errs NotFound "order_not_found".
+// ByCheckout returns the order a checkout created, or errs NotFound CodeOrderNotFound.
 func (c *Client) ByCheckout(ctx context.Context, checkoutID string) (Order, error) {
 	return c.order(ctx, httpx.Call{Method: "GET", Route: "/internal/v1/orders/by-checkout/{checkout_id}",
 		Path: "/internal/v1/orders/by-checkout/" + url.PathEscape(checkoutID)})

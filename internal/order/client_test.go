@@ -24,13 +24,13 @@ func TestClient(t *testing.T) {
 		srv := peertest.Serve(t, d, append(svc.Routes(), svc.InternalRoutes()...)...)
 		c := order.NewClient(srv.URL, peertest.HTTPClient(5*time.Second), srv.Tokens)
 		usd := func(n int64) money.Money { return money.Money{Amount: n, Currency: "USD"} }
-		no := order.NewOrder{CheckoutID: "co_1", MemberID: "m1", Total: usd(3000), Charged: usd(3000), ChargeID: "ch_1",
+		no := order.NewOrder{ID: "ord_fromcheckout1", CheckoutID: "co_1", MemberID: "m1", Total: usd(3000), Charged: usd(3000), ChargeID: "ch_1",
 			PointsAmount: usd(0), Items: []order.Item{{ProductID: "p1", SKU: "S1", Name: "One", Quantity: 2, UnitPrice: usd(1500)}},
 			Confirmation: &notify.Message{Kind: "order_confirmation", To: "m1@example.test", Subject: "Order {order_id}", Body: "Thanks for {order_id}"}}
 
 		srv.DropNext(1)
 		o, err := c.Create(ctx, no)
-		if err != nil || o.Status != order.Paid || o.ChargeID != "ch_1" {
+		if err != nil || o.Status != order.Paid || o.ChargeID != "ch_1" || o.ID != no.ID {
 			t.Fatalf("Create = %+v, %v", o, err)
 		}
 		var queued int

@@ -68,6 +68,7 @@ type messageJSON struct {
 }
 
 type createBody struct {
+	ID             string       `json:"id,omitempty"`
 	CheckoutID     string       `json:"checkout_id"`
 	MemberID       string       `json:"member_id,omitempty"`
 	Items          []Item       `json:"items"`
@@ -80,7 +81,7 @@ type createBody struct {
 }
 
 func toCreateBody(no NewOrder) createBody {
-	b := createBody{CheckoutID: no.CheckoutID, MemberID: no.MemberID, Items: no.Items, Total: no.Total, PointsRedeemed: no.PointsRedeemed,
+	b := createBody{ID: no.ID, CheckoutID: no.CheckoutID, MemberID: no.MemberID, Items: no.Items, Total: no.Total, PointsRedeemed: no.PointsRedeemed,
 		PointsAmount: no.PointsAmount, Charged: no.Charged, ChargeID: no.ChargeID}
 	if m := no.Confirmation; m != nil {
 		b.Confirmation = &messageJSON{Kind: m.Kind, To: m.To, Subject: m.Subject, Body: m.Body}
@@ -89,7 +90,7 @@ func toCreateBody(no NewOrder) createBody {
 }
 
 func (b createBody) toNewOrder() NewOrder {
-	no := NewOrder{CheckoutID: b.CheckoutID, MemberID: b.MemberID, Items: b.Items, Total: b.Total, PointsRedeemed: b.PointsRedeemed,
+	no := NewOrder{ID: b.ID, CheckoutID: b.CheckoutID, MemberID: b.MemberID, Items: b.Items, Total: b.Total, PointsRedeemed: b.PointsRedeemed,
 		PointsAmount: b.PointsAmount, Charged: b.Charged, ChargeID: b.ChargeID}
 	if m := b.Confirmation; m != nil {
 		no.Confirmation = &notify.Message{Kind: m.Kind, To: m.To, Subject: m.Subject, Body: m.Body}
@@ -103,29 +104,17 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	o, err := s.Create(r.Context(), b.toNewOrder())
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toOrderJSON(o))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }
 
 func (s *Service) handleInternalGet(w http.ResponseWriter, r *http.Request) error {
 	o, err := s.Get(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toOrderJSON(o))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }
 
 func (s *Service) handleByCheckout(w http.ResponseWriter, r *http.Request) error {
 	o, err := s.ByCheckout(r.Context(), r.PathValue("checkout_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toOrderJSON(o))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }
 
 type confirmBody struct {
@@ -138,11 +127,7 @@ func (s *Service) handleConfirm(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	o, err := s.Confirm(r.Context(), r.PathValue("id"), b.PointsEarned)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toOrderJSON(o))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }
 
 type startRefundBody struct {
@@ -167,18 +152,10 @@ func (s *Service) handleStartRefund(w http.ResponseWriter, r *http.Request) erro
 		return errs.Coded(errs.Invalid, "invalid_field", "refund_id is required").With("field", "refund_id")
 	}
 	p, err := s.StartRefund(r.Context(), r.PathValue("id"), b.RefundID, b.Amount)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, refundPlanJSON{ID: p.ID, Order: toOrderJSON(p.Order), Amount: p.Amount, Full: p.Full, Done: p.Done})
-	return nil
+	return httpx.Reply(w, http.StatusOK, refundPlanJSON{ID: p.ID, Order: toOrderJSON(p.Order), Amount: p.Amount, Full: p.Full, Done: p.Done}, err)
 }
 
 func (s *Service) handleFinishRefund(w http.ResponseWriter, r *http.Request) error {
 	o, err := s.FinishRefund(r.Context(), r.PathValue("id"), r.PathValue("refund_id"))
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, toOrderJSON(o))
-	return nil
+	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }

@@ -25,6 +25,10 @@ import (
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
 
+// CodeOrderNotFound is the error code when an order (by id or by checkout)
+// does not exist.
+const CodeOrderNotFound = "order_not_found"
+
 // Status is an order's state.
 type Status string
 
@@ -85,6 +89,10 @@ type Order struct {
 
 // NewOrder is the input of Create.
 type NewOrder struct {
+	// ID is the new order's id, allocated by the checkout before it charges
+	// (so the payment.process span can name the order); it must start with
+	// "ord_". Empty means Create makes one up.
+	ID             string
 	CheckoutID     string
 	MemberID       string
 	Items          []Item
@@ -151,6 +159,9 @@ func (s *Service) create(ctx context.Context, no NewOrder) (Order, error) {
 	if no.CheckoutID == "" || len(no.Items) == 0 {
 		return Order{}, errs.Coded(errs.Invalid, "invalid_order", "an order needs a checkout id and items")
 	}
+	if no.ID != "" && !strings.HasPrefix(no.ID, "ord_") {
+		return Order{}, errs.Coded(errs.Invalid, "invalid_order", "an order id starts with ord_")
+	}
 	var out Order
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		existing, err := byCheckout(ctx, tx, no.CheckoutID)
@@ -158,11 +169,14 @@ func (s *Service) create(ctx context.Context, no NewOrder) (Order, error) {
 			out = existing
 			return nil
 		}
-		if !errs.Is(err, "order_not_found") {
+		if !errs.Is(err, CodeOrderNotFound) {
 			return err
 		}
 		now := s.now()
-		id := "ord_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:24]
+		id := no.ID
+		if id == "" {
+			id = "ord_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:24]
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, checkout_id, member_id, status, currency, total_amount, points_redeemed, points_amount,
 			charged_amount, charge_id, created_at, updated_at) VALUES ($1, $2, $3, 'paid', $4, $5, $6, $7, $8, $9, $10, $10)`,
 			id, no.CheckoutID, no.MemberID, no.Total.Currency, no.Total.Amount, no.PointsRedeemed, no.PointsAmount.Amount,
@@ -210,7 +224,7 @@ func scanOrder(sc interface{ Scan(...any) error }) (Order, error) {
 }
 
 func notFound(id string) error {
-	return errs.Coded(errs.NotFound, "order_not_found", "order %s does not exist", id).With("order_id", id)
+	return errs.Coded(errs.NotFound, CodeOrderNotFound, "order %s does not exist", id).With("order_id", id)
 }
 
 func load(ctx context.Context, q querier, id, forUpdate string) (Order, error) {
@@ -244,7 +258,7 @@ func withItems(ctx context.Context, q querier, o Order) (Order, error) {
 func byCheckout(ctx context.Context, q querier, checkoutID string) (Order, error) {
 	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE checkout_id = $1`, checkoutID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Order{}, errs.Coded(errs.NotFound, "order_not_found", "no order for checkout %s", checkoutID)
+		return Order{}, errs.Coded(errs.NotFound, CodeOrderNotFound, "no order for checkout %s", checkoutID)
 	}
 	if err != nil {
 		return Order{}, fmt.Errorf("order: by checkout: %w", err)

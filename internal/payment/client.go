@@ -24,7 +24,7 @@ func NewClient(baseURL string, hc *http.Client, tokens httpx.TokenSource) *Clien
 func (c *Client) Charge(ctx context.Context, req ChargeRequest) (Charge, error) {
 	var out chargeJSON
 	err := c.peer.Do(ctx, httpx.Call{Method: "POST", Route: "/internal/v1/payments/charges", Path: "/internal/v1/payments/charges",
-		Body:           chargeBody{IdempotencyKey: req.IdempotencyKey, Amount: req.Amount, Token: req.Token, Description: req.Description},
+		Body:           chargeBody{IdempotencyKey: req.IdempotencyKey, Amount: req.Amount, Token: req.Token, Description: req.Description, OrderID: req.OrderID},
 		Out:            &out,
 		IdempotencyKey: "payment-charge:" + req.IdempotencyKey})
 	if err != nil {
@@ -36,7 +36,7 @@ func (c *Client) Charge(ctx context.Context, req ChargeRequest) (Charge, error) 
 // withDecline restores the *DeclineError a decline carries in process.
 func withDecline(err error) error {
 	e, ok := errs.As(err)
-	if !ok || e.Code != "payment_declined" {
+	if !ok || e.Code != CodePaymentDeclined {
 		return err
 	}
 	code, _ := e.Details["decline_code"].(string)
@@ -44,7 +44,7 @@ func withDecline(err error) error {
 	return e.Wrap(&DeclineError{Code: code, Soft: soft})
 }
 
-// Lookup returns the charge made under idempotencyKey, or errs NotFound "charge_not_found".
+// Lookup returns the charge made under idempotencyKey, or errs NotFound CodeChargeNotFound.
 func (c *Client) Lookup(ctx context.Context, idempotencyKey string) (Charge, error) {
 	var out chargeJSON
 	err := c.peer.Do(ctx, httpx.Call{Method: "GET", Route: "/internal/v1/payments/charges/by-key/{key}",

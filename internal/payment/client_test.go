@@ -3,10 +3,14 @@ package payment_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/money"
@@ -20,18 +24,23 @@ func TestClient(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		sim := payment.NewSimulator(payment.SimulatorConfig{DB: d})
-		svc := payment.New(payment.Config{Provider: sim})
+		spans := tracetest.NewSpanRecorder()
+		svc := payment.New(payment.Config{Provider: sim, TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))})
 		srv := peertest.Serve(t, d, svc.InternalRoutes()...)
 		c := payment.NewClient(srv.URL, peertest.HTTPClient(5*time.Second), srv.Tokens)
 		usd := func(n int64) money.Money { return money.Money{Amount: n, Currency: "USD"} }
 
 		// A charge retried after a dropped connection charges once.
 		srv.DropNext(1)
-		ch, err := c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_1", Amount: usd(1500), Token: payment.TokenVisa})
+		ch, err := c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_1", Amount: usd(1500), Token: payment.TokenVisa, OrderID: "ord_1"})
 		if err != nil || ch.Status != payment.StatusSucceeded || ch.IdempotencyKey != "co_1" {
 			t.Fatalf("Charge = %+v, %v", ch, err)
 		}
-		again, err := c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_1", Amount: usd(1500), Token: payment.TokenVisa})
+		// The order id crosses the wire to label payment.process.
+		if ps := spans.Ended(); len(ps) == 0 || !hasAttribute(ps[len(ps)-1], "order.id", "ord_1") {
+			t.Error("payment.process lacks order.id ord_1")
+		}
+		again, err := c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_1", Amount: usd(1500), Token: payment.TokenVisa, OrderID: "ord_1"})
 		if err != nil || again.ID != ch.ID {
 			t.Fatalf("repeated Charge = %+v, %v; want charge %s", again, err, ch.ID)
 		}
@@ -71,4 +80,9 @@ func TestClient(t *testing.T) {
 			return err
 		})
 	})
+}
+
+// hasAttribute reports whether s is a payment.process span carrying key=value.
+func hasAttribute(s sdktrace.ReadOnlySpan, key, value string) bool {
+	return s.Name() == "payment.process" && slices.Contains(s.Attributes(), attribute.String(key, value))
 }

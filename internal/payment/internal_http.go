@@ -52,6 +52,7 @@ type chargeBody struct {
 	Amount         money.Money `json:"amount"`
 	Token          string      `json:"token"`
 	Description    string      `json:"description,omitempty"`
+	OrderID        string      `json:"order_id,omitempty"`
 }
 
 func (s *Service) handleCharge(w http.ResponseWriter, r *http.Request) error {
@@ -62,7 +63,7 @@ func (s *Service) handleCharge(w http.ResponseWriter, r *http.Request) error {
 	if b.IdempotencyKey == "" {
 		return errs.Coded(errs.Invalid, "invalid_field", "idempotency_key is required").With("field", "idempotency_key")
 	}
-	ch, err := s.Charge(r.Context(), ChargeRequest{IdempotencyKey: b.IdempotencyKey, Amount: b.Amount, Token: b.Token, Description: b.Description})
+	ch, err := s.Charge(r.Context(), ChargeRequest{IdempotencyKey: b.IdempotencyKey, Amount: b.Amount, Token: b.Token, Description: b.Description, OrderID: b.OrderID})
 	if err != nil {
 		return err
 	}

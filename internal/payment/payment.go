@@ -32,6 +32,16 @@ const (
 	StatusRefunded          = "refunded"
 )
 
+// Error codes callers in other packages and processes compare against.
+const (
+	// CodeChargeNotFound: no charge was made under an idempotency key, or no
+	// charge has the id.
+	CodeChargeNotFound = "charge_not_found"
+	// CodePaymentDeclined: the provider declined the charge (details
+	// decline_code, retryable).
+	CodePaymentDeclined = "payment_declined"
+)
+
 // ChargeRequest asks for a charge. IdempotencyKey (the checkout id) makes a
 // repeated request return the first charge instead of charging again.
 type ChargeRequest struct {
@@ -39,6 +49,10 @@ type ChargeRequest struct {
 	Amount         money.Money
 	Token          string // a provider token such as tok_visa; never logged
 	Description    string
+	// OrderID is the id the order will have once the charge succeeds (the
+	// checkout allocates it before charging); it only labels the
+	// payment.process span.
+	OrderID string
 }
 
 // Charge is a provider's record of a charge attempt.
@@ -152,6 +166,9 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Charge, error)
 		attribute.String("payment.method_type", "card"),
 	))
 	defer span.End()
+	if req.OrderID != "" {
+		span.SetAttributes(attribute.String("order.id", req.OrderID))
+	}
 	if err := ValidateToken(req.Token); err != nil {
 		span.SetStatus(codes.Error, errs.CodeOf(err))
 		return Charge{}, err
@@ -160,8 +177,8 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Charge, error)
 	if err != nil {
 		if d, ok := AsDecline(err); ok {
 			span.SetAttributes(attribute.String("payment.decline_code", d.Code), attribute.String("payment.status", StatusDeclined))
-			span.SetStatus(codes.Error, "payment_declined")
-			return Charge{}, errs.Coded(errs.PaymentRequired, "payment_declined", "the payment was declined (%s)", d.Code).
+			span.SetStatus(codes.Error, CodePaymentDeclined)
+			return Charge{}, errs.Coded(errs.PaymentRequired, CodePaymentDeclined, "the payment was declined (%s)", d.Code).
 				With("decline_code", d.Code).With("retryable", d.Soft).Wrap(err)
 		}
 		span.RecordError(err)

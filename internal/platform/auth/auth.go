@@ -139,6 +139,12 @@ func (k *Keys) mint(scope Scope, subject string, ttl time.Duration) (string, err
 	return s, nil
 }
 
+// Error codes of Verify and Authenticate that callers compare against.
+const (
+	CodeInvalidToken = "invalid_token" // not a token this server signed, or malformed
+	CodeTokenExpired = "token_expired" // signed here, but past its expiry
+)
+
 // Verify checks a token's signature, algorithm, issuer and lifetime and returns
 // its principal. Every failure is an errs.Unauthorized error that does not echo
 // the token.
@@ -148,7 +154,7 @@ func (k *Keys) Verify(token string) (*Principal, error) {
 		return nil, err
 	}
 	if _, err := ParseScope(string(p.Scope)); err != nil {
-		return nil, errs.Coded(errs.Unauthorized, "invalid_token", "the bearer token has no valid scope or subject")
+		return nil, errs.Coded(errs.Unauthorized, CodeInvalidToken, "the bearer token has no valid scope or subject")
 	}
 	return p, nil
 }
@@ -164,12 +170,12 @@ func (k *Keys) verify(token string) (*Principal, error) {
 	)
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
-			return nil, errs.Coded(errs.Unauthorized, "token_expired", "the bearer token has expired")
+			return nil, errs.Coded(errs.Unauthorized, CodeTokenExpired, "the bearer token has expired")
 		}
-		return nil, errs.Coded(errs.Unauthorized, "invalid_token", "the bearer token is not valid").Wrap(err)
+		return nil, errs.Coded(errs.Unauthorized, CodeInvalidToken, "the bearer token is not valid").Wrap(err)
 	}
 	if c.Scope == "" || c.Subject == "" {
-		return nil, errs.Coded(errs.Unauthorized, "invalid_token", "the bearer token has no valid scope or subject")
+		return nil, errs.Coded(errs.Unauthorized, CodeInvalidToken, "the bearer token has no valid scope or subject")
 	}
 	return &Principal{Scope: c.Scope, Subject: c.Subject, TokenID: c.ID, Expires: c.ExpiresAt.Time}, nil
 }
@@ -182,7 +188,7 @@ func (k *Keys) Authenticate(header string) (*Principal, error) {
 	}
 	scheme, token, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return nil, errs.Coded(errs.Unauthorized, "invalid_token", "the Authorization header must be 'Bearer <token>'")
+		return nil, errs.Coded(errs.Unauthorized, CodeInvalidToken, "the Authorization header must be 'Bearer <token>'")
 	}
 	return k.Verify(strings.TrimSpace(token))
 }

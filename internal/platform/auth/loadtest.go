@@ -32,7 +32,7 @@ func (k *Keys) MintLoadTestPass(subject string, ttl time.Duration) (string, erro
 func (k *Keys) VerifyLoadTestPass(pass string) (*Principal, error) {
 	p, err := k.verify(pass)
 	if err != nil {
-		if errs.Is(err, "token_expired") {
+		if errs.Is(err, CodeTokenExpired) {
 			return nil, errs.Coded(errs.Unauthorized, "load_test_pass_expired", "the %s has expired", LoadTestPassHeader)
 		}
 		return nil, errs.Coded(errs.Unauthorized, "invalid_load_test_pass", "the %s is not valid", LoadTestPassHeader)

@@ -23,6 +23,11 @@ import (
 	"github.com/godwit-dev/godwit/internal/platform/idempotency"
 )
 
+// CodeIdempotencyKeyInProgress is the error code (Conflict, with Retry-After)
+// when a request with the same Idempotency-Key is still being processed; a
+// Peer retries on it.
+const CodeIdempotencyKeyInProgress = "idempotency_key_in_progress"
+
 // HandlerFunc is an HTTP handler that returns its error instead of writing it,
 // so every failure becomes a problem response in one place.
 type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -276,7 +281,7 @@ func answerClaimed(w http.ResponseWriter, r *http.Request, out idempotency.Outco
 		return true, nil
 	case !out.Owned:
 		w.Header().Set("Retry-After", "1")
-		return true, errs.Coded(errs.Conflict, "idempotency_key_in_progress", "a request with this Idempotency-Key is still being processed; retry shortly")
+		return true, errs.Coded(errs.Conflict, CodeIdempotencyKeyInProgress, "a request with this Idempotency-Key is still being processed; retry shortly")
 	}
 	return false, nil
 }

@@ -162,7 +162,7 @@ func (p *Peer) Do(ctx context.Context, c Call) error {
 		case <-t.C:
 		}
 	}
-	if errs.Is(last, "idempotency_key_in_progress") {
+	if errs.Is(last, CodeIdempotencyKeyInProgress) {
 		// The peer is still working on the first request: its outcome is
 		// unknown, which callers must treat as transient, never as a conflict.
 		e, _ := errs.As(last)
@@ -233,7 +233,7 @@ func (p *Peer) once(ctx context.Context, c Call, body []byte) (retry bool, err e
 		return c.retryable(), perr
 	case http.StatusConflict:
 		// The first request with this key is still running on the peer.
-		return c.IdempotencyKey != "" && errs.Is(perr, "idempotency_key_in_progress"), perr
+		return c.IdempotencyKey != "" && errs.Is(perr, CodeIdempotencyKeyInProgress), perr
 	}
 	return false, perr
 }

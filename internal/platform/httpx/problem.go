@@ -114,5 +114,30 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// Reply ends a handler that called a service: a failed call's error is
+// returned, to be written as a problem; a result is written as JSON with
+// status. v is built before err is looked at, so build it only from values
+// that are safe to convert when zero:
+//
+//	o, err := s.Get(ctx, id)
+//	return httpx.Reply(w, http.StatusOK, toJSON(o), err)
+func Reply(w http.ResponseWriter, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, status, v)
+	return nil
+}
+
+// Created is the status of a create that may be a replay: 201 Created, or
+// 200 OK when the result is that of an earlier identical request (a replayed
+// external id or reference) and nothing new was made.
+func Created(replayed bool) int {
+	if replayed {
+		return http.StatusOK
+	}
+	return http.StatusCreated
+}
+
 // CloneDetails is a helper for handlers building problem details.
 func CloneDetails(m map[string]any) map[string]any { return maps.Clone(m) }

@@ -21,25 +21,8 @@ import (
 
 	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry/otlptest"
+	"github.com/godwit-dev/godwit/internal/platform/testlog"
 )
-
-// syncBuffer is a log destination that background SDK goroutines may write to while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // env turns a map into a Config.Getenv.
 func env(m map[string]string) func(string) string {
@@ -406,7 +389,7 @@ func TestShutdownWithAbsentCollector(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			endpoint, hangUp := tc.collector(t)
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			tel, err := telemetry.Setup(t.Context(), telemetry.Config{Getenv: env(map[string]string{
 				"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
 				"OTEL_EXPORTER_OTLP_PROTOCOL": tc.protocol,

@@ -1,0 +1,28 @@
+package testlog_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/godwit-dev/godwit/internal/platform/testlog"
+)
+
+func TestBufferConcurrentWrites(t *testing.T) {
+	var b testlog.Buffer
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				_, _ = b.Write([]byte("x"))
+				_ = b.String()
+			}
+		}()
+	}
+	wg.Wait()
+	if got := b.String(); got != strings.Repeat("x", 800) {
+		t.Errorf("got %d bytes, want 800", len(got))
+	}
+}
