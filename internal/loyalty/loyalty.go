@@ -1,9 +1,12 @@
-// Package loyalty is the loyalty-points service: members, the double-entry
-// points ledger, earning (base, tier bonus, promotions), lots, holds for
-// pay-with-points, the member statement and the ledger's invariant check.
+// Package loyalty is the loyalty-points service: members, earning (base,
+// tier bonus, promotions), redemption, transfers, expiry, reversals,
+// requalification, holds for pay-with-points, the member statement and the
+// books' invariant check.
 //
 // The program's rules (earning tables, tiers, promotions arithmetic, expiry)
-// live in package program; this package books their answers. Every change of
+// live in package program; the double-entry points ledger (accounts,
+// postings, lots, holds, its invariants) in package ledger. This package
+// decides with the first and books with the second. Every change of
 // a member's points happens in one database transaction that locks only that
 // member's row, so unrelated members never wait for each other.
 //
@@ -46,8 +49,8 @@
 //     balance below zero; a negative balance blocks redemptions and
 //     transfers (errs Unprocessable "negative_balance"). Lots hold
 //     max(ledger balance, 0): a debit empties lots without overdrawing them
-//     and a credit repays the debt before forming a lot (lotCredit,
-//     lotDebit).
+//     and a credit repays the debt before forming a lot (ledger.LotCredit,
+//     ledger.LotDebit).
 //   - Expiry expires min(expired lots, spendable balance) per member, one
 //     transaction each under the member lock with lots re-read, so it is
 //     idempotent, never makes a balance negative, and replicas may run it
