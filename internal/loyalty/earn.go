@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/ledger"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/money"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -104,12 +105,6 @@ type Breakdown struct {
 	Reason               string `json:"reason,omitempty"`
 }
 
-// LotUse records how much of a lot a debit consumed.
-type LotUse struct {
-	LotID  string `json:"lot_id"`
-	Points int64  `json:"points"`
-}
-
 // Limits on activities.
 const (
 	maxExternalIDLen = 200
@@ -157,7 +152,7 @@ func (s *Service) Earn(ctx context.Context, memberID string, a Activity) (res Ea
 	var earnedTier string
 	err = s.retryOnDuplicate(ctx, func(ctx context.Context, tx *db.Tx) error {
 		var err error
-		res, earnedTier, err = s.earnTx(ctx, tx, memberID, a, base, source, hash, now)
+		res, earnedTier, err = s.earnTx(ctx, tx, earning{memberID: memberID, a: a, base: base, source: source, hash: hash, now: now})
 		return err
 	})
 	if err != nil {
@@ -270,154 +265,182 @@ func activityHash(memberID string, a Activity) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-const memberColumnsM = `m.id, m.name, m.email, m.tier, m.balance, m.held, m.status_points, m.status_year, m.last_activity_at, m.created_at`
+// earning is an activity on its way to the books: who, what, its base
+// points, where it came from and its fingerprint (activitySource,
+// activityHash), credited at now.
+type earning struct {
+	memberID     string
+	a            Activity
+	base         program.BaseResult
+	source, hash string
+	now          time.Time
+}
 
 type promoRow struct {
 	program.Promotion
 	awardedPoints, awardedTimes int64
 }
 
-// earnTx is Earn's transaction. It returns the tier the activity earned at.
-func (s *Service) earnTx(ctx context.Context, tx *db.Tx, memberID string, a Activity, base program.BaseResult, source, hash string, now time.Time) (EarnResult, string, error) {
-	// Lock the member and look for an earlier activity with the same id in one round trip.
-	_, span := s.tracer.Start(ctx, "loyalty.load_member")
+// earnTx is Earn's transaction, one span per step. It returns the tier the
+// activity earned at.
+func (s *Service) earnTx(ctx context.Context, tx *db.Tx, e earning) (EarnResult, string, error) {
+	m, prior, err := s.loadEarner(ctx, tx, e)
+	if err != nil || prior.Replayed {
+		return prior, prior.EarnedAtTier, err
+	}
+	s.traceBase(ctx, e)
+	tier, tierBonus := s.tierBonus(ctx, m, e.base)
+	var (
+		applied    []AppliedPromotion
+		promoBonus int64
+	)
+	err = s.step(ctx, "loyalty.check_promotions", func(ctx context.Context, span trace.Span) (err error) {
+		applied, promoBonus, err = s.applyPromotions(ctx, tx, e.memberID, e.a, tier.ID, e.base.BasePoints)
+		if err == nil {
+			span.SetAttributes(promotionAttributes(applied, promoBonus)...)
+		}
+		return err
+	})
+	if err != nil {
+		return EarnResult{}, "", err
+	}
+	w := s.decideEarning(ctx, m, e, tier, tierBonus, applied, promoBonus)
+	err = s.step(ctx, "loyalty.credit_points", func(ctx context.Context, span trace.Span) error {
+		if err := w.exec(ctx, tx); err != nil {
+			return err
+		}
+		span.SetAttributes(attribute.Int64("loyalty.new_balance", w.res.NewBalance))
+		if w.res.NewTier != "" {
+			span.SetAttributes(attribute.String("loyalty.new_tier", w.res.NewTier))
+		}
+		return nil
+	})
+	return w.res, tier.ID, err
+}
+
+// loadEarner locks the member and looks for an earlier activity with the
+// same id in one round trip. An earlier one is returned Replayed, or is
+// errs Conflict "external_id_conflict" if it claimed something else.
+func (s *Service) loadEarner(ctx context.Context, tx *db.Tx, e earning) (m Member, prior EarnResult, err error) {
 	var priorHash, priorResult sql.NullString
-	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumnsM+`, a.request_hash, a.result
-		FROM loyalty_members m
-		LEFT JOIN loyalty_activities a ON a.source = $2 AND a.external_id = $3
-		WHERE m.id = $1`+tx.Dialect().ForUpdateOf("m"), memberID, source, a.ExternalID), &priorHash, &priorResult)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = memberNotFound(memberID)
-	}
-	if err != nil {
-		endSpan(span, err)
-		return EarnResult{}, "", err
-	}
-	s.rollStatusYear(&m, now)
-	span.SetAttributes(
-		attribute.String("loyalty.tier", m.Tier),
-		attribute.Int64("loyalty.current_balance", m.Balance),
-		attribute.Int64("loyalty.ytd_qualifying_points", m.StatusPoints),
-	)
-	span.End()
-
-	if priorResult.Valid {
-		if priorHash.String != hash {
-			return EarnResult{}, "", errs.Coded(errs.Conflict, "external_id_conflict",
-				"external_id %q was already used for a different activity", a.ExternalID).With("external_id", a.ExternalID)
+	err = s.step(ctx, "loyalty.load_member", func(_ context.Context, span trace.Span) error {
+		m, err = scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumns("m")+`, a.request_hash, a.result
+			FROM loyalty_members m
+			LEFT JOIN loyalty_activities a ON a.source = $2 AND a.external_id = $3
+			WHERE m.id = $1`+tx.Dialect().ForUpdateOf("m"), e.memberID, e.source, e.a.ExternalID), &priorHash, &priorResult)
+		if errors.Is(err, sql.ErrNoRows) {
+			return memberNotFound(e.memberID)
 		}
-		var res EarnResult
-		if err := json.Unmarshal([]byte(priorResult.String), &res); err != nil {
-			return EarnResult{}, "", fmt.Errorf("decode stored result: %w", err)
+		if err != nil {
+			return err
 		}
-		res.Replayed = true
-		return res, res.EarnedAtTier, nil
-	}
-
-	_, span = s.tracer.Start(ctx, "loyalty.calculate_base")
-	span.SetAttributes(
-		attribute.Int64("loyalty.base_points", base.BasePoints),
-		attribute.String("loyalty.earning_rate", base.EarningRate),
-	)
-	if a.Type == program.ActivityFlight && a.Flight != nil {
+		s.rollStatusYear(&m, e.now)
 		span.SetAttributes(
-			attribute.Int64("loyalty.flight_miles", a.Flight.DistanceMiles),
-			attribute.String("loyalty.fare_class", a.Flight.FareClass),
-			attribute.String("loyalty.cabin", a.Flight.Cabin),
+			attribute.String("loyalty.tier", m.Tier),
+			attribute.Int64("loyalty.current_balance", m.Balance),
+			attribute.Int64("loyalty.ytd_qualifying_points", m.StatusPoints),
 		)
+		return nil
+	})
+	if err != nil || !priorResult.Valid {
+		return m, EarnResult{}, err
 	}
-	if base.MinimumCreditApplied {
-		span.SetAttributes(attribute.Bool("loyalty.minimum_credit_applied", true))
+	if priorHash.String != e.hash {
+		return m, EarnResult{}, errs.Coded(errs.Conflict, "external_id_conflict",
+			"external_id %q was already used for a different activity", e.a.ExternalID).With("external_id", e.a.ExternalID)
 	}
-	if base.MerchantCategory != "" {
-		span.SetAttributes(attribute.String("loyalty.merchant_category", base.MerchantCategory))
+	if err := json.Unmarshal([]byte(priorResult.String), &prior); err != nil {
+		return m, EarnResult{}, fmt.Errorf("decode stored result: %w", err)
 	}
-	span.End()
+	prior.Replayed = true
+	return m, prior, nil
+}
 
-	_, span = s.tracer.Start(ctx, "loyalty.apply_tier_bonus")
-	tier, ok := s.prog.Tier(m.Tier)
-	if !ok {
-		// A tier removed from the program file: earn at the tier the status points reach.
-		tier = s.prog.TierFor(m.StatusPoints)
-	}
-	tierBonus := program.TierBonus(base.BasePoints, tier)
-	mult, _ := strconv.ParseFloat(program.FormatMultiplier(tier.MultiplierBP), 64) // display only
-	span.SetAttributes(
-		attribute.String("loyalty.tier", tier.ID),
-		attribute.Float64("loyalty.tier_multiplier", mult),
-		attribute.Int64("loyalty.tier_bonus_points", tierBonus),
-	)
-	span.End()
+// traceBase records the base points' calculation, done before the
+// transaction (validateActivity), as its span.
+func (s *Service) traceBase(ctx context.Context, e earning) {
+	_ = s.step(ctx, "loyalty.calculate_base", func(_ context.Context, span trace.Span) error {
+		base, a := e.base, e.a
+		span.SetAttributes(
+			attribute.Int64("loyalty.base_points", base.BasePoints),
+			attribute.String("loyalty.earning_rate", base.EarningRate),
+		)
+		if a.Type == program.ActivityFlight && a.Flight != nil {
+			span.SetAttributes(
+				attribute.Int64("loyalty.flight_miles", a.Flight.DistanceMiles),
+				attribute.String("loyalty.fare_class", a.Flight.FareClass),
+				attribute.String("loyalty.cabin", a.Flight.Cabin),
+			)
+		}
+		if base.MinimumCreditApplied {
+			span.SetAttributes(attribute.Bool("loyalty.minimum_credit_applied", true))
+		}
+		if base.MerchantCategory != "" {
+			span.SetAttributes(attribute.String("loyalty.merchant_category", base.MerchantCategory))
+		}
+		return nil
+	})
+}
 
-	promoCtx, span := s.tracer.Start(ctx, "loyalty.check_promotions")
-	applied, promoBonus, err := s.applyPromotions(promoCtx, tx, memberID, a, tier.ID, base.BasePoints)
-	if err != nil {
-		endSpan(span, err)
-		return EarnResult{}, "", err
-	}
+// tierBonus is the bonus the member's tier gives on base points, under its
+// span. A tier removed from the program file earns at the tier the status
+// points reach.
+func (s *Service) tierBonus(ctx context.Context, m Member, base program.BaseResult) (tier program.Tier, bonus int64) {
+	_ = s.step(ctx, "loyalty.apply_tier_bonus", func(_ context.Context, span trace.Span) error {
+		tier = s.memberTier(m)
+		bonus = program.TierBonus(base.BasePoints, tier)
+		mult, _ := strconv.ParseFloat(program.FormatMultiplier(tier.MultiplierBP), 64) // display only
+		span.SetAttributes(
+			attribute.String("loyalty.tier", tier.ID),
+			attribute.Float64("loyalty.tier_multiplier", mult),
+			attribute.Int64("loyalty.tier_bonus_points", bonus),
+		)
+		return nil
+	})
+	return tier, bonus
+}
+
+func promotionAttributes(applied []AppliedPromotion, bonus int64) []attribute.KeyValue {
 	ids := make([]string, len(applied))
 	for i, p := range applied {
 		ids[i] = p.ID
 	}
-	span.SetAttributes(
-		attribute.Int64("loyalty.promo_bonus_points", promoBonus),
-		attribute.Bool("loyalty.promo_applied", promoBonus > 0),
+	return []attribute.KeyValue{
+		attribute.Int64("loyalty.promo_bonus_points", bonus),
+		attribute.Bool("loyalty.promo_applied", bonus > 0),
 		attribute.StringSlice("loyalty.promotions", ids),
-	)
-	span.End()
+	}
+}
 
-	creditCtx, span := s.tracer.Start(ctx, "loyalty.credit_points")
-	total := base.BasePoints + tierBonus + promoBonus
+// decideEarning decides what an earning books: the result, the breakdown, the
+// member's status points and tier. It is the rule, with no I/O.
+func (s *Service) decideEarning(ctx context.Context, m Member, e earning, tier program.Tier, tierBonus int64, applied []AppliedPromotion, promoBonus int64) *earnWrite {
+	total := e.base.BasePoints + tierBonus + promoBonus
 	newTier := tier
-	statusPoints := m.StatusPoints + base.StatusPoints
+	statusPoints := m.StatusPoints + e.base.StatusPoints
 	if t := s.prog.TierFor(statusPoints); t.Rank > tier.Rank {
 		newTier = t
 	}
 	res := EarnResult{
-		TransactionID:      newID(),
-		MemberID:           memberID,
-		ActivityType:       a.Type,
-		ExternalID:         a.ExternalID,
-		BasePoints:         base.BasePoints,
-		TierBonus:          tierBonus,
-		PromoBonus:         promoBonus,
-		Promotions:         applied,
-		TotalPointsEarned:  total,
-		StatusPointsEarned: base.StatusPoints,
-		NewBalance:         m.Balance + total,
-		EarnedAtTier:       tier.ID,
-		Tier:               newTier.ID,
-		OccurredAt:         a.OccurredAt,
-		CreatedAt:          now,
-		TraceID:            traceIDOf(ctx),
+		TransactionID: newID(), MemberID: e.memberID, ActivityType: e.a.Type, ExternalID: e.a.ExternalID,
+		BasePoints: e.base.BasePoints, TierBonus: tierBonus, PromoBonus: promoBonus, Promotions: applied,
+		TotalPointsEarned: total, StatusPointsEarned: e.base.StatusPoints, NewBalance: m.Balance + total,
+		EarnedAtTier: tier.ID, Tier: newTier.ID, OccurredAt: e.a.OccurredAt, CreatedAt: e.now, TraceID: traceIDOf(ctx),
 	}
 	if newTier.ID != tier.ID {
 		res.NewTier = newTier.ID
 	}
 	bd := Breakdown{
-		ActivityType: a.Type, ExternalID: a.ExternalID,
-		BasePoints: base.BasePoints, EarningRate: base.EarningRate,
+		ActivityType: e.a.Type, ExternalID: e.a.ExternalID,
+		BasePoints: e.base.BasePoints, EarningRate: e.base.EarningRate,
 		Tier: tier.ID, TierMultiplier: program.FormatMultiplier(tier.MultiplierBP), TierBonus: tierBonus,
-		PromoBonus: promoBonus, Promotions: applied, StatusPoints: base.StatusPoints,
+		PromoBonus: promoBonus, Promotions: applied, StatusPoints: e.base.StatusPoints,
 	}
-	w := earnWrite{
-		res: res, member: m, source: source, hash: hash, breakdown: bd,
+	return &earnWrite{
+		res: res, member: m, source: e.source, hash: e.hash, breakdown: bd,
 		actor: actorOf(ctx), statusPoints: statusPoints, lotID: newID(),
-		expiresAt: s.prog.ExpiryFor(now), lastActivity: now,
+		expiresAt: s.prog.ExpiryFor(e.now), lastActivity: laterOf(m.LastActivityAt, e.now),
 	}
-	if m.LastActivityAt.After(now) {
-		w.lastActivity = m.LastActivityAt
-	}
-	if err := w.exec(creditCtx, tx); err != nil {
-		endSpan(span, err)
-		return EarnResult{}, "", err
-	}
-	span.SetAttributes(attribute.Int64("loyalty.new_balance", res.NewBalance))
-	if res.NewTier != "" {
-		span.SetAttributes(attribute.String("loyalty.new_tier", res.NewTier))
-	}
-	span.End()
-	return res, tier.ID, nil
 }
 
 // applyPromotions reads the promotions running at the activity's time with
@@ -470,8 +493,9 @@ type earnWrite struct {
 	lastActivity time.Time
 }
 
-// exec writes the earning: the transaction, its postings, the lot, the
-// activity with its stored result, the member and the promotion awards.
+// exec writes the earning: the ledger's credit (transaction, postings, lot,
+// balance) with the member's status points and tier, the activity with its
+// stored result and the promotion awards — one statement on PostgreSQL.
 func (w *earnWrite) exec(ctx context.Context, tx *db.Tx) error {
 	bd, err := json.Marshal(w.breakdown)
 	if err != nil {
@@ -481,13 +505,42 @@ func (w *earnWrite) exec(ctx context.Context, tx *db.Tx) error {
 	if err != nil {
 		return err
 	}
-	return writesFor(tx).earn(ctx, tx, w, string(bd), string(stored))
+	r := w.res
+	with := []ledger.Stmt{{SQL: `INSERT INTO loyalty_activities (source, external_id, member_id, type, occurred_at, request_hash, transaction_id, result, created_at)
+		VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::text, $7::text, $8::text, $9::bigint)`,
+		Args: []any{w.source, r.ExternalID, r.MemberID, r.ActivityType, db.Micros(r.OccurredAt), w.hash, r.TransactionID, string(stored), db.Micros(r.CreatedAt)}}}
+	if award := awardsStmt(r.MemberID, r.Promotions); award != nil {
+		with = append(with, *award)
+	}
+	return ledger.PostCredit(ctx, tx, ledger.Credit{
+		ID: r.TransactionID, Type: TxEarn, MemberID: r.MemberID, Key: "activity:" + w.source + ":" + r.ExternalID,
+		Breakdown: string(bd), Actor: w.actor, TraceID: r.TraceID, At: r.CreatedAt,
+		From: AccountIssuance, Points: ledger.Points(r.TotalPointsEarned), Before: balanceOf(w.member),
+		LotID: w.lotID, LotExpires: w.expiresAt,
+		MemberSet: ledger.Stmt{SQL: `status_points = $1::bigint, status_year = $2::integer, tier = $3::text, last_activity_at = $4::bigint, updated_at = $5::bigint,
+		prev_status_points = CASE WHEN status_year < $2::integer THEN status_points ELSE prev_status_points END,
+		prev_status_year = CASE WHEN status_year < $2::integer THEN status_year ELSE prev_status_year END`,
+			Args: []any{w.statusPoints, r.CreatedAt.Year(), r.Tier, db.Micros(w.lastActivity), db.Micros(r.CreatedAt)}},
+		With: with,
+	})
 }
 
-// ledgerAfter is the member account's balance after the earning's posting.
-func (w *earnWrite) ledgerAfter() int64 { return w.res.NewBalance + w.member.Pending }
-
-// lotPoints is how much of the earning forms a lot: a debt is repaid first.
-func (w *earnWrite) lotPoints() int64 {
-	return lotCredit(w.member.Balance+w.member.Pending, w.res.TotalPointsEarned)
+// awardsStmt counts the promotions' awards to the member (one upsert for
+// all), or is nil when none applied.
+func awardsStmt(memberID string, applied []AppliedPromotion) *ledger.Stmt {
+	if len(applied) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO loyalty_promotion_awards (promotion_id, member_id, points, times) VALUES `)
+	args := []any{memberID}
+	for i, p := range applied {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "($%d::text, $1::text, $%d::bigint, 1)", len(args)+1, len(args)+2)
+		args = append(args, p.ID, p.Points)
+	}
+	b.WriteString(` ON CONFLICT (promotion_id, member_id) DO UPDATE SET points = loyalty_promotion_awards.points + excluded.points, times = loyalty_promotion_awards.times + excluded.times`)
+	return &ledger.Stmt{SQL: b.String(), Args: args}
 }

@@ -30,7 +30,7 @@ import (
 // credit, reversals, adjustments, expiry and requalification — on a fresh
 // SQLite and a fresh PostgreSQL database, with the same clock, and requires
 // the rows they leave to be equal. The engines take different statements
-// for the same write (ledger_postgres.go, ledger_sqlite.go); this is what
+// for the same write (internal/ledger: writes_postgres.go, writes_sqlite.go); this is what
 // says they write the same thing. Random ids are replaced by labels in the
 // names made of their rows' other columns (see comparedTables), trace ids
 // by a placeholder.

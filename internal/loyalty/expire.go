@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/godwit-dev/godwit/internal/ledger"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
@@ -217,73 +218,8 @@ func (s *Service) expireMember(ctx context.Context, memberID string, now time.Ti
 		span.SetAttributes(attribute.Int64("loyalty.points_expiring", expired))
 		endSpan(span, err)
 	}()
-	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		expired = 0
-		m, err := lockMember(ctx, tx, memberID)
-		if err != nil {
-			return err
-		}
-		avail := max(m.Balance, 0)
-		if avail == 0 {
-			return nil
-		}
-		var rows *sql.Rows
-		if s.prog.Expiry.Policy == program.ExpiryLot {
-			rows, err = tx.QueryContext(ctx, `SELECT id, remaining FROM loyalty_lots WHERE member_id = $1 AND remaining > 0 AND expires_at <= $2
-				ORDER BY expires_at, earned_at, id`, m.ID, db.Micros(now))
-		} else {
-			last := m.LastActivityAt
-			if last.IsZero() {
-				last = m.CreatedAt
-			}
-			if !program.IsExpired(s.prog.InactivityExpiry(last), now) {
-				return nil
-			}
-			rows, err = tx.QueryContext(ctx, `SELECT id, remaining FROM loyalty_lots WHERE member_id = $1 AND remaining > 0
-				ORDER BY expires_at, earned_at, id`, m.ID)
-		}
-		if err != nil {
-			return err
-		}
-		var uses []LotUse
-		left := avail
-		for rows.Next() && left > 0 {
-			var u LotUse
-			var remaining int64
-			if err := rows.Scan(&u.LotID, &remaining); err != nil {
-				rows.Close()
-				return err
-			}
-			u.Points = min(remaining, left)
-			left -= u.Points
-			expired += u.Points
-			uses = append(uses, u)
-		}
-		if err := rows.Err(); err != nil {
-			rows.Close()
-			return err
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if expired == 0 {
-			return nil
-		}
-		for _, u := range uses {
-			if _, err := tx.ExecContext(ctx, `UPDATE loyalty_lots SET remaining = remaining - $2 WHERE id = $1`, u.LotID, u.Points); err != nil {
-				return err
-			}
-		}
-		bd, err := json.Marshal(Breakdown{Policy: s.prog.Expiry.Policy, Lots: uses})
-		if err != nil {
-			return err
-		}
-		after := m.Balance + m.Pending - expired
-		if err := insertTransaction(ctx, tx, newID(), TxExpire, m.ID, "", string(bd), actorOf(ctx), traceIDOf(ctx), now,
-			posting{MemberAccount(m.ID), -expired, &after}, posting{AccountExpiry, expired, nil}); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET balance = balance - $2, updated_at = $3 WHERE id = $1`, m.ID, expired, db.Micros(now))
+	err = s.updateMember(ctx, memberID, func(ctx context.Context, tx *db.Tx, m Member) (err error) {
+		expired, err = s.expireMemberTx(ctx, tx, m, now)
 		return err
 	})
 	if err != nil {
@@ -294,6 +230,61 @@ func (s *Service) expireMember(ctx context.Context, memberID string, now time.Ti
 		s.expired.Add(ctx, expired, metric.WithAttributes(attribute.String("loyalty.expiry_policy", s.prog.Expiry.Policy)))
 	}
 	return expired, nil
+}
+
+// expireMemberTx expires member m's spendable points in expired lots, the
+// member's row being locked: the lots give them up soonest-expiring first,
+// and a transaction moves them to sink:expiry.
+func (s *Service) expireMemberTx(ctx context.Context, tx *db.Tx, m Member, now time.Time) (int64, error) {
+	avail := max(m.Balance, 0)
+	if avail == 0 {
+		return 0, nil
+	}
+	rows, due, err := s.expiringLots(ctx, tx, m, now)
+	if err != nil || !due {
+		return 0, err
+	}
+	uses, err := ledger.TakeFromLots(ctx, tx, rows, ledger.Points(avail))
+	if err != nil {
+		return 0, err
+	}
+	expired := ledger.Used(uses)
+	if expired == 0 {
+		return 0, nil
+	}
+	bd, err := json.Marshal(Breakdown{Policy: s.prog.Expiry.Policy, Lots: uses})
+	if err != nil {
+		return 0, err
+	}
+	after := balanceOf(m).Ledger() - expired
+	if err := ledger.Post(ctx, tx, ledger.Transaction{ID: newID(), Type: TxExpire, MemberID: m.ID, Breakdown: string(bd),
+		Actor: actorOf(ctx), TraceID: traceIDOf(ctx), At: now,
+		Postings: []ledger.Posting{ledger.Member(m.ID, -expired, after), ledger.To(AccountExpiry, expired)}}); err != nil {
+		return 0, err
+	}
+	return int64(expired), ledger.AddToBalance(ctx, tx, m.ID, -expired, now, ledger.Stmt{})
+}
+
+// expiringLots reads the member's lots that have expired at now (id,
+// remaining), soonest-expiring first: under the lot policy the lots past
+// their expiry, under the inactivity policy all of them once the member's
+// inactivity has expired them, and none before (due is false).
+func (s *Service) expiringLots(ctx context.Context, tx *db.Tx, m Member, now time.Time) (rows *sql.Rows, due bool, err error) {
+	if s.prog.Expiry.Policy == program.ExpiryLot {
+		rows, err = tx.QueryContext(ctx, `SELECT id, remaining FROM loyalty_lots WHERE member_id = $1 AND remaining > 0 AND expires_at <= $2
+			ORDER BY expires_at, earned_at, id`, m.ID, db.Micros(now))
+		return rows, err == nil, err
+	}
+	last := m.LastActivityAt
+	if last.IsZero() {
+		last = m.CreatedAt
+	}
+	if !program.IsExpired(s.prog.InactivityExpiry(last), now) {
+		return nil, false, nil
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT id, remaining FROM loyalty_lots WHERE member_id = $1 AND remaining > 0
+		ORDER BY expires_at, earned_at, id`, m.ID)
+	return rows, err == nil, err
 }
 
 // VoidExpiredHolds voids every pending hold whose expires_at is at or
@@ -312,49 +303,12 @@ func (s *Service) VoidExpiredHolds(ctx context.Context, now time.Time) (n int, e
 	const batch = 200
 	after := ""
 	for {
-		rows, err := s.db.Read().QueryContext(ctx, `SELECT id FROM loyalty_holds WHERE status = 'pending' AND expires_at <= $1 AND id > $2
-			ORDER BY id LIMIT $3`, db.Micros(now), after, batch)
+		ids, err := s.expiredHolds(ctx, now, after, batch)
 		if err != nil {
 			return n, internal("void expired holds", err)
 		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return n, internal("void expired holds", err)
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return n, internal("void expired holds", err)
-		}
 		for _, id := range ids {
-			voided := false
-			err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-				voided = false
-				h, _, err := lockHold(ctx, tx, id)
-				if err != nil {
-					return err
-				}
-				if h.Status != HoldPending || h.ExpiresAt.After(now) {
-					return nil
-				}
-				if err := voidHoldTx(ctx, tx, h, now); err != nil {
-					return err
-				}
-				if _, err := tx.ExecContext(ctx, `UPDATE loyalty_redemptions SET status = 'failed', failure = 'hold expired', updated_at = $2
-					WHERE hold_id = $1 AND status = 'pending'`, h.ID, db.Micros(now)); err != nil {
-					return err
-				}
-				if _, err := tx.ExecContext(ctx, `UPDATE loyalty_transfers SET status = 'failed', updated_at = $2
-					WHERE hold_id = $1 AND status = 'pending'`, h.ID, db.Micros(now)); err != nil {
-					return err
-				}
-				voided = true
-				return nil
-			})
+			voided, err := s.voidExpiredHold(ctx, id, now)
 			if err != nil {
 				return n, internal("void expired hold", err)
 			}
@@ -368,6 +322,57 @@ func (s *Service) VoidExpiredHolds(ctx context.Context, now time.Time) (n int, e
 		}
 		after = ids[len(ids)-1]
 	}
+}
+
+// expiredHolds reads up to limit ids of pending holds expired at now, after
+// the id after, in id order.
+func (s *Service) expiredHolds(ctx context.Context, now time.Time, after string, limit int) ([]string, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT id FROM loyalty_holds WHERE status = 'pending' AND expires_at <= $1 AND id > $2
+		ORDER BY id LIMIT $3`, db.Micros(now), after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// voidExpiredHold voids a hold if, under its member's lock, it is still
+// pending and expired, and marks the redemption or transfer that owned it
+// failed. It says whether it voided.
+func (s *Service) voidExpiredHold(ctx context.Context, id string, now time.Time) (voided bool, err error) {
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		voided = false
+		var m Member
+		h, err := ledger.LockHold(ctx, tx, id, memberHolder(&m, "m"))
+		if err != nil {
+			return holdErr(err, id)
+		}
+		if h.Status != HoldPending || h.ExpiresAt.After(now) {
+			return nil
+		}
+		if err := ledger.VoidHold(ctx, tx, h, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE loyalty_redemptions SET status = 'failed', failure = 'hold expired', updated_at = $2
+			WHERE hold_id = $1 AND status = 'pending'`, h.ID, db.Micros(now)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE loyalty_transfers SET status = 'failed', updated_at = $2
+			WHERE hold_id = $1 AND status = 'pending'`, h.ID, db.Micros(now)); err != nil {
+			return err
+		}
+		voided = true
+		return nil
+	})
+	return voided, err
 }
 
 // runEvery runs job now and then every interval until ctx is done. A

@@ -199,13 +199,38 @@ func (s *Service) memberSpans(ctx context.Context, c *chunkExpiry, start, end ti
 func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *chunkExpiry, now time.Time) error {
 	clear(c.members)
 	c.uses, c.affected, c.total = c.uses[:0], 0, 0
-
-	// Who can lose points at all: spendable balance, and under the inactivity
-	// policy an inactivity deadline that has passed.
 	ids := jsonRows(nil, len(c.ids), func(b []byte, i int) []byte { return appendJSONString(b, c.ids[i]) })
+	due, err := s.lockDueMembers(ctx, tx, q, c, ids, now)
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	// Lots in the order expiry consumes them, soonest-expiring first.
+	dueIDs := jsonRows(ids[:0], len(due), func(b []byte, k int) []byte { return appendJSONString(b, c.ids[due[k]]) })
+	var rows *sql.Rows
+	if s.prog.Expiry.Policy == program.ExpiryLot {
+		rows, err = tx.QueryContext(ctx, q.lotsDue, string(dueIDs), db.Micros(now))
+	} else {
+		rows, err = tx.QueryContext(ctx, q.lots, string(dueIDs))
+	}
+	if err != nil {
+		return fmt.Errorf("read lots: %w", err)
+	}
+	if err := c.takeLots(rows); err != nil {
+		return fmt.Errorf("read lots: %w", err)
+	}
+	if len(c.uses) == 0 {
+		return nil
+	}
+	return s.writeExpiries(ctx, tx, q, c, now)
+}
+
+// lockDueMembers locks the chunk's members (ids, as JSON rows) and returns
+// the indexes of those who can lose points at all: a spendable balance, and
+// under the inactivity policy an inactivity deadline that has passed.
+func (s *Service) lockDueMembers(ctx context.Context, tx *db.Tx, q expirySQL, c *chunkExpiry, ids []byte, now time.Time) ([]int, error) {
 	rows, err := tx.QueryContext(ctx, q.lockMembers, string(ids))
 	if err != nil {
-		return fmt.Errorf("lock members: %w", err)
+		return nil, fmt.Errorf("lock members: %w", err)
 	}
 	var (
 		due           []int
@@ -217,7 +242,7 @@ func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *
 	for rows.Next() {
 		if err := rows.Scan(&id, &balance, &held, &last, &created); err != nil {
 			rows.Close()
-			return fmt.Errorf("lock members: %w", err)
+			return nil, fmt.Errorf("lock members: %w", err)
 		}
 		i, ok := c.index[string(id)]
 		if !ok {
@@ -241,25 +266,17 @@ func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *
 	}
 	if err := rows.Err(); err != nil {
 		rows.Close()
-		return fmt.Errorf("lock members: %w", err)
+		return nil, fmt.Errorf("lock members: %w", err)
 	}
 	if err := rows.Close(); err != nil {
-		return fmt.Errorf("lock members: %w", err)
+		return nil, fmt.Errorf("lock members: %w", err)
 	}
-	if len(due) == 0 {
-		return nil
-	}
+	return due, nil
+}
 
-	// Lots in the order expiry consumes them, soonest-expiring first.
-	dueIDs := jsonRows(ids[:0], len(due), func(b []byte, k int) []byte { return appendJSONString(b, c.ids[due[k]]) })
-	if s.prog.Expiry.Policy == program.ExpiryLot {
-		rows, err = tx.QueryContext(ctx, q.lotsDue, string(dueIDs), db.Micros(now))
-	} else {
-		rows, err = tx.QueryContext(ctx, q.lots, string(dueIDs))
-	}
-	if err != nil {
-		return fmt.Errorf("read lots: %w", err)
-	}
+// takeLots reads a chunk's lots (member id, lot id, remaining) in the order
+// expiry consumes them and takes from each what its member can lose.
+func (c *chunkExpiry) takeLots(rows *sql.Rows) error {
 	var memberID sql.RawBytes // only looked up, so no copy per row
 	for rows.Next() {
 		var (
@@ -268,7 +285,7 @@ func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *
 		)
 		if err := rows.Scan(&memberID, &lotID, &remaining); err != nil {
 			rows.Close()
-			return fmt.Errorf("read lots: %w", err)
+			return err
 		}
 		i, ok := c.index[string(memberID)]
 		if !ok {
@@ -289,15 +306,9 @@ func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *
 	}
 	if err := rows.Err(); err != nil {
 		rows.Close()
-		return fmt.Errorf("read lots: %w", err)
+		return err
 	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("read lots: %w", err)
-	}
-	if len(c.uses) == 0 {
-		return nil
-	}
-	return s.writeExpiries(ctx, tx, q, c, now)
+	return rows.Close()
 }
 
 // writeExpiries writes a chunk's lot updates, its ledger transactions with
@@ -308,10 +319,28 @@ func (s *Service) writeExpiries(ctx context.Context, tx *db.Tx, q expirySQL, c *
 		b = append(b, ',')
 		return strconv.AppendInt(b, c.uses[k].points, 10)
 	})
-	// A transaction row and a debit row per member, from the member's run of
-	// lot uses.
+	txs, moves := s.expiryRows(c)
+	var args [nExpiryArgs]any
+	args[argTxs], args[argMoves], args[argLots] = string(txs), string(moves), string(lots)
+	args[argType], args[argActor], args[argTraceID] = TxExpire, actorOf(ctx), traceIDOf(ctx)
+	args[argAt], args[argSink] = db.Micros(now), AccountExpiry
+	for _, w := range q.writes {
+		a := make([]any, len(w.args))
+		for k, n := range w.args {
+			a[k] = args[n]
+		}
+		if _, err := tx.ExecContext(ctx, w.query, a...); err != nil {
+			return fmt.Errorf("write expiries: %s: %w", w.name, err)
+		}
+	}
+	return nil
+}
+
+// expiryRows returns a chunk's transaction rows and debit rows as JSON, one
+// of each per member, from the member's run of lot uses.
+func (s *Service) expiryRows(c *chunkExpiry) (txs, moves []byte) {
 	policy := s.prog.Expiry.Policy
-	var bd, txs, moves []byte
+	var bd []byte
 	for k := 0; k < len(c.uses); {
 		i := c.uses[k].member
 		m := &c.members[i]
@@ -357,20 +386,7 @@ func (s *Service) writeExpiries(ctx context.Context, tx *db.Tx, q expirySQL, c *
 	txs = append(txs, `]]`...)
 	moves = append(moves, `]]`...)
 
-	var args [nExpiryArgs]any
-	args[argTxs], args[argMoves], args[argLots] = string(txs), string(moves), string(lots)
-	args[argType], args[argActor], args[argTraceID] = TxExpire, actorOf(ctx), traceIDOf(ctx)
-	args[argAt], args[argSink] = db.Micros(now), AccountExpiry
-	for _, w := range q.writes {
-		a := make([]any, len(w.args))
-		for k, n := range w.args {
-			a[k] = args[n]
-		}
-		if _, err := tx.ExecContext(ctx, w.query, a...); err != nil {
-			return fmt.Errorf("write expiries: %s: %w", w.name, err)
-		}
-	}
-	return nil
+	return txs, moves
 }
 
 // jsonRows appends to b a JSON array of n arrays, the k-th holding what

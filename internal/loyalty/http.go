@@ -25,7 +25,7 @@ func (s *Service) Routes() []httpx.Route {
 		{Method: "GET", Pattern: "/v1/admin/promotions/{id}", Summary: "Read a promotion", Access: auth.AdminOnly, Handler: s.handleGetPromotion},
 		{Method: "PUT", Pattern: "/v1/admin/promotions/{id}", Summary: "Replace a promotion", Access: auth.AdminOnly, Idempotency: httpx.IdempotencyOptional, Handler: s.handleUpdatePromotion},
 		{Method: "DELETE", Pattern: "/v1/admin/promotions/{id}", Summary: "Withdraw a promotion", Access: auth.AdminOnly, Handler: s.handleDeletePromotion},
-	}, s.routesII()...)
+	}, s.spendingAndAdminRoutes()...)
 }
 
 // MemberJSON is the API's member shape.

@@ -9,9 +9,10 @@ import (
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
 )
 
-// routesII are the endpoints of Loyalty II (redemption, transfers, expiry,
-// reversals, adjustments, fault settings).
-func (s *Service) routesII() []httpx.Route {
+// spendingAndAdminRoutes are the endpoints that spend, move and correct points
+// (redemption, transfers, partner credits, expiry, reversals, adjustments)
+// and the simulated providers' fault settings.
+func (s *Service) spendingAndAdminRoutes() []httpx.Route {
 	return []httpx.Route{
 		{Method: "GET", Pattern: "/v1/redemption-options", Summary: "The redemption catalogue (with a member token: each option's cost for that member)", Access: auth.Public, Handler: s.handleRedemptionOptions},
 		{Method: "POST", Pattern: "/v1/members/{id}/redemptions", Summary: "Redeem points for a catalogue option", Access: auth.MemberSelf("id"), Idempotency: httpx.IdempotencyOptional, Handler: s.handleRedeem},

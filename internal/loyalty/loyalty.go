@@ -1,9 +1,12 @@
-// Package loyalty is the loyalty-points service: members, the double-entry
-// points ledger, earning (base, tier bonus, promotions), lots, holds for
-// pay-with-points, the member statement and the ledger's invariant check.
+// Package loyalty is the loyalty-points service: members, earning (base,
+// tier bonus, promotions), redemption, transfers, expiry, reversals,
+// requalification, holds for pay-with-points, the member statement and the
+// books' invariant check.
 //
 // The program's rules (earning tables, tiers, promotions arithmetic, expiry)
-// live in package program; this package books their answers. Every change of
+// live in package program; the double-entry points ledger (accounts,
+// postings, lots, holds, its invariants) in package ledger. This package
+// decides with the first and books with the second. Every change of
 // a member's points happens in one database transaction that locks only that
 // member's row, so unrelated members never wait for each other.
 //
@@ -46,8 +49,8 @@
 //     balance below zero; a negative balance blocks redemptions and
 //     transfers (errs Unprocessable "negative_balance"). Lots hold
 //     max(ledger balance, 0): a debit empties lots without overdrawing them
-//     and a credit repays the debt before forming a lot (lotCredit,
-//     lotDebit).
+//     and a credit repays the debt before forming a lot (ledger.LotCredit,
+//     ledger.LotDebit).
 //   - Expiry expires min(expired lots, spendable balance) per member, one
 //     transaction each under the member lock with lots re-read, so it is
 //     idempotent, never makes a balance negative, and replicas may run it
@@ -70,14 +73,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/ledger"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -86,18 +87,18 @@ import (
 // TracerName is the instrumentation scope of the service's spans and metrics.
 const TracerName = "github.com/godwit-dev/godwit/internal/loyalty"
 
-// Ledger account ids.
+// Ledger account ids (package ledger's).
 const (
-	AccountIssuance   = "program:issuance"
-	AccountRedemption = "sink:redemption"
-	AccountExpiry     = "sink:expiry"
+	AccountIssuance   = ledger.Issuance
+	AccountRedemption = ledger.Redemption
+	AccountExpiry     = ledger.Expiry
 )
 
 // MemberAccount is the ledger account of a member.
-func MemberAccount(memberID string) string { return "member:" + memberID }
+func MemberAccount(memberID string) string { return ledger.MemberAccount(memberID) }
 
 // PartnerAccount is the clearing account of a transfer partner.
-func PartnerAccount(partnerID string) string { return "partner:" + partnerID }
+func PartnerAccount(partnerID string) string { return ledger.PartnerAccount(partnerID) }
 
 // Transaction types recorded in the ledger.
 const (
@@ -265,13 +266,7 @@ func (s *Service) outstanding(ctx context.Context) (int64, error) {
 // Program returns the program the service runs.
 func (s *Service) Program() *program.Program { return s.prog }
 
-func newID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString()
-	}
-	return id.String()
-}
+func newID() string { return ledger.NewID() }
 
 func actorOf(ctx context.Context) string { return auth.FromContext(ctx).Actor() }
 
@@ -280,21 +275,6 @@ func traceIDOf(ctx context.Context) string {
 		return sc.TraceID().String()
 	}
 	return ""
-}
-
-// endSpan ends span, recording err as a span error only when it is
-// unexpected: business rejections (errs kinds other than Internal) are set as
-// the loyalty.result attribute by the caller instead.
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		if e, ok := errs.As(err); ok && e.Kind != errs.Internal {
-			span.SetAttributes(attribute.String("loyalty.error_code", errs.CodeOf(err)))
-		} else {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "unexpected failure")
-		}
-	}
-	span.End()
 }
 
 // internal wraps an unexpected failure (a driver error, a broken invariant)

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/ledger"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
 
@@ -84,7 +85,34 @@ func (s *Service) CreateMember(ctx context.Context, n NewMember) (Member, error)
 	return m, nil
 }
 
-const memberColumns = `id, name, email, tier, balance, held, status_points, status_year, last_activity_at, created_at`
+// memberColumnNames are the columns scanMember reads, in its order.
+var memberColumnNames = []string{"id", "name", "email", "tier", "balance", "held", "status_points", "status_year", "last_activity_at", "created_at"}
+
+// memberColumns is the column list scanMember reads, each qualified with
+// alias when the query names loyalty_members so ("m"), or bare ("").
+func memberColumns(alias string) string {
+	if alias == "" {
+		return strings.Join(memberColumnNames, ", ")
+	}
+	return alias + "." + strings.Join(memberColumnNames, ", "+alias+".")
+}
+
+// memberHolder reads the member into m in the statement that reads a hold
+// (loyalty_members aliased alias).
+func memberHolder(m *Member, alias string) ledger.Holder {
+	return ledger.Holder{Columns: memberColumns(alias), Scan: func(row ledger.Scanner, hold ...any) (err error) {
+		*m, err = scanMember(row, hold...)
+		return err
+	}}
+}
+
+// memberErr turns the ledger's "no such member" into the client's error.
+func memberErr(err error, id string) error {
+	if errors.Is(err, ledger.ErrMemberNotFound) {
+		return memberNotFound(id)
+	}
+	return err
+}
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -112,7 +140,7 @@ func memberNotFound(id string) error {
 // GetMember returns a member. Status points of a past year read as zero for
 // the current year (the rollover is written by the member's next activity).
 func (s *Service) GetMember(ctx context.Context, id string) (Member, error) {
-	m, err := scanMember(s.db.Read().QueryRowContext(ctx, `SELECT `+memberColumns+` FROM loyalty_members WHERE id = $1`, id))
+	m, err := scanMember(s.db.Read().QueryRowContext(ctx, `SELECT `+memberColumns("")+` FROM loyalty_members WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Member{}, memberNotFound(id)
 	}
@@ -135,11 +163,30 @@ func (s *Service) rollStatusYear(m *Member, now time.Time) {
 
 // lockMember reads a member and locks its row until the transaction ends.
 func lockMember(ctx context.Context, tx *db.Tx, id string) (Member, error) {
-	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumns+` FROM loyalty_members WHERE id = $1`+tx.ForUpdate(), id))
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumns("")+` FROM loyalty_members WHERE id = $1`+tx.ForUpdate(), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Member{}, memberNotFound(id)
 	}
 	return m, err
+}
+
+// lockedMember is a transaction body that locks member id's row and runs fn
+// with the member: the storage side owns the transaction and the lock, fn
+// decides and books.
+func lockedMember(id string, fn func(ctx context.Context, tx *db.Tx, m Member) error) func(ctx context.Context, tx *db.Tx) error {
+	return func(ctx context.Context, tx *db.Tx) error {
+		m, err := lockMember(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, tx, m)
+	}
+}
+
+// updateMember runs fn in a transaction holding member id's row lock (see
+// lockedMember).
+func (s *Service) updateMember(ctx context.Context, id string, fn func(ctx context.Context, tx *db.Tx, m Member) error) error {
+	return s.db.InTx(ctx, lockedMember(id, fn))
 }
 
 // NextTierProgress says how far a member is from the next tier.

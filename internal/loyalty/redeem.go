@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/ledger"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
@@ -61,6 +62,17 @@ func (s *Service) memberTier(m Member) program.Tier {
 	return s.prog.TierFor(m.StatusPoints)
 }
 
+// redemption is a redemption on its way: the option, the member as read
+// when the hold was placed, the price and the hold.
+type redemption struct {
+	id, reference string
+	opt           program.RedemptionOption
+	member        Member
+	cost          program.Cost
+	hold          ledger.Hold
+	now           time.Time
+}
+
 // Redeem spends a member's points on a catalogue option in three steps:
 // hold the discounted cost (one transaction under the member's row lock),
 // ask the fulfiller to deliver, then capture the hold — or void it when
@@ -91,134 +103,178 @@ func (s *Service) Redeem(ctx context.Context, memberID, optionID, reference stri
 	if len(reference) > maxReferenceLen {
 		return RedemptionResult{}, errs.Coded(errs.Unprocessable, "invalid_reference", "reference is at most %d bytes", maxReferenceLen)
 	}
-
-	now := s.now().UTC()
-	var (
-		m      Member
-		cost   program.Cost
-		hold   Hold
-		replay *RedemptionResult
-	)
-	redemptionID := newID()
-	err = s.retryOnDuplicate(ctx, func(ctx context.Context, tx *db.Tx) error {
-		replay = nil
-		// The member and any redemption with the reference are read without
-		// the member's lock, and the option priced; placeHold's guarded update
-		// then takes the lock, so on PostgreSQL the member's row is locked for
-		// that one statement and the commit. If the guard fails (the member
-		// spent or changed tier in between), read again under the lock and
-		// decide on that. A concurrent redemption with the same reference
-		// fails on the unique reference, and the retry replays it.
-		lock, priced := false, ""
-		for {
-			var (
-				prior *RedemptionResult
-				err   error
-			)
-			if m, prior, err = readRedeemer(ctx, tx, memberID, reference, lock); err != nil {
-				return err
-			}
-			if prior != nil {
-				if prior.MemberID != memberID || prior.OptionID != optionID {
-					return errs.Coded(errs.Conflict, "redemption_reference_conflict",
-						"this idempotency key was used for another redemption")
-				}
-				if prior.Status == RedemptionPending {
-					return errs.Coded(errs.Conflict, "redemption_in_progress",
-						"a redemption with this idempotency key is still being fulfilled; retry shortly").With("redemption_id", prior.RedemptionID)
-				}
-				replay = prior
-				return nil
-			}
-			span.SetAttributes(attribute.Int64("loyalty.current_balance", m.Balance))
-			if tier := s.memberTier(m); tier.ID != priced {
-				cost, priced = s.redemptionCost(ctx, opt, m), tier.ID
-			}
-			if m.Balance < 0 {
-				return negativeBalance(m)
-			}
-			if m.Balance < cost.Final {
-				return insufficientPoints(m, cost.Final)
-			}
-			hold = Hold{ID: newID(), MemberID: m.ID, Points: cost.Final, Reference: "redemption:" + redemptionID, Status: HoldPending}
-			_, inProgram := s.prog.Tier(m.Tier)
-			debitStart := time.Now()
-			bal, ok, err := placeHold(ctx, tx, holdPlacement{
-				holdID: hold.ID, memberID: m.ID, points: cost.Final, reference: hold.Reference, now: now, expires: now.Add(s.holdTTL),
-				guardTier: m.Tier, guardStatus: !inProgram, statusPoints: m.StatusPoints,
-				redemption: &redemptionRow{id: redemptionID, optionID: opt.ID, optionType: opt.Type, listPoints: cost.Points,
-					discount: cost.Discount, reference: sql.NullString{String: reference, Valid: reference != ""}, traceID: traceIDOf(ctx)},
-			})
-			if err == nil && !ok {
-				if !lock {
-					lock = true
-					continue
-				}
-				err = fmt.Errorf("loyalty: member %s cannot cover a %d-point hold it was checked for under its lock", memberID, cost.Final)
-			}
-			_, dspan := s.tracer.Start(ctx, "loyalty.debit_points", trace.WithTimestamp(debitStart))
-			dspan.SetAttributes(attribute.Bool("loyalty.debit_success", err == nil))
-			if err == nil {
-				// The balance the hold was placed on, which the lock-free read may have missed.
-				span.SetAttributes(attribute.Int64("loyalty.current_balance", bal+cost.Final))
-				dspan.SetAttributes(attribute.Int64("loyalty.new_balance", bal))
-			}
-			if db.IsUniqueViolation(err) {
-				// A concurrent redemption with the same reference got there
-				// first (the lock-free read could not see it): not a failure,
-				// retryOnDuplicate runs again and answers from its row.
-				dspan.End()
-				return err
-			}
-			endSpan(dspan, err)
-			return err
-		}
+	r := &redemption{id: newID(), reference: reference, opt: opt, now: s.now().UTC()}
+	var replay RedemptionResult
+	err = s.retryOnDuplicate(ctx, func(ctx context.Context, tx *db.Tx) (err error) {
+		replay, err = s.holdRedemption(ctx, tx, span, r, memberID)
+		return err
 	})
 	if err != nil {
-		switch errs.CodeOf(err) {
-		case "insufficient_points", "negative_balance":
-			span.SetAttributes(attribute.String("loyalty.redemption_result", resultInsufficientBalance),
-				attribute.Int64("loyalty.points_short", cost.Final-m.Balance))
-		case "redemption_in_progress", "redemption_reference_conflict", "member_not_found":
-		default:
-			span.SetAttributes(attribute.String("loyalty.redemption_result", resultDebitFailed))
-		}
+		span.SetAttributes(holdFailure(err, r)...)
 		return RedemptionResult{}, internal("redeem", err)
 	}
-	if replay != nil {
+	if replay.Replayed {
 		span.SetAttributes(attribute.String("loyalty.redemption_result", resultSuccess), attribute.Bool("loyalty.replayed", true),
 			attribute.Int64("loyalty.points_deducted", replay.PointsDeducted), attribute.Int64("loyalty.new_balance", replay.NewBalance))
-		replay.Replayed = true
-		return *replay, nil
+		return replay, nil
 	}
+	confirmation, ferr := s.fulfil(ctx, FulfillmentRequest{RedemptionID: r.id, MemberID: r.member.ID, Option: opt, Points: r.cost.Final})
+	res, settled, err := s.settleRedemption(ctx, r, confirmation, ferr)
+	if err != nil {
+		span.SetAttributes(attribute.String("loyalty.redemption_result", resultDebitFailed))
+		return RedemptionResult{}, internal("redeem: settle", err)
+	}
+	s.recordLatency(ctx, start, opt.Type)
+	if !settled {
+		span.SetAttributes(attribute.String("loyalty.redemption_result", resultFulfillmentFailed), attribute.String("loyalty.redemption_id", r.id))
+		return RedemptionResult{}, errs.Coded(errs.BadGateway, "fulfillment_failed",
+			"the redemption could not be fulfilled; no points were taken").With("redemption_id", r.id)
+	}
+	if s.redeemed != nil {
+		s.redeemed.Add(ctx, r.cost.Final, metric.WithAttributes(
+			attribute.String("loyalty.redemption_type", opt.Type), attribute.String("loyalty.tier", s.memberTier(r.member).ID)))
+	}
+	span.SetAttributes(
+		attribute.String("loyalty.redemption_result", resultSuccess),
+		attribute.String("loyalty.redemption_id", r.id),
+		attribute.Int64("loyalty.points_deducted", r.cost.Final),
+		attribute.Int64("loyalty.new_balance", res.NewBalance),
+	)
+	return res, nil
+}
 
-	confirmation, ferr := s.fulfil(ctx, FulfillmentRequest{RedemptionID: redemptionID, MemberID: m.ID, Option: opt, Points: cost.Final})
+// holdFailure is the redemption span's attributes for a hold that failed.
+func holdFailure(err error, r *redemption) []attribute.KeyValue {
+	switch errs.CodeOf(err) {
+	case "insufficient_points", "negative_balance":
+		return []attribute.KeyValue{attribute.String("loyalty.redemption_result", resultInsufficientBalance),
+			attribute.Int64("loyalty.points_short", r.cost.Final-r.member.Balance)}
+	case "redemption_in_progress", "redemption_reference_conflict", "member_not_found":
+		return nil
+	}
+	return []attribute.KeyValue{attribute.String("loyalty.redemption_result", resultDebitFailed)}
+}
 
-	// Settle even if the caller has gone: the hold must not wait for the reaper.
-	settleCtx := context.WithoutCancel(ctx)
-	res = RedemptionResult{
-		Status: RedemptionSuccess, RedemptionID: redemptionID, MemberID: m.ID, OptionID: opt.ID, RedemptionType: opt.Type,
-		ListPoints: cost.Points, Discount: cost.Discount, PointsDeducted: cost.Final, Confirmation: confirmation,
-		TraceID: traceIDOf(ctx), CreatedAt: now,
+// holdRedemption is the redemption's first transaction. The member and any
+// redemption with the reference are read without the member's lock, and
+// the option priced; PlaceHold's guarded update then takes the lock, so on
+// PostgreSQL the member's row is locked for that one statement and the
+// commit. If the guard fails (the member spent or changed tier in between),
+// it reads again under the lock and decides on that. A concurrent
+// redemption with the same reference fails on the unique reference, and the
+// retry replays it. An earlier redemption to replay is returned Replayed.
+func (s *Service) holdRedemption(ctx context.Context, tx *db.Tx, span trace.Span, r *redemption, memberID string) (RedemptionResult, error) {
+	priced := ""
+	for lock := false; ; lock = true {
+		m, prior, found, err := readRedeemer(ctx, tx, memberID, r.reference, lock)
+		if err != nil {
+			return RedemptionResult{}, err
+		}
+		if found {
+			return replayRedemption(prior, memberID, r.opt.ID)
+		}
+		r.member = m
+		span.SetAttributes(attribute.Int64("loyalty.current_balance", m.Balance))
+		if tier := s.memberTier(m); tier.ID != priced {
+			r.cost, priced = s.redemptionCost(ctx, r.opt, m), tier.ID
+		}
+		if m.Balance < 0 {
+			return RedemptionResult{}, negativeBalance(m)
+		}
+		if m.Balance < r.cost.Final {
+			return RedemptionResult{}, insufficientPoints(m, r.cost.Final)
+		}
+		debitStart := time.Now()
+		bal, ok, err := s.placeRedemptionHold(ctx, tx, r)
+		if err == nil && !ok {
+			if !lock {
+				continue
+			}
+			err = fmt.Errorf("loyalty: member %s cannot cover a %d-point hold it was checked for under its lock", memberID, r.cost.Final)
+		}
+		s.traceDebit(ctx, span, debitStart, r.cost.Final, bal, err)
+		return RedemptionResult{}, err
+	}
+}
+
+// replayRedemption answers a redemption whose reference was used before.
+func replayRedemption(prior RedemptionResult, memberID, optionID string) (RedemptionResult, error) {
+	if prior.MemberID != memberID || prior.OptionID != optionID {
+		return RedemptionResult{}, errs.Coded(errs.Conflict, "redemption_reference_conflict",
+			"this idempotency key was used for another redemption")
+	}
+	if prior.Status == RedemptionPending {
+		return RedemptionResult{}, errs.Coded(errs.Conflict, "redemption_in_progress",
+			"a redemption with this idempotency key is still being fulfilled; retry shortly").With("redemption_id", prior.RedemptionID)
+	}
+	prior.Replayed = true
+	return prior, nil
+}
+
+// placeRedemptionHold places the redemption's hold with its pending
+// redemption row, guarded by the tier (and status points, for a tier priced
+// by them) it was priced at.
+func (s *Service) placeRedemptionHold(ctx context.Context, tx *db.Tx, r *redemption) (ledger.Points, bool, error) {
+	m, cost := r.member, ledger.Points(r.cost.Final)
+	r.hold = ledger.Hold{ID: newID(), MemberID: m.ID, Points: cost, Reference: "redemption:" + r.id, Status: HoldPending}
+	guard := ledger.Stmt{SQL: "tier = $1::text", Args: []any{m.Tier}}
+	if _, inProgram := s.prog.Tier(m.Tier); !inProgram {
+		guard = ledger.Stmt{SQL: "tier = $1::text AND status_points = $2::bigint", Args: []any{m.Tier, m.StatusPoints}}
+	}
+	row := ledger.Stmt{SQL: `INSERT INTO loyalty_redemptions (id, member_id, option_id, option_type, list_points, discount, cost,
+		hold_id, reference, status, trace_id, created_at, updated_at)
+		SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::bigint, $8::text, $9::text, 'pending', $10::text, $11::bigint, $11::bigint
+		WHERE $done`,
+		Args: []any{r.id, m.ID, r.opt.ID, r.opt.Type, r.cost.Points, r.cost.Discount, r.cost.Final, r.hold.ID,
+			sql.NullString{String: r.reference, Valid: r.reference != ""}, traceIDOf(ctx), db.Micros(r.now)}}
+	return ledger.PlaceHold(ctx, tx, ledger.Placement{HoldID: r.hold.ID, MemberID: m.ID, Points: cost, Reference: r.hold.Reference,
+		At: r.now, Expires: r.now.Add(s.holdTTL), Guard: guard, With: &row})
+}
+
+// traceDebit records the hold's placement as the loyalty.debit_points span,
+// started at start.
+func (s *Service) traceDebit(ctx context.Context, span trace.Span, start time.Time, cost int64, bal ledger.Points, err error) {
+	_, dspan := s.tracer.Start(ctx, "loyalty.debit_points", trace.WithTimestamp(start))
+	dspan.SetAttributes(attribute.Bool("loyalty.debit_success", err == nil))
+	if err == nil {
+		// The balance the hold was placed on, which the lock-free read may have missed.
+		span.SetAttributes(attribute.Int64("loyalty.current_balance", int64(bal)+cost))
+		dspan.SetAttributes(attribute.Int64("loyalty.new_balance", int64(bal)))
+	}
+	if db.IsUniqueViolation(err) {
+		// A concurrent redemption with the same reference got there first
+		// (the lock-free read could not see it): not a failure,
+		// retryOnDuplicate runs again and answers from its row.
+		dspan.End()
+		return
+	}
+	endSpan(dspan, err)
+}
+
+// settleRedemption is the redemption's second transaction, run even if the
+// caller has gone (the hold must not wait for the reaper): capture the hold
+// with the redemption marked successful (one statement on PostgreSQL), or,
+// when fulfilment failed or the hold expired meanwhile, void it and mark
+// the redemption failed. It says whether the redemption succeeded.
+func (s *Service) settleRedemption(ctx context.Context, r *redemption, confirmation string, ferr error) (RedemptionResult, bool, error) {
+	res := RedemptionResult{
+		Status: RedemptionSuccess, RedemptionID: r.id, MemberID: r.member.ID, OptionID: r.opt.ID, RedemptionType: r.opt.Type,
+		ListPoints: r.cost.Points, Discount: r.cost.Discount, PointsDeducted: r.cost.Final, Confirmation: confirmation,
+		TraceID: traceIDOf(ctx), CreatedAt: r.now,
 	}
 	settled := false
-	err = s.db.InTx(settleCtx, func(ctx context.Context, tx *db.Tx) error {
+	err := s.updateMember(context.WithoutCancel(ctx), r.member.ID, func(ctx context.Context, tx *db.Tx, m Member) error {
 		settled = false
 		at := s.now().UTC()
-		lm, err := lockMember(ctx, tx, m.ID)
-		if err != nil {
-			return err
-		}
 		if ferr == nil {
-			// One statement on PostgreSQL, with the redemption marked successful.
-			txID, bal, err := captureHoldTx(ctx, tx, hold, lm, TxRedeem, AccountRedemption,
-				Breakdown{RedemptionID: redemptionID, OptionID: opt.ID, ListPoints: cost.Points, Discount: cost.Discount}, at,
-				&settleRow{table: "loyalty_redemptions", id: redemptionID, status: RedemptionSuccess, confirmation: confirmation})
+			txID, bal, err := s.capture(ctx, tx, r.hold, m, TxRedeem, AccountRedemption,
+				Breakdown{RedemptionID: r.id, OptionID: r.opt.ID, ListPoints: r.cost.Points, Discount: r.cost.Discount}, at,
+				&settleRow{table: "loyalty_redemptions", id: r.id, status: RedemptionSuccess, confirmation: confirmation})
 			if err == nil {
 				res.TransactionID, res.NewBalance, settled = txID, bal, true
 				return nil
 			}
-			if !errors.Is(err, errHoldNotPending) {
+			if !errors.Is(err, ledger.ErrHoldNotPending) {
 				return err
 			}
 		}
@@ -226,40 +282,26 @@ func (s *Service) Redeem(ctx context.Context, memberID, optionID, reference stri
 		if ferr != nil {
 			failure = ferr.Error()
 		}
-		h, err := scanHold(tx.QueryRowContext(ctx, `SELECT `+holdColumns+` FROM loyalty_holds WHERE id = $1`, hold.ID))
-		if err != nil {
+		return failRedemption(ctx, tx, r, failure, at)
+	})
+	return res, settled, err
+}
+
+// failRedemption voids the redemption's hold if it is still pending and
+// marks the redemption failed; the member's row is locked.
+func failRedemption(ctx context.Context, tx *db.Tx, r *redemption, failure string, at time.Time) error {
+	h, err := ledger.GetHold(ctx, tx, r.hold.ID)
+	if err != nil {
+		return err
+	}
+	if h.Status == HoldPending {
+		if err := ledger.VoidHold(ctx, tx, h, at); err != nil {
 			return err
 		}
-		if h.Status == HoldPending {
-			if err := voidHoldTx(ctx, tx, h, at); err != nil {
-				return err
-			}
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE loyalty_redemptions SET status = 'failed', failure = $2, updated_at = $3 WHERE id = $1`,
-			redemptionID, truncate(failure, 500), db.Micros(at))
-		return err
-	})
-	if err != nil {
-		span.SetAttributes(attribute.String("loyalty.redemption_result", resultDebitFailed))
-		return RedemptionResult{}, internal("redeem: settle", err)
 	}
-	s.recordLatency(ctx, start, opt.Type)
-	if !settled {
-		span.SetAttributes(attribute.String("loyalty.redemption_result", resultFulfillmentFailed), attribute.String("loyalty.redemption_id", redemptionID))
-		return RedemptionResult{}, errs.Coded(errs.BadGateway, "fulfillment_failed",
-			"the redemption could not be fulfilled; no points were taken").With("redemption_id", redemptionID)
-	}
-	if s.redeemed != nil {
-		s.redeemed.Add(ctx, cost.Final, metric.WithAttributes(
-			attribute.String("loyalty.redemption_type", opt.Type), attribute.String("loyalty.tier", s.memberTier(m).ID)))
-	}
-	span.SetAttributes(
-		attribute.String("loyalty.redemption_result", resultSuccess),
-		attribute.String("loyalty.redemption_id", redemptionID),
-		attribute.Int64("loyalty.points_deducted", cost.Final),
-		attribute.Int64("loyalty.new_balance", res.NewBalance),
-	)
-	return res, nil
+	_, err = tx.ExecContext(ctx, `UPDATE loyalty_redemptions SET status = 'failed', failure = $2, updated_at = $3 WHERE id = $1`,
+		r.id, truncate(failure, 500), db.Micros(at))
+	return err
 }
 
 func (s *Service) recordLatency(ctx context.Context, start time.Time, redemptionType string) {
@@ -312,7 +354,8 @@ func (s *Service) fulfil(ctx context.Context, r FulfillmentRequest) (string, err
 // readRedeemer reads a member and the redemption with reference that has
 // not failed, if any, in one statement, locking the member's row if lock (on
 // PostgreSQL; SQLite's write transaction holds its one write lock already).
-func readRedeemer(ctx context.Context, tx *db.Tx, memberID, reference string, lock bool) (Member, *RedemptionResult, error) {
+// It says whether a redemption was found.
+func readRedeemer(ctx context.Context, tx *db.Tx, memberID, reference string, lock bool) (Member, RedemptionResult, bool, error) {
 	suffix := ""
 	if lock {
 		suffix = tx.Dialect().ForUpdateOf("m")
@@ -321,23 +364,23 @@ func readRedeemer(ctx context.Context, tx *db.Tx, memberID, reference string, lo
 		id, rmember, option, typ, status, conf, txID, traceID sql.NullString
 		list, discount, cost, newBalance, created             sql.NullInt64
 	)
-	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumnsM+`, r.id, r.member_id, r.option_id, r.option_type,
+	m, err := scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumns("m")+`, r.id, r.member_id, r.option_id, r.option_type,
 		r.list_points, r.discount, r.cost, r.status, r.confirmation, r.new_balance, r.transaction_id, r.trace_id, r.created_at
 		FROM loyalty_members m LEFT JOIN loyalty_redemptions r ON r.reference = $2 AND r.status <> 'failed'
 		WHERE m.id = $1`+suffix, memberID, reference),
 		&id, &rmember, &option, &typ, &list, &discount, &cost, &status, &conf, &newBalance, &txID, &traceID, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Member{}, nil, memberNotFound(memberID)
+		return Member{}, RedemptionResult{}, false, memberNotFound(memberID)
 	}
 	if err != nil || !id.Valid {
-		return m, nil, err
+		return m, RedemptionResult{}, false, err
 	}
-	return m, &RedemptionResult{
+	return m, RedemptionResult{
 		RedemptionID: id.String, MemberID: rmember.String, OptionID: option.String, RedemptionType: typ.String,
 		ListPoints: list.Int64, Discount: discount.Int64, PointsDeducted: cost.Int64, Status: status.String,
 		Confirmation: conf.String, NewBalance: newBalance.Int64, TransactionID: txID.String, TraceID: traceID.String,
 		CreatedAt: db.FromMicros(created.Int64),
-	}, nil
+	}, true, nil
 }
 
 func truncate(s string, n int) string {

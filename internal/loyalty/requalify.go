@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
 
@@ -94,62 +95,75 @@ func (s *Service) requalifyMember(ctx context.Context, id string, year int) (cha
 	defer func() { endSpan(span, err) }()
 	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		change = 0
-		var (
-			tier                       string
-			sp, prevSP                 int64
-			spYear, prevYear, requalYr int
-		)
+		var st memberStatus
 		err := tx.QueryRowContext(ctx, `SELECT tier, status_points, status_year, prev_status_points, prev_status_year, requalified_year
-			FROM loyalty_members WHERE id = $1`+tx.ForUpdate(), id).Scan(&tier, &sp, &spYear, &prevSP, &prevYear, &requalYr)
-		if err != nil {
+			FROM loyalty_members WHERE id = $1`+tx.ForUpdate(), id).Scan(&st.tier, &st.sp, &st.spYear, &st.prevSP, &st.prevYear, &st.requalYr)
+		if err != nil || st.requalYr >= year {
 			return err
 		}
-		if requalYr >= year {
-			return nil
-		}
-		var last, current int64
-		switch {
-		case spYear == year:
-			last = sp
-		case prevYear == year:
-			last = prevSP
-		}
-		if spYear > year {
-			current = sp
-		}
-		next := s.prog.TierFor(last)
-		if t := s.prog.TierFor(current); t.Rank > next.Rank {
-			next = t
-		}
-		prevTier, known := s.prog.Tier(tier)
-		switch {
-		case !known || next.Rank > prevTier.Rank:
-			change = 1
-		case next.Rank < prevTier.Rank:
-			change = -1
-		default:
-			change = 2
-		}
-		if !known {
-			change = -1
-		}
+		next, last, after := s.requalify(st, year)
+		change = after.change
 		span.SetAttributes(
-			attribute.String("loyalty.previous_tier", tier),
+			attribute.String("loyalty.previous_tier", st.tier),
 			attribute.String("loyalty.tier", next.ID),
 			attribute.Int64("loyalty.status_points", last),
 		)
-		if spYear <= year {
-			if spYear == year {
-				prevSP, prevYear = sp, year
-			}
-			sp, spYear = 0, year+1
-		}
 		_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET tier = $2, status_points = $3, status_year = $4, prev_status_points = $5,
 			prev_status_year = $6, requalified_year = $7, updated_at = $8 WHERE id = $1`,
-			id, next.ID, sp, spYear, prevSP, prevYear, year, db.Micros(s.now()))
+			id, next.ID, after.sp, after.spYear, after.prevSP, after.prevYear, year, db.Micros(s.now()))
 		return err
 	})
 	return change, err
+}
+
+// memberStatus is a member's tier and status points as requalification
+// reads and writes them.
+type memberStatus struct {
+	tier                       string
+	sp, prevSP                 int64
+	spYear, prevYear, requalYr int
+	// change is requalifyMember's answer: 1 up, -1 down (or from a tier no
+	// longer in the program), 2 kept.
+	change int
+}
+
+// requalify closes status year year for a member not yet requalified on it:
+// the new tier is the highest the year's status points reach (or the next
+// year's, if higher), and the year's points move to the previous year's
+// slot. It returns the tier, the year's status points and the status after.
+func (s *Service) requalify(st memberStatus, year int) (program.Tier, int64, memberStatus) {
+	var last, current int64
+	switch {
+	case st.spYear == year:
+		last = st.sp
+	case st.prevYear == year:
+		last = st.prevSP
+	}
+	if st.spYear > year {
+		current = st.sp
+	}
+	next := s.prog.TierFor(last)
+	if t := s.prog.TierFor(current); t.Rank > next.Rank {
+		next = t
+	}
+	prevTier, known := s.prog.Tier(st.tier)
+	switch {
+	case !known:
+		st.change = -1
+	case next.Rank > prevTier.Rank:
+		st.change = 1
+	case next.Rank < prevTier.Rank:
+		st.change = -1
+	default:
+		st.change = 2
+	}
+	if st.spYear <= year {
+		if st.spYear == year {
+			st.prevSP, st.prevYear = st.sp, year
+		}
+		st.sp, st.spYear = 0, year+1
+	}
+	return next, last, st
 }
 
 // RunRequalification runs Requalify for the clock's previous year at once

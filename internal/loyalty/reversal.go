@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/ledger"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
@@ -65,17 +66,7 @@ func (s *Service) ReverseTransaction(ctx context.Context, transactionID, reason 
 		attribute.String("loyalty.transaction_type", TxReversal),
 		attribute.String("loyalty.reversed_transaction_id", transactionID),
 	))
-	defer func() {
-		result := "reversed"
-		switch {
-		case err != nil:
-			result = errs.CodeOf(err)
-		case res.Replayed:
-			result = "replayed"
-		}
-		span.SetAttributes(attribute.String("loyalty.result", result))
-		endSpan(span, err)
-	}()
+	defer func() { endWithResult(span, "loyalty.result", "reversed", res.Replayed, err) }()
 	if reason, err = validateReason(reason); err != nil {
 		return ReversalResult{}, err
 	}
@@ -120,30 +111,12 @@ func (s *Service) ReverseTransaction(ctx context.Context, transactionID, reason 
 	return res, nil
 }
 
+// reverseTx reverses earning origID (explained by bdRaw, booked at origAt)
+// for member m, whose row is locked, or replays an earlier reversal of it.
 func (s *Service) reverseTx(ctx context.Context, tx *db.Tx, m Member, origID, bdRaw string, origAt time.Time, key, reason string, now time.Time) (ReversalResult, error) {
-	// An earlier reversal?
-	var (
-		prevID, prevBD, prevActor, prevTrace string
-		prevAmount, prevAt                   int64
-	)
-	err := tx.QueryRowContext(ctx, `SELECT t.id, t.breakdown, t.actor, t.trace_id, t.created_at, p.amount FROM loyalty_transactions t
-		JOIN loyalty_postings p ON p.transaction_id = t.id AND p.account = $2 WHERE t.idempotency_key = $1`, key, MemberAccount(m.ID)).
-		Scan(&prevID, &prevBD, &prevActor, &prevTrace, &prevAt, &prevAmount)
-	if err == nil {
-		var bd Breakdown
-		if err := json.Unmarshal([]byte(prevBD), &bd); err != nil {
-			return ReversalResult{}, fmt.Errorf("decode reversal breakdown: %w", err)
-		}
-		return ReversalResult{
-			TransactionID: prevID, ReversedTransactionID: origID, MemberID: m.ID, PointsReversed: -prevAmount,
-			StatusPointsReversed: bd.StatusPointsReverted, NewBalance: m.Balance, Tier: m.Tier, Reason: bd.Reason,
-			Actor: prevActor, TraceID: prevTrace, CreatedAt: db.FromMicros(prevAt), Replayed: true,
-		}, nil
+	if prior, found, err := priorReversal(ctx, tx, m, origID, key); err != nil || found {
+		return prior, err
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return ReversalResult{}, err
-	}
-
 	var orig Breakdown
 	if err := json.Unmarshal([]byte(bdRaw), &orig); err != nil {
 		return ReversalResult{}, fmt.Errorf("decode earning breakdown: %w", err)
@@ -153,47 +126,15 @@ func (s *Service) reverseTx(ctx context.Context, tx *db.Tx, m Member, origID, bd
 		origID, MemberAccount(m.ID)).Scan(&points); err != nil {
 		return ReversalResult{}, fmt.Errorf("earning posting: %w", err)
 	}
-
-	// Status points come off the year they counted in, unless the year-end
-	// job has already requalified on them.
-	var statusPoints, prevStatusPoints int64
-	var statusYear, prevStatusYear, requalified int
-	if err := tx.QueryRowContext(ctx, `SELECT status_points, status_year, prev_status_points, prev_status_year, requalified_year
-		FROM loyalty_members WHERE id = $1`, m.ID).Scan(&statusPoints, &statusYear, &prevStatusPoints, &prevStatusYear, &requalified); err != nil {
-		return ReversalResult{}, err
-	}
-	sp := orig.StatusPoints
-	year := origAt.UTC().Year()
-	var reverted int64
-	tier := m.Tier
-	switch {
-	case sp == 0 || requalified >= year:
-	case statusYear == year:
-		statusPoints -= sp
-		reverted = sp
-		tier = s.tierAfterReversal(ctx, tx, m, origID, statusPoints)
-	case prevStatusYear == year:
-		prevStatusPoints -= sp
-		reverted = sp
-	}
-
-	ledger := m.Balance + m.Pending
-	lots, err := consumeLots(ctx, tx, m.ID, lotDebit(ledger, points), origID)
+	st, err := s.revertStatus(ctx, tx, m, origID, orig.StatusPoints, origAt.UTC().Year())
 	if err != nil {
 		return ReversalResult{}, err
 	}
-	res := ReversalResult{
-		TransactionID: newID(), ReversedTransactionID: origID, MemberID: m.ID, PointsReversed: points,
-		StatusPointsReversed: reverted, NewBalance: m.Balance - points, Tier: tier, Reason: reason,
-		Actor: actorOf(ctx), TraceID: traceIDOf(ctx), CreatedAt: now,
-	}
-	bd, err := json.Marshal(Breakdown{ReversedTransaction: origID, StatusPointsReverted: reverted, Reason: reason, Lots: lots, ExternalID: orig.ExternalID})
+	txID, err := s.debit(ctx, tx, m, debitOf{typ: TxReversal, key: key, to: AccountIssuance, points: points, preferTx: origID, now: now,
+		bd: Breakdown{ReversedTransaction: origID, StatusPointsReverted: st.reverted, Reason: reason, ExternalID: orig.ExternalID},
+		set: ledger.Stmt{SQL: "status_points = $1::bigint, prev_status_points = $2::bigint, tier = $3::text, updated_at = $4::bigint",
+			Args: []any{st.statusPoints, st.prevStatusPoints, st.tier, db.Micros(now)}}})
 	if err != nil {
-		return ReversalResult{}, err
-	}
-	after := ledger - points
-	if err := insertTransaction(ctx, tx, res.TransactionID, TxReversal, m.ID, key, string(bd), res.Actor, res.TraceID, now,
-		posting{MemberAccount(m.ID), -points, &after}, posting{AccountIssuance, points, nil}); err != nil {
 		return ReversalResult{}, err
 	}
 	for _, p := range orig.Promotions {
@@ -202,9 +143,69 @@ func (s *Service) reverseTx(ctx context.Context, tx *db.Tx, m Member, origID, bd
 			return ReversalResult{}, err
 		}
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET balance = balance - $2, status_points = $3, prev_status_points = $4, tier = $5,
-		updated_at = $6 WHERE id = $1`, m.ID, points, statusPoints, prevStatusPoints, tier, db.Micros(now))
-	return res, err
+	return ReversalResult{
+		TransactionID: txID, ReversedTransactionID: origID, MemberID: m.ID, PointsReversed: points,
+		StatusPointsReversed: st.reverted, NewBalance: m.Balance - points, Tier: st.tier, Reason: reason,
+		Actor: actorOf(ctx), TraceID: traceIDOf(ctx), CreatedAt: now,
+	}, nil
+}
+
+// priorReversal finds an earlier reversal of origID (idempotency key key)
+// and returns it Replayed; found is false when there is none.
+func priorReversal(ctx context.Context, tx *db.Tx, m Member, origID, key string) (ReversalResult, bool, error) {
+	var (
+		prevID, prevBD, prevActor, prevTrace string
+		prevAmount, prevAt                   int64
+	)
+	err := tx.QueryRowContext(ctx, `SELECT t.id, t.breakdown, t.actor, t.trace_id, t.created_at, p.amount FROM loyalty_transactions t
+		JOIN loyalty_postings p ON p.transaction_id = t.id AND p.account = $2 WHERE t.idempotency_key = $1`, key, MemberAccount(m.ID)).
+		Scan(&prevID, &prevBD, &prevActor, &prevTrace, &prevAt, &prevAmount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ReversalResult{}, false, nil
+	}
+	if err != nil {
+		return ReversalResult{}, false, err
+	}
+	var bd Breakdown
+	if err := json.Unmarshal([]byte(prevBD), &bd); err != nil {
+		return ReversalResult{}, false, fmt.Errorf("decode reversal breakdown: %w", err)
+	}
+	return ReversalResult{
+		TransactionID: prevID, ReversedTransactionID: origID, MemberID: m.ID, PointsReversed: -prevAmount,
+		StatusPointsReversed: bd.StatusPointsReverted, NewBalance: m.Balance, Tier: m.Tier, Reason: bd.Reason,
+		Actor: prevActor, TraceID: prevTrace, CreatedAt: db.FromMicros(prevAt), Replayed: true,
+	}, true, nil
+}
+
+// statusAfterReversal is the member's status after a reversal.
+type statusAfterReversal struct {
+	statusPoints, prevStatusPoints int64
+	reverted                       int64
+	tier                           string
+}
+
+// revertStatus takes an earning's status points sp off the year they
+// counted in, unless the year-end job has already requalified on them, and
+// undoes the tier upgrade they caused.
+func (s *Service) revertStatus(ctx context.Context, tx *db.Tx, m Member, origID string, sp int64, year int) (statusAfterReversal, error) {
+	var st statusAfterReversal
+	var statusYear, prevStatusYear, requalified int
+	if err := tx.QueryRowContext(ctx, `SELECT status_points, status_year, prev_status_points, prev_status_year, requalified_year
+		FROM loyalty_members WHERE id = $1`, m.ID).Scan(&st.statusPoints, &statusYear, &st.prevStatusPoints, &prevStatusYear, &requalified); err != nil {
+		return st, err
+	}
+	st.tier = m.Tier
+	switch {
+	case sp == 0 || requalified >= year:
+	case statusYear == year:
+		st.statusPoints -= sp
+		st.reverted = sp
+		st.tier = s.tierAfterReversal(ctx, tx, m, origID, st.statusPoints)
+	case prevStatusYear == year:
+		st.prevStatusPoints -= sp
+		st.reverted = sp
+	}
+	return st, nil
 }
 
 // tierAfterReversal undoes the tier upgrade an earning caused when the
@@ -276,14 +277,7 @@ func (s *Service) Adjust(ctx context.Context, memberID string, points int64, rea
 		attribute.String("loyalty.transaction_type", TxAdjustment),
 		attribute.Int64("loyalty.points", points),
 	))
-	defer func() {
-		result := "adjusted"
-		if err != nil {
-			result = errs.CodeOf(err)
-		}
-		span.SetAttributes(attribute.String("loyalty.result", result))
-		endSpan(span, err)
-	}()
+	defer func() { endWithResult(span, "loyalty.result", "adjusted", false, err) }()
 	if reason, err = validateReason(reason); err != nil {
 		return AdjustmentResult{}, err
 	}
@@ -293,35 +287,15 @@ func (s *Service) Adjust(ctx context.Context, memberID string, points int64, rea
 	}
 	now := s.now().UTC()
 	res = AdjustmentResult{MemberID: memberID, Points: points, Reason: reason, Actor: actorOf(ctx), TraceID: traceIDOf(ctx), CreatedAt: now}
-	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		m, err := lockMember(ctx, tx, memberID)
-		if err != nil {
-			return err
-		}
-		ledger := m.Balance + m.Pending
-		var lots []LotUse
-		if points < 0 {
-			if lots, err = consumeLots(ctx, tx, m.ID, lotDebit(ledger, -points), ""); err != nil {
-				return err
-			}
-		}
-		res.TransactionID = newID()
-		bd, err := json.Marshal(Breakdown{Reason: reason, Lots: lots})
-		if err != nil {
-			return err
-		}
-		after := ledger + points
-		if err := insertTransaction(ctx, tx, res.TransactionID, TxAdjustment, m.ID, "", string(bd), res.Actor, res.TraceID, now,
-			posting{MemberAccount(m.ID), points, &after}, posting{AccountIssuance, -points, nil}); err != nil {
-			return err
-		}
+	err = s.updateMember(ctx, memberID, func(ctx context.Context, tx *db.Tx, m Member) (err error) {
 		if points > 0 {
-			if err := insertLot(ctx, tx, m.ID, res.TransactionID, lotCredit(ledger, points), now, s.prog.ExpiryFor(now)); err != nil {
-				return err
-			}
+			res.TransactionID, err = s.credit(ctx, tx, m, creditOf{typ: TxAdjustment, from: AccountIssuance, points: points,
+				bd: Breakdown{Reason: reason}, now: now})
+		} else {
+			res.TransactionID, err = s.debit(ctx, tx, m, debitOf{typ: TxAdjustment, to: AccountIssuance, points: -points,
+				bd: Breakdown{Reason: reason}, now: now})
 		}
 		res.NewBalance = m.Balance + points
-		_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET balance = balance + $2, updated_at = $3 WHERE id = $1`, m.ID, points, db.Micros(now))
 		return err
 	})
 	if err != nil {

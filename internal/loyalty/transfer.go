@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/ledger"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
@@ -105,17 +107,7 @@ func (s *Service) Transfer(ctx context.Context, memberID string, req TransferReq
 		attribute.String("loyalty.transfer_kind", kind),
 		attribute.Int64("loyalty.points", req.Points),
 	))
-	defer func() {
-		result := "completed"
-		switch {
-		case err != nil:
-			result = errs.CodeOf(err)
-		case res.Replayed:
-			result = "replayed"
-		}
-		span.SetAttributes(attribute.String("loyalty.transfer_result", result))
-		endSpan(span, err)
-	}()
+	defer func() { endWithResult(span, "loyalty.transfer_result", "completed", res.Replayed, err) }()
 	if (req.PartnerID == "") == (req.ToMemberID == "") {
 		return TransferResult{}, errs.Coded(errs.Unprocessable, "invalid_transfer", "name exactly one of partner_id and to_member_id").With("field", "partner_id")
 	}
@@ -144,37 +136,49 @@ func (s *Service) Transfer(ctx context.Context, memberID string, req TransferReq
 
 func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-// transferByReference finds an earlier transfer with the reference; a
-// pending one is a conflict, a completed one is returned for replay.
-func transferByReference(ctx context.Context, tx *db.Tx, reference, memberID string, req TransferRequest) (*TransferResult, error) {
+// transferByReference finds an earlier transfer with the reference and
+// returns it Replayed (found is false when there is none, or no
+// reference); a pending one is a conflict.
+func transferByReference(ctx context.Context, tx *db.Tx, reference, memberID string, req TransferRequest) (r TransferResult, found bool, err error) {
 	if reference == "" {
-		return nil, nil
+		return TransferResult{}, false, nil
 	}
 	var (
-		r                 TransferResult
 		partner, to, txID sql.NullString
 		created           int64
 	)
-	err := tx.QueryRowContext(ctx, `SELECT id, kind, member_id, partner_id, to_member_id, points, partner_units, status, confirmation,
+	err = tx.QueryRowContext(ctx, `SELECT id, kind, member_id, partner_id, to_member_id, points, partner_units, status, confirmation,
 		new_balance, transaction_id, trace_id, created_at FROM loyalty_transfers WHERE reference = $1 AND status <> 'failed'`, reference).
 		Scan(&r.TransferID, &r.Kind, &r.MemberID, &partner, &to, &r.Points, &r.PartnerUnits, &r.Status, &r.Confirmation,
 			&r.NewBalance, &txID, &r.TraceID, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+		return TransferResult{}, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return TransferResult{}, false, err
 	}
 	r.PartnerID, r.ToMemberID, r.TransactionID, r.CreatedAt = partner.String, to.String, txID.String, db.FromMicros(created)
 	if r.MemberID != memberID || r.PartnerID != req.PartnerID || r.ToMemberID != req.ToMemberID || r.Points != req.Points {
-		return nil, errs.Coded(errs.Conflict, "transfer_reference_conflict", "this idempotency key was used for another transfer")
+		return TransferResult{}, false, errs.Coded(errs.Conflict, "transfer_reference_conflict", "this idempotency key was used for another transfer")
 	}
 	if r.Status == TransferPending {
-		return nil, errs.Coded(errs.Conflict, "transfer_in_progress", "a transfer with this idempotency key is still in progress; retry shortly").
+		return TransferResult{}, false, errs.Coded(errs.Conflict, "transfer_in_progress", "a transfer with this idempotency key is still in progress; retry shortly").
 			With("transfer_id", r.TransferID)
 	}
 	r.Replayed = true
-	return &r, nil
+	return r, true, nil
+}
+
+// checkDebit refuses a debit of points from a member who owes points or has
+// too few.
+func checkDebit(m Member, points int64) error {
+	if m.Balance < 0 {
+		return negativeBalance(m)
+	}
+	if m.Balance < points {
+		return insufficientPoints(m, points)
+	}
+	return nil
 }
 
 func (s *Service) transferToPartner(ctx context.Context, memberID string, req TransferRequest) (TransferResult, error) {
@@ -191,65 +195,20 @@ func (s *Service) transferToPartner(ctx context.Context, memberID string, req Tr
 		Status: TransferCompleted, TransferID: newID(), Kind: TransferPartner, MemberID: memberID, PartnerID: pt.ID,
 		PartnerUnits: units, Points: req.Points, TraceID: traceIDOf(ctx), CreatedAt: now,
 	}
-	var (
-		holdID string
-		replay *TransferResult
-	)
-	err = s.retryOnDuplicate(ctx, func(ctx context.Context, tx *db.Tx) error {
-		m, err := lockMember(ctx, tx, memberID)
-		if err != nil {
-			return err
-		}
-		if replay, err = transferByReference(ctx, tx, req.Reference, memberID, req); err != nil || replay != nil {
-			return err
-		}
-		if m.Balance < 0 {
-			return negativeBalance(m)
-		}
-		if m.Balance < req.Points {
-			return insufficientPoints(m, req.Points)
-		}
-		if holdID, err = s.insertHold(ctx, tx, m.ID, req.Points, "transfer:"+res.TransferID, now); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO loyalty_transfers (id, kind, member_id, partner_id, points, partner_units, hold_id, reference,
-			status, trace_id, created_at, updated_at) VALUES ($1, 'partner', $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $9)`,
-			res.TransferID, m.ID, pt.ID, req.Points, units, holdID, nullable(req.Reference), res.TraceID, db.Micros(now))
+	holdID := newID()
+	var replay TransferResult
+	err = s.retryOnDuplicate(ctx, lockedMember(memberID, func(ctx context.Context, tx *db.Tx, m Member) (err error) {
+		replay, err = s.holdTransfer(ctx, tx, m, req, res, holdID)
 		return err
-	})
-	if err != nil {
-		return TransferResult{}, err
+	}))
+	if err != nil || replay.Replayed {
+		return replay, err
 	}
-	if replay != nil {
-		return *replay, nil
-	}
-
 	conf, perr := s.callPartner(ctx, PartnerTransferRequest{TransferID: res.TransferID, MemberID: memberID, Partner: pt, Points: req.Points, Units: units})
 	res.Confirmation = conf
 	completed := false
-	err = s.db.InTx(context.WithoutCancel(ctx), func(ctx context.Context, tx *db.Tx) error {
-		completed = false
-		h, m, err := lockHold(ctx, tx, holdID)
-		if err != nil {
-			return err
-		}
-		at := s.now().UTC()
-		if perr == nil && h.Status == HoldPending {
-			txID, bal, err := captureHoldTx(ctx, tx, h, m, TxTransfer, PartnerAccount(pt.ID),
-				Breakdown{TransferID: res.TransferID, PartnerID: pt.ID, PartnerUnits: units}, at,
-				&settleRow{table: "loyalty_transfers", id: res.TransferID, status: "completed", confirmation: conf})
-			if err != nil {
-				return err
-			}
-			res.TransactionID, res.NewBalance, completed = txID, bal, true
-			return nil
-		}
-		if h.Status == HoldPending {
-			if err := voidHoldTx(ctx, tx, h, at); err != nil {
-				return err
-			}
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE loyalty_transfers SET status = 'failed', updated_at = $2 WHERE id = $1`, res.TransferID, db.Micros(at))
+	err = s.db.InTx(context.WithoutCancel(ctx), func(ctx context.Context, tx *db.Tx) (err error) {
+		completed, err = s.settleTransfer(ctx, tx, &res, holdID, perr)
 		return err
 	})
 	if err != nil {
@@ -260,6 +219,58 @@ func (s *Service) transferToPartner(ctx context.Context, memberID string, req Tr
 			"partner %s did not accept the transfer; no points were taken", pt.ID).With("partner_id", pt.ID).With("transfer_id", res.TransferID)
 	}
 	return res, nil
+}
+
+// holdTransfer is a partner transfer's first transaction, member m's row
+// locked: replay an earlier transfer with the reference (returned
+// Replayed), or hold the points with the pending transfer's row.
+func (s *Service) holdTransfer(ctx context.Context, tx *db.Tx, m Member, req TransferRequest, res TransferResult, holdID string) (TransferResult, error) {
+	if replay, found, err := transferByReference(ctx, tx, req.Reference, m.ID, req); err != nil || found {
+		return replay, err
+	}
+	if err := checkDebit(m, req.Points); err != nil {
+		return TransferResult{}, err
+	}
+	row := ledger.Stmt{SQL: `INSERT INTO loyalty_transfers (id, kind, member_id, partner_id, points, partner_units, hold_id, reference,
+		status, trace_id, created_at, updated_at)
+		SELECT $1::text, 'partner', $2::text, $3::text, $4::bigint, $5::bigint, $6::text, $7::text, 'pending', $8::text, $9::bigint, $9::bigint WHERE $done`,
+		Args: []any{res.TransferID, m.ID, res.PartnerID, req.Points, res.PartnerUnits, holdID, nullable(req.Reference), res.TraceID, db.Micros(res.CreatedAt)}}
+	_, ok, err := ledger.PlaceHold(ctx, tx, ledger.Placement{HoldID: holdID, MemberID: m.ID, Points: ledger.Points(req.Points),
+		Reference: "transfer:" + res.TransferID, At: res.CreatedAt, Expires: res.CreatedAt.Add(s.holdTTL), With: &row})
+	if err == nil && !ok {
+		err = fmt.Errorf("ledger: member %s cannot cover a %d-point hold it was checked for", m.ID, req.Points)
+	}
+	return TransferResult{}, err
+}
+
+// settleTransfer is a partner transfer's second transaction: capture the
+// hold into the partner's clearing account with the transfer completed, or,
+// when the partner refused or the hold is no longer pending, void it and
+// mark the transfer failed. It says whether the transfer completed.
+func (s *Service) settleTransfer(ctx context.Context, tx *db.Tx, res *TransferResult, holdID string, perr error) (bool, error) {
+	var m Member
+	h, err := ledger.LockHold(ctx, tx, holdID, memberHolder(&m, "m"))
+	if err != nil {
+		return false, holdErr(err, holdID)
+	}
+	at := s.now().UTC()
+	if perr == nil && h.Status == HoldPending {
+		txID, bal, err := s.capture(ctx, tx, h, m, TxTransfer, PartnerAccount(res.PartnerID),
+			Breakdown{TransferID: res.TransferID, PartnerID: res.PartnerID, PartnerUnits: res.PartnerUnits}, at,
+			&settleRow{table: "loyalty_transfers", id: res.TransferID, status: TransferCompleted, confirmation: res.Confirmation})
+		if err != nil {
+			return false, err
+		}
+		res.TransactionID, res.NewBalance = txID, bal
+		return true, nil
+	}
+	if h.Status == HoldPending {
+		if err := ledger.VoidHold(ctx, tx, h, at); err != nil {
+			return false, err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE loyalty_transfers SET status = 'failed', updated_at = $2 WHERE id = $1`, res.TransferID, db.Micros(at))
+	return false, err
 }
 
 // callPartner asks the partner under its own span, bounded like fulfilment.
@@ -301,75 +312,95 @@ func (s *Service) transferToMember(ctx context.Context, memberID string, req Tra
 		Status: TransferCompleted, TransferID: newID(), Kind: TransferMember, MemberID: memberID, ToMemberID: req.ToMemberID,
 		Points: req.Points, TraceID: traceIDOf(ctx), CreatedAt: now,
 	}
-	var replay *TransferResult
+	var out TransferResult
 	err := s.retryOnDuplicate(ctx, func(ctx context.Context, tx *db.Tx) error {
-		from, to, err := lockMembersSorted(ctx, tx, memberID, req.ToMemberID)
-		if err != nil {
-			if errs.Is(err, "member_not_found") {
-				if e, _ := errs.As(err); e.Details["member_id"] == req.ToMemberID {
-					return errs.Coded(errs.Unprocessable, "recipient_not_found", "no member with id %q to transfer to", req.ToMemberID).With("field", "to_member_id")
-				}
-			}
-			return err
-		}
-		if replay, err = transferByReference(ctx, tx, req.Reference, memberID, req); err != nil || replay != nil {
-			return err
-		}
-		if from.Balance < 0 {
-			return negativeBalance(from)
-		}
-		var sent int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(points), 0) FROM loyalty_transfers
-			WHERE member_id = $1 AND kind = 'member' AND status = 'completed' AND created_at >= $2`,
-			from.ID, db.Micros(yearStart(now))).Scan(&sent); err != nil {
-			return err
-		}
-		if err := s.prog.CheckMemberTransfer(req.Points, sent); err != nil {
-			return transferRuleError(err)
-		}
-		if from.Balance < req.Points {
-			return insufficientPoints(from, req.Points)
-		}
-		fromLedger, toLedger := from.Balance+from.Pending, to.Balance+to.Pending
-		lots, err := consumeLots(ctx, tx, from.ID, lotDebit(fromLedger, req.Points), "")
+		from, to, err := lockTransferPair(ctx, tx, memberID, req.ToMemberID)
 		if err != nil {
 			return err
 		}
-		txID := newID()
-		bd, err := json.Marshal(Breakdown{TransferID: res.TransferID, FromMemberID: from.ID, ToMemberID: to.ID, Lots: lots, Reference: req.Reference})
-		if err != nil {
+		if replay, found, err := transferByReference(ctx, tx, req.Reference, memberID, req); err != nil || found {
+			out = replay
 			return err
 		}
-		fromAfter, toAfter := fromLedger-req.Points, toLedger+req.Points
-		if err := insertTransaction(ctx, tx, txID, TxTransfer, from.ID, "", string(bd), actorOf(ctx), res.TraceID, now,
-			posting{MemberAccount(from.ID), -req.Points, &fromAfter}, posting{MemberAccount(to.ID), req.Points, &toAfter}); err != nil {
+		if err := s.checkMemberTransfer(ctx, tx, from, req.Points, now); err != nil {
 			return err
 		}
-		if err := insertLot(ctx, tx, to.ID, txID, lotCredit(toLedger, req.Points), now, s.prog.ExpiryFor(now)); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE loyalty_members SET balance = balance - $2, last_activity_at = $3, updated_at = $4 WHERE id = $1`,
-			from.ID, req.Points, db.Micros(laterOf(from.LastActivityAt, now)), db.Micros(now)); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE loyalty_members SET balance = balance + $2, last_activity_at = $3, updated_at = $4 WHERE id = $1`,
-			to.ID, req.Points, db.Micros(laterOf(to.LastActivityAt, now)), db.Micros(now)); err != nil {
-			return err
-		}
-		res.TransactionID, res.NewBalance = txID, from.Balance-req.Points
-		_, err = tx.ExecContext(ctx, `INSERT INTO loyalty_transfers (id, kind, member_id, to_member_id, points, reference, status,
-			new_balance, transaction_id, trace_id, created_at, updated_at)
-			VALUES ($1, 'member', $2, $3, $4, $5, 'completed', $6, $7, $8, $9, $9)`,
-			res.TransferID, from.ID, to.ID, req.Points, nullable(req.Reference), res.NewBalance, txID, res.TraceID, db.Micros(now))
-		return err
+		out = res
+		return s.moveBetweenMembers(ctx, tx, from, to, req, &out)
 	})
 	if err != nil {
 		return TransferResult{}, err
 	}
-	if replay != nil {
-		return *replay, nil
+	return out, nil
+}
+
+// lockTransferPair locks a transfer's sender and recipient (in id order);
+// a missing recipient is errs Unprocessable "recipient_not_found".
+func lockTransferPair(ctx context.Context, tx *db.Tx, fromID, toID string) (Member, Member, error) {
+	from, to, err := lockMembersSorted(ctx, tx, fromID, toID)
+	if errs.Is(err, "member_not_found") {
+		if e, _ := errs.As(err); e.Details["member_id"] == toID {
+			return Member{}, Member{}, errs.Coded(errs.Unprocessable, "recipient_not_found", "no member with id %q to transfer to", toID).With("field", "to_member_id")
+		}
 	}
-	return res, nil
+	return from, to, err
+}
+
+// checkMemberTransfer checks a member-to-member transfer of points against
+// the sender's balance and yearly limit (what they sent this calendar year).
+func (s *Service) checkMemberTransfer(ctx context.Context, tx *db.Tx, from Member, points int64, now time.Time) error {
+	if from.Balance < 0 {
+		return negativeBalance(from)
+	}
+	var sent int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(points), 0) FROM loyalty_transfers
+		WHERE member_id = $1 AND kind = 'member' AND status = 'completed' AND created_at >= $2`,
+		from.ID, db.Micros(yearStart(now))).Scan(&sent); err != nil {
+		return err
+	}
+	if err := s.prog.CheckMemberTransfer(points, sent); err != nil {
+		return transferRuleError(err)
+	}
+	return checkDebit(from, points)
+}
+
+// moveBetweenMembers books a member-to-member transfer, both members
+// locked: the sender's lots give up the points, one transaction moves them,
+// the recipient gets a new lot, both balances move and the completed
+// transfer's row is written. res gets the transaction and new balance.
+func (s *Service) moveBetweenMembers(ctx context.Context, tx *db.Tx, from, to Member, req TransferRequest, res *TransferResult) error {
+	now, points := res.CreatedAt, ledger.Points(req.Points)
+	fromLedger, toLedger := balanceOf(from).Ledger(), balanceOf(to).Ledger()
+	lots, err := ledger.ConsumeLots(ctx, tx, from.ID, ledger.LotDebit(fromLedger, points), "")
+	if err != nil {
+		return err
+	}
+	bd, err := json.Marshal(Breakdown{TransferID: res.TransferID, FromMemberID: from.ID, ToMemberID: to.ID, Lots: lots, Reference: req.Reference})
+	if err != nil {
+		return err
+	}
+	txID := newID()
+	if err := ledger.Post(ctx, tx, ledger.Transaction{ID: txID, Type: TxTransfer, MemberID: from.ID, Breakdown: string(bd),
+		Actor: actorOf(ctx), TraceID: res.TraceID, At: now,
+		Postings: []ledger.Posting{ledger.Member(from.ID, -points, fromLedger-points), ledger.Member(to.ID, points, toLedger+points)}}); err != nil {
+		return err
+	}
+	if err := ledger.InsertLot(ctx, tx, ledger.Lot{ID: newID(), MemberID: to.ID, TransactionID: txID, Points: ledger.LotCredit(toLedger, points),
+		EarnedAt: now, ExpiresAt: s.prog.ExpiryFor(now)}); err != nil {
+		return err
+	}
+	if err := ledger.AddToBalance(ctx, tx, from.ID, -points, now, touch(from, now)); err != nil {
+		return err
+	}
+	if err := ledger.AddToBalance(ctx, tx, to.ID, points, now, touch(to, now)); err != nil {
+		return err
+	}
+	res.TransactionID, res.NewBalance = txID, from.Balance-req.Points
+	_, err = tx.ExecContext(ctx, `INSERT INTO loyalty_transfers (id, kind, member_id, to_member_id, points, reference, status,
+		new_balance, transaction_id, trace_id, created_at, updated_at)
+		VALUES ($1, 'member', $2, $3, $4, $5, 'completed', $6, $7, $8, $9, $9)`,
+		res.TransferID, from.ID, to.ID, req.Points, nullable(req.Reference), res.NewBalance, txID, res.TraceID, db.Micros(now))
+	return err
 }
 
 // PartnerCreditResult is the outcome of an inbound partner credit.
@@ -397,17 +428,7 @@ func (s *Service) PartnerCredit(ctx context.Context, memberID, partnerID, extern
 		attribute.String("loyalty.partner_id", partnerID),
 		attribute.Int64("loyalty.points", points),
 	))
-	defer func() {
-		result := "credited"
-		switch {
-		case err != nil:
-			result = errs.CodeOf(err)
-		case res.Replayed:
-			result = "replayed"
-		}
-		span.SetAttributes(attribute.String("loyalty.result", result))
-		endSpan(span, err)
-	}()
+	defer func() { endWithResult(span, "loyalty.result", "credited", res.Replayed, err) }()
 	if _, ok := s.prog.Partner(partnerID); !ok {
 		return PartnerCreditResult{}, errs.Coded(errs.Unprocessable, "unknown_partner", "no partner with id %q", partnerID).With("field", "partner_id")
 	}
@@ -420,50 +441,16 @@ func (s *Service) PartnerCredit(ctx context.Context, memberID, partnerID, extern
 	now := s.now().UTC()
 	key := "partner-credit:" + partnerID + ":" + externalID
 	res = PartnerCreditResult{MemberID: memberID, PartnerID: partnerID, ExternalID: externalID, Points: points, TraceID: traceIDOf(ctx), CreatedAt: now}
-	err = s.retryOnDuplicate(ctx, func(ctx context.Context, tx *db.Tx) error {
+	err = s.retryOnDuplicate(ctx, lockedMember(memberID, func(ctx context.Context, tx *db.Tx, m Member) error {
 		res.Replayed = false
-		m, err := lockMember(ctx, tx, memberID)
-		if err != nil {
+		if found, err := priorPartnerCredit(ctx, tx, m, key, &res); err != nil || found {
 			return err
 		}
-		var (
-			priorTx, priorMember, priorTrace sql.NullString
-			priorAmount, priorAt             int64
-		)
-		err = tx.QueryRowContext(ctx, `SELECT t.id, t.member_id, t.trace_id, t.created_at, p.amount FROM loyalty_transactions t
-			JOIN loyalty_postings p ON p.transaction_id = t.id AND p.account = $2
-			WHERE t.idempotency_key = $1`, key, PartnerAccount(partnerID)).Scan(&priorTx, &priorMember, &priorTrace, &priorAt, &priorAmount)
-		switch {
-		case err == nil:
-			if priorMember.String != memberID || -priorAmount != points {
-				return errs.Coded(errs.Conflict, "external_id_conflict",
-					"external_id %q was already credited for a different member or amount", externalID).With("external_id", externalID)
-			}
-			res.TransactionID, res.TraceID, res.CreatedAt = priorTx.String, priorTrace.String, db.FromMicros(priorAt)
-			res.NewBalance, res.Replayed = m.Balance, true
-			return nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		res.TransactionID = newID()
-		bd, err := json.Marshal(Breakdown{PartnerID: partnerID, ExternalID: externalID})
-		if err != nil {
-			return err
-		}
-		ledger := m.Balance + m.Pending
-		after := ledger + points
-		if err := insertTransaction(ctx, tx, res.TransactionID, TxPartnerCredit, m.ID, key, string(bd), actorOf(ctx), res.TraceID, now,
-			posting{PartnerAccount(partnerID), -points, nil}, posting{MemberAccount(m.ID), points, &after}); err != nil {
-			return err
-		}
-		if err := insertLot(ctx, tx, m.ID, res.TransactionID, lotCredit(ledger, points), now, s.prog.ExpiryFor(now)); err != nil {
-			return err
-		}
-		res.NewBalance = m.Balance + points
-		_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET balance = balance + $2, last_activity_at = $3, updated_at = $4 WHERE id = $1`,
-			m.ID, points, db.Micros(laterOf(m.LastActivityAt, now)), db.Micros(now))
+		txID, err := s.credit(ctx, tx, m, creditOf{typ: TxPartnerCredit, key: key, from: PartnerAccount(partnerID), points: points,
+			bd: Breakdown{PartnerID: partnerID, ExternalID: externalID}, now: now, set: touch(m, now)})
+		res.TransactionID, res.NewBalance = txID, m.Balance+points
 		return err
-	})
+	}))
 	if err != nil {
 		return PartnerCreditResult{}, internal("partner credit", err)
 	}
@@ -472,4 +459,30 @@ func (s *Service) PartnerCredit(ctx context.Context, memberID, partnerID, extern
 	}
 	span.SetAttributes(attribute.String("loyalty.transaction_id", res.TransactionID), attribute.Int64("loyalty.new_balance", res.NewBalance))
 	return res, nil
+}
+
+// priorPartnerCredit finds an earlier credit with idempotency key key and
+// fills res from it, Replayed; found is false when there is none. The same
+// key for another member or amount is errs Conflict "external_id_conflict".
+func priorPartnerCredit(ctx context.Context, tx *db.Tx, m Member, key string, res *PartnerCreditResult) (found bool, err error) {
+	var (
+		priorTx, priorMember, priorTrace sql.NullString
+		priorAmount, priorAt             int64
+	)
+	err = tx.QueryRowContext(ctx, `SELECT t.id, t.member_id, t.trace_id, t.created_at, p.amount FROM loyalty_transactions t
+		JOIN loyalty_postings p ON p.transaction_id = t.id AND p.account = $2
+		WHERE t.idempotency_key = $1`, key, PartnerAccount(res.PartnerID)).Scan(&priorTx, &priorMember, &priorTrace, &priorAt, &priorAmount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if priorMember.String != m.ID || -priorAmount != res.Points {
+		return false, errs.Coded(errs.Conflict, "external_id_conflict",
+			"external_id %q was already credited for a different member or amount", res.ExternalID).With("external_id", res.ExternalID)
+	}
+	res.TransactionID, res.TraceID, res.CreatedAt = priorTx.String, priorTrace.String, db.FromMicros(priorAt)
+	res.NewBalance, res.Replayed = m.Balance, true
+	return true, nil
 }
