@@ -33,6 +33,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
 	"github.com/godwit-dev/godwit/internal/platform/idempotency"
+	"github.com/godwit-dev/godwit/internal/platform/jobs"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 	"github.com/godwit-dev/godwit/web"
 )
@@ -388,33 +389,33 @@ func (j JobIntervals) withDefaults() JobIntervals {
 }
 
 // RunJobs runs the background jobs until ctx ends: the reservation reaper, the
-// checkout recovery pass (at once, then on its timer) and outbox delivery. Each
-// is safe when every replica runs it.
+// checkout recovery pass, outbox delivery and the loyalty jobs whose intervals
+// are set. Each runs on a jobs.Runner (a span and a metric per pass, jitter,
+// panics recovered) and is safe when every replica runs it.
 //
 // In split mode a job runs only in the process that runs its service: the
 // reaper with inventory, recovery with checkout, outbox delivery with notify,
-// and the loyalty jobs (when their intervals are set) with loyalty.
+// and the loyalty jobs with loyalty.
 func (a *App) RunJobs(ctx context.Context) {
+	r := jobs.New(jobs.Config{TracerProvider: a.tel.TracerProvider, MeterProvider: a.tel.MeterProvider, Logger: a.log})
 	var wg sync.WaitGroup
+	every := func(name string, interval time.Duration, pass func(context.Context) error) {
+		wg.Go(func() { r.Every(ctx, name, interval, pass) })
+	}
 	if a.inventory != nil {
-		wg.Go(func() { a.inventory.RunReaper(ctx, a.jobs.ReservationReaper) })
+		every("reservation_reaper", a.jobs.ReservationReaper, a.inventory.ReaperPass)
 	}
 	if a.Checkout != nil {
-		wg.Go(func() { a.Checkout.RunRecovery(ctx, a.jobs.CheckoutRecovery) })
+		every("checkout_recovery", a.jobs.CheckoutRecovery, a.Checkout.RecoveryPass)
 	}
 	if a.Outbox != nil {
-		wg.Go(func() { a.Outbox.RunWorker(ctx) })
+		every("outbox_delivery", a.jobs.Outbox, a.Outbox.DeliveryPass)
 	}
 	if a.Loyalty != nil {
-		if a.jobs.LoyaltyExpiry > 0 {
-			wg.Go(func() { a.Loyalty.RunExpiry(ctx, a.jobs.LoyaltyExpiry) })
-		}
-		if a.jobs.LoyaltyHoldReaper > 0 {
-			wg.Go(func() { a.Loyalty.RunHoldReaper(ctx, a.jobs.LoyaltyHoldReaper) })
-		}
-		if a.jobs.Requalification > 0 {
-			wg.Go(func() { a.Loyalty.RunRequalification(ctx, a.jobs.Requalification) })
-		}
+		// A non-positive interval leaves the job off.
+		every("loyalty_expiry", a.jobs.LoyaltyExpiry, a.Loyalty.ExpiryPass)
+		every("loyalty_hold_reaper", a.jobs.LoyaltyHoldReaper, a.Loyalty.HoldReaperPass)
+		every("loyalty_requalification", a.jobs.Requalification, a.Loyalty.RequalificationPass)
 	}
 	wg.Wait()
 }

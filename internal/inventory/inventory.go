@@ -395,23 +395,12 @@ func (s *Service) ReapExpired(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// RunReaper calls ReapExpired every interval until ctx ends.
-func (s *Service) RunReaper(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := s.ReapExpired(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "reservation reaper failed", "error", err.Error())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+// ReaperPass runs ReapExpired once: one pass of the reservation reaper job.
+// Replicas may all run it: each release is a transaction that only changes
+// a reservation still held.
+func (s *Service) ReaperPass(ctx context.Context) error {
+	_, err := s.ReapExpired(ctx)
+	return err
 }
 
 var errInvalidAvailable = errs.Coded(errs.Invalid, "invalid_field", "available is required").With("field", "available")
