@@ -31,6 +31,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/faults"
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
 	"github.com/godwit-dev/godwit/internal/platform/idempotency"
 	"github.com/godwit-dev/godwit/internal/platform/jobs"
@@ -169,6 +170,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Services = append(a.Services, name)
 		}
 	}
+	// One fault store: each service registers its fault points with it, and
+	// the admin fault routes serve the points of the services run here.
+	faultPoints := faults.NewStore(faults.Config{DB: d, Now: cfg.Now})
 	var (
 		loy    *loyalty.Service
 		cat    *catalog.Service
@@ -178,7 +182,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		sim    *payment.Simulator
 	)
 	if topo.run[ServiceLoyalty] {
-		if loy, err = loyalty.New(loyalty.Config{DB: d, Program: cfg.Program, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log}); err != nil {
+		if loy, err = loyalty.New(loyalty.Config{DB: d, Program: cfg.Program, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log, Faults: faultPoints}); err != nil {
 			return nil, err
 		}
 	}
@@ -186,7 +190,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		cat = catalog.New(catalog.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log})
 	}
 	if topo.run[ServiceInventory] {
-		a.inventory = inventory.New(inventory.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log, ReservationTTL: cfg.ReservationTTL})
+		a.inventory = inventory.New(inventory.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log, ReservationTTL: cfg.ReservationTTL, Faults: faultPoints})
 	}
 	if topo.run[ServiceCart] {
 		var prices cart.Prices = cat
@@ -198,8 +202,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	provider := cfg.PaymentProvider
 	if topo.run[ServicePayment] {
-		sim = payment.NewSimulator(payment.SimulatorConfig{DB: d, Now: cfg.Now})
 		if provider == nil {
+			// Fault injection exists only for the simulator.
+			sim = payment.NewSimulator(payment.SimulatorConfig{DB: d, Now: cfg.Now, Faults: faultPoints})
 			provider = sim
 		}
 		pay = payment.New(payment.Config{Provider: provider, Now: cfg.Now, TracerProvider: tp, Logger: log})
@@ -298,8 +303,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		api.Add(carts.InternalRoutes()...)
 	}
 	if pay != nil {
-		if provider == payment.Provider(sim) {
-			api.Add(sim.Routes()...) // fault injection exists only for the simulator
+		if sim != nil {
+			api.Add(sim.Routes()...)
 		}
 		api.Add(pay.InternalRoutes()...)
 	}
@@ -309,6 +314,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.Checkout != nil {
 		api.Add(a.Checkout.Routes()...)
+	}
+	if len(faultPoints.Points()) > 0 {
+		api.Add(faultPoints.Routes()...)
 	}
 	if a.Checkout != nil && a.Loyalty != nil {
 		// Verify reads both books; a split deployment runs `godwit verify --db`.

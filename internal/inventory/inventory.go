@@ -21,6 +21,7 @@ import (
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/faults"
 )
 
 // DefaultReservationTTL is how long a reservation holds stock unless configured.
@@ -63,6 +64,8 @@ type Config struct {
 	Logger         *slog.Logger
 	// ReservationTTL is how long stock stays reserved; default 15 minutes.
 	ReservationTTL time.Duration
+	// Faults holds the inventory's fault point; nil: a store of its own.
+	Faults *faults.Store
 }
 
 // Service manages stock and reservations.
@@ -72,7 +75,7 @@ type Service struct {
 	tracer trace.Tracer
 	log    *slog.Logger
 	ttl    time.Duration
-	faults faultCache
+	faults *faults.Store
 }
 
 // New returns an inventory Service.
@@ -90,7 +93,7 @@ func New(cfg Config) *Service {
 		cfg.ReservationTTL = DefaultReservationTTL
 	}
 	return &Service{db: cfg.DB, now: cfg.Now, tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/inventory"),
-		log: cfg.Logger, ttl: cfg.ReservationTTL}
+		log: cfg.Logger, ttl: cfg.ReservationTTL, faults: newFaults(cfg)}
 }
 
 // SetAvailable sets a product's available stock (admin).
