@@ -407,8 +407,8 @@ func (j JobIntervals) withDefaults() JobIntervals {
 func (a *App) RunJobs(ctx context.Context) {
 	r := jobs.New(jobs.Config{TracerProvider: a.tel.TracerProvider, MeterProvider: a.tel.MeterProvider, Logger: a.log})
 	var wg sync.WaitGroup
-	every := func(name string, interval time.Duration, pass func(context.Context) error) {
-		wg.Go(func() { r.Every(ctx, name, interval, pass) })
+	every := func(name string, interval time.Duration, pass func(context.Context) error, opts ...jobs.Option) {
+		wg.Go(func() { r.Every(ctx, name, interval, pass, opts...) })
 	}
 	if a.inventory != nil {
 		every("reservation_reaper", a.jobs.ReservationReaper, a.inventory.ReaperPass)
@@ -417,7 +417,9 @@ func (a *App) RunJobs(ctx context.Context) {
 		every("checkout_recovery", a.jobs.CheckoutRecovery, a.Checkout.RecoveryPass)
 	}
 	if a.Outbox != nil {
-		every("outbox_delivery", a.jobs.Outbox, a.Outbox.DeliveryPass)
+		// Every 2 s: a trace per pass would crowd the recent-trace buffer;
+		// each delivery has its own notify.deliver trace.
+		every("outbox_delivery", a.jobs.Outbox, a.Outbox.DeliveryPass, jobs.Untraced())
 	}
 	if a.Loyalty != nil {
 		// A non-positive interval leaves the job off.

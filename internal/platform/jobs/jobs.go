@@ -98,11 +98,22 @@ func New(cfg Config) *Runner {
 	return r
 }
 
+// Option changes how a job's passes are run.
+type Option func(*options)
+
+type options struct{ untraced bool }
+
+// Untraced gives a job's passes no span of their own (they are still counted,
+// timed and logged). It is for a frequent poll whose work makes its own
+// traces: outbox delivery every 2 s would otherwise fill the recent-trace
+// buffer, and the operations view built on it, with empty traces.
+func Untraced() Option { return func(o *options) { o.untraced = true } }
+
 // Every runs fn after a short random delay, then again every interval ± jitter,
 // until ctx ends; it returns when ctx ends and the pass in flight is done. A
 // pass that fails or panics is logged, recorded on its span and counted, and
 // the next pass runs on time. A non-positive interval returns at once.
-func (r *Runner) Every(ctx context.Context, name string, interval time.Duration, fn func(ctx context.Context) error) {
+func (r *Runner) Every(ctx context.Context, name string, interval time.Duration, fn func(ctx context.Context) error, opts ...Option) {
 	if interval <= 0 {
 		return
 	}
@@ -111,18 +122,25 @@ func (r *Runner) Every(ctx context.Context, name string, interval time.Duration,
 		if !r.sleep(ctx, wait) {
 			return
 		}
-		r.Run(ctx, name, fn)
+		_ = r.Run(ctx, name, fn, opts...)
 		wait = r.nextDelay(interval)
 	}
 }
 
 // Run runs one pass of the job named name: a span "job.<name>", a count and a
 // duration with the outcome, and a panic turned into an error.
-func (r *Runner) Run(ctx context.Context, name string, fn func(ctx context.Context) error) error {
-	ctx, span := r.tracer.Start(ctx, "job."+name, trace.WithAttributes(attribute.String("job.name", name)))
-	defer span.End()
+func (r *Runner) Run(ctx context.Context, name string, fn func(ctx context.Context) error, opts ...Option) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	span := trace.SpanFromContext(context.Background()) // a no-op span, for Untraced
+	if !o.untraced {
+		ctx, span = r.tracer.Start(ctx, "job."+name, trace.WithAttributes(attribute.String("job.name", name)))
+		defer span.End()
+	}
 	start := time.Now()
-	err, panicked := call(ctx, fn)
+	panicked, err := call(ctx, fn)
 	outcome := OutcomeOK
 	switch {
 	case panicked:
@@ -152,13 +170,13 @@ func (r *Runner) Run(ctx context.Context, name string, fn func(ctx context.Conte
 }
 
 // call runs fn, turning a panic into an error that carries the stack.
-func call(ctx context.Context, fn func(ctx context.Context) error) (err error, panicked bool) {
+func call(ctx context.Context, fn func(ctx context.Context) error) (panicked bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err, panicked = fmt.Errorf("panic: %v\n%s", v, debug.Stack()), true
+			panicked, err = true, fmt.Errorf("panic: %v\n%s", v, debug.Stack())
 		}
 	}()
-	return fn(ctx), false
+	return false, fn(ctx)
 }
 
 // firstDelay is a random delay in [0, min(StartDelay, Jitter×interval)].

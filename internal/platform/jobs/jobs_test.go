@@ -208,3 +208,36 @@ func attr(kvs []attribute.KeyValue, key string) string {
 	}
 	return ""
 }
+
+// TestUntracedCountsWithoutSpans: an untraced job makes no span of its own
+// but is still counted, and a failure does not touch the caller's span.
+func TestUntracedCountsWithoutSpans(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	r := jobs.New(jobs.Config{TracerProvider: tp, MeterProvider: mp})
+	ctx, caller := tp.Tracer("test").Start(context.Background(), "caller")
+	if err := r.Run(ctx, "poll", func(context.Context) error { return errors.New("failed") }, jobs.Untraced()); err == nil {
+		t.Error("Run lost the pass's error")
+	}
+	caller.End()
+	if ended := spans.Ended(); len(ended) != 1 || ended[0].Name() != "caller" || ended[0].Status().Code != codes.Unset {
+		t.Errorf("spans %v: want only the caller's, untouched", ended)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if d, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "godwit.job.runs" && len(d.DataPoints) == 1 && d.DataPoints[0].Value == 1 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Error("the untraced pass was not counted")
+	}
+}
