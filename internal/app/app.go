@@ -398,8 +398,9 @@ func (j JobIntervals) withDefaults() JobIntervals {
 
 // RunJobs runs the background jobs until ctx ends: the reservation reaper, the
 // checkout recovery pass, outbox delivery and the loyalty jobs whose intervals
-// are set. Each runs on a jobs.Runner (a span and a metric per pass, jitter,
-// panics recovered) and is safe when every replica runs it.
+// are set. Each runs on a jobs.Runner (jitter, panics recovered, a metric and,
+// but for outbox delivery, a span per pass) and is safe when every replica
+// runs it.
 //
 // In split mode a job runs only in the process that runs its service: the
 // reaper with inventory, recovery with checkout, outbox delivery with notify,
