@@ -31,8 +31,10 @@ import (
 	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/faults"
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
 	"github.com/godwit-dev/godwit/internal/platform/idempotency"
+	"github.com/godwit-dev/godwit/internal/platform/jobs"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 	"github.com/godwit-dev/godwit/web"
 )
@@ -168,6 +170,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Services = append(a.Services, name)
 		}
 	}
+	// One fault store: each service registers its fault points with it, and
+	// the admin fault routes serve the points of the services run here.
+	faultPoints := faults.NewStore(faults.Config{DB: d, Now: cfg.Now})
 	var (
 		loy    *loyalty.Service
 		cat    *catalog.Service
@@ -177,7 +182,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		sim    *payment.Simulator
 	)
 	if topo.run[ServiceLoyalty] {
-		if loy, err = loyalty.New(loyalty.Config{DB: d, Program: cfg.Program, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log}); err != nil {
+		if loy, err = loyalty.New(loyalty.Config{DB: d, Program: cfg.Program, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log, Faults: faultPoints}); err != nil {
 			return nil, err
 		}
 	}
@@ -185,7 +190,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		cat = catalog.New(catalog.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log})
 	}
 	if topo.run[ServiceInventory] {
-		a.inventory = inventory.New(inventory.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log, ReservationTTL: cfg.ReservationTTL})
+		a.inventory = inventory.New(inventory.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log, ReservationTTL: cfg.ReservationTTL, Faults: faultPoints})
 	}
 	if topo.run[ServiceCart] {
 		var prices cart.Prices = cat
@@ -197,8 +202,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	provider := cfg.PaymentProvider
 	if topo.run[ServicePayment] {
-		sim = payment.NewSimulator(payment.SimulatorConfig{DB: d, Now: cfg.Now})
 		if provider == nil {
+			// Fault injection exists only for the simulator.
+			sim = payment.NewSimulator(payment.SimulatorConfig{DB: d, Now: cfg.Now, Faults: faultPoints})
 			provider = sim
 		}
 		pay = payment.New(payment.Config{Provider: provider, Now: cfg.Now, TracerProvider: tp, Logger: log})
@@ -297,8 +303,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		api.Add(carts.InternalRoutes()...)
 	}
 	if pay != nil {
-		if provider == payment.Provider(sim) {
-			api.Add(sim.Routes()...) // fault injection exists only for the simulator
+		if sim != nil {
+			api.Add(sim.Routes()...)
 		}
 		api.Add(pay.InternalRoutes()...)
 	}
@@ -308,6 +314,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.Checkout != nil {
 		api.Add(a.Checkout.Routes()...)
+	}
+	if len(faultPoints.Points()) > 0 {
+		api.Add(faultPoints.Routes()...)
 	}
 	if a.Checkout != nil && a.Loyalty != nil {
 		// Verify reads both books; a split deployment runs `godwit verify --db`.
@@ -388,33 +397,36 @@ func (j JobIntervals) withDefaults() JobIntervals {
 }
 
 // RunJobs runs the background jobs until ctx ends: the reservation reaper, the
-// checkout recovery pass (at once, then on its timer) and outbox delivery. Each
-// is safe when every replica runs it.
+// checkout recovery pass, outbox delivery and the loyalty jobs whose intervals
+// are set. Each runs on a jobs.Runner (jitter, panics recovered, a metric and,
+// but for outbox delivery, a span per pass) and is safe when every replica
+// runs it.
 //
 // In split mode a job runs only in the process that runs its service: the
 // reaper with inventory, recovery with checkout, outbox delivery with notify,
-// and the loyalty jobs (when their intervals are set) with loyalty.
+// and the loyalty jobs with loyalty.
 func (a *App) RunJobs(ctx context.Context) {
+	r := jobs.New(jobs.Config{TracerProvider: a.tel.TracerProvider, MeterProvider: a.tel.MeterProvider, Logger: a.log})
 	var wg sync.WaitGroup
+	every := func(name string, interval time.Duration, pass func(context.Context) error, opts ...jobs.Option) {
+		wg.Go(func() { r.Every(ctx, name, interval, pass, opts...) })
+	}
 	if a.inventory != nil {
-		wg.Go(func() { a.inventory.RunReaper(ctx, a.jobs.ReservationReaper) })
+		every("reservation_reaper", a.jobs.ReservationReaper, a.inventory.ReaperPass)
 	}
 	if a.Checkout != nil {
-		wg.Go(func() { a.Checkout.RunRecovery(ctx, a.jobs.CheckoutRecovery) })
+		every("checkout_recovery", a.jobs.CheckoutRecovery, a.Checkout.RecoveryPass)
 	}
 	if a.Outbox != nil {
-		wg.Go(func() { a.Outbox.RunWorker(ctx) })
+		// Every 2 s: a trace per pass would crowd the recent-trace buffer;
+		// each delivery has its own notify.deliver trace.
+		every("outbox_delivery", a.jobs.Outbox, a.Outbox.DeliveryPass, jobs.Untraced())
 	}
 	if a.Loyalty != nil {
-		if a.jobs.LoyaltyExpiry > 0 {
-			wg.Go(func() { a.Loyalty.RunExpiry(ctx, a.jobs.LoyaltyExpiry) })
-		}
-		if a.jobs.LoyaltyHoldReaper > 0 {
-			wg.Go(func() { a.Loyalty.RunHoldReaper(ctx, a.jobs.LoyaltyHoldReaper) })
-		}
-		if a.jobs.Requalification > 0 {
-			wg.Go(func() { a.Loyalty.RunRequalification(ctx, a.jobs.Requalification) })
-		}
+		// A non-positive interval leaves the job off.
+		every("loyalty_expiry", a.jobs.LoyaltyExpiry, a.Loyalty.ExpiryPass)
+		every("loyalty_hold_reaper", a.jobs.LoyaltyHoldReaper, a.Loyalty.HoldReaperPass)
+		every("loyalty_requalification", a.jobs.Requalification, a.Loyalty.RequalificationPass)
 	}
 	wg.Wait()
 }

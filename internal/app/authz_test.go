@@ -82,6 +82,9 @@ var (
 var authzTable = map[string]expectation{
 	// app
 	"GET /v1/admin/traces":              adminOnly,
+	"GET /v1/admin/faults":              adminOnly,
+	"GET /v1/admin/faults/{point}":      adminOnly,
+	"PUT /v1/admin/faults/{point}":      adminOnly,
 	"GET /v1/admin/traces/{trace_id}":   adminOnly,
 	"GET /v1/openapi.yaml":              public,
 	"GET /v1/admin/verify":              adminOnly,

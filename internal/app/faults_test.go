@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/app"
+	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
 )
@@ -278,3 +280,117 @@ func TestPaymentGatewayTimeout(t *testing.T) {
 type rawJSON []byte
 
 func (j rawJSON) MarshalJSON() ([]byte, error) { return j, nil }
+
+// TestFaultPointRoutes drives the one admin route shape for fault points,
+// GET /v1/admin/faults and GET/PUT /v1/admin/faults/{point}, beside the
+// per-service routes it shares its settings with.
+func TestFaultPointRoutes(t *testing.T) {
+	for _, engine := range []db.Engine{db.SQLite, db.Postgres} {
+		t.Run(string(engine), func(t *testing.T) {
+			r := newRig(t, rigOptions{engine: engine, cfg: app.Config{Demo: true}})
+			w := seedWorld(r)
+			admin := w.adminToken
+
+			list := r.must("GET", "/v1/admin/faults", admin, nil, nil)["faults"].([]any)
+			points := map[string]map[string]any{}
+			for _, p := range list {
+				m := p.(map[string]any)
+				points[m["point"].(string)] = m
+			}
+			for _, name := range []string{"payment.charge", "inventory.reserve", "loyalty.fulfillment", "loyalty.partner.northwind-airways"} {
+				if points[name] == nil {
+					t.Errorf("GET /v1/admin/faults lacks %s: %v", name, list)
+				}
+			}
+			if p := points["payment.charge"]; p["decline_code"] != "generic_decline" || p["source"] != "default" || p["fail"] != nil {
+				t.Errorf("payment.charge = %v; want its default decline code and no fail knob", p)
+			}
+			if p := points["loyalty.fulfillment"]; p["source"] != "program" || p["fail"] != false {
+				t.Errorf("loyalty.fulfillment = %v; want the program file's setting", p)
+			}
+
+			// The generic route and the inventory's own route share one setting.
+			got := r.must("PUT", "/v1/admin/faults/inventory.reserve", admin, map[string]any{"delay_ms": 5}, nil)
+			if got["delay_ms"] != 5.0 || got["source"] != "admin" || got["updated_by"] != "admin:rig-admin" {
+				t.Errorf("PUT inventory.reserve = %v", got)
+			}
+			if got := r.must("GET", "/v1/admin/faults/inventory", admin, nil, nil); got["reserve_delay_ms"] != 5.0 {
+				t.Errorf("old inventory route = %v, want the generic route's delay", got)
+			}
+			r.must("PUT", "/v1/admin/faults/inventory", admin, map[string]any{"reserve_delay_ms": 0}, nil)
+			if got := r.must("GET", "/v1/admin/faults/inventory.reserve", admin, nil, nil); got["delay_ms"] != 0.0 {
+				t.Errorf("generic route after the old PUT = %v", got)
+			}
+
+			r.must("PUT", "/v1/admin/faults/payment", admin, map[string]any{"latency_ms": 3, "decline_rate_percent": 100, "decline_code": "lost_card"}, nil)
+			if got := r.must("GET", "/v1/admin/faults/payment.charge", admin, nil, nil); got["delay_ms"] != 3.0 || got["decline_rate_percent"] != 100.0 || got["decline_code"] != "lost_card" {
+				t.Errorf("payment.charge after the old PUT = %v", got)
+			}
+			r.must("PUT", "/v1/admin/faults/payment.charge", admin, map[string]any{}, nil)
+			if got := r.must("GET", "/v1/admin/faults/payment", admin, nil, nil); got["latency_ms"] != 0.0 || got["decline_rate_percent"] != 0.0 || got["decline_code"] != "generic_decline" {
+				t.Errorf("old payment route after a generic reset = %v", got)
+			}
+
+			r.must("PUT", "/v1/admin/faults/loyalty.fulfillment", admin, map[string]any{"fail": true}, nil)
+			if got := r.must("GET", "/v1/admin/faults/fulfillment", admin, nil, nil); got["target"] != "fulfillment" || got["fail"] != true || got["source"] != "admin" {
+				t.Errorf("old fulfilment route = %v", got)
+			}
+			r.must("PUT", "/v1/admin/faults/partners/northwind-airways", admin, map[string]any{"fail": false, "delay_ms": 7}, nil)
+			if got := r.must("GET", "/v1/admin/faults/loyalty.partner.northwind-airways", admin, nil, nil); got["delay_ms"] != 7.0 || got["fail"] != false {
+				t.Errorf("partner point after the old PUT = %v", got)
+			}
+
+			for _, tc := range []struct {
+				method, path, token string
+				body                any
+				status              int
+				code                string
+			}{
+				{"PUT", "/v1/admin/faults/inventory.reserve", admin, map[string]any{"fail": true}, 400, "invalid_field"},
+				{"PUT", "/v1/admin/faults/payment.charge", admin, map[string]any{"decline_rate_percent": 101}, 400, "invalid_field"},
+				{"PUT", "/v1/admin/faults/payment.charge", admin, map[string]any{"bogus": 1}, 400, ""},
+				{"GET", "/v1/admin/faults/nope", admin, nil, 404, "fault_point_not_found"},
+				{"PUT", "/v1/admin/faults/nope", admin, map[string]any{}, 404, "fault_point_not_found"},
+				{"GET", "/v1/admin/faults", w.selfToken, nil, 403, ""},
+				{"PUT", "/v1/admin/faults/payment.charge", w.serviceToken, map[string]any{}, 403, ""},
+			} {
+				code, problem := r.call(tc.method, tc.path, tc.token, tc.body, nil)
+				if code != tc.status || (tc.code != "" && problem["code"] != tc.code) {
+					t.Errorf("%s %s = %d %v, want %d %s", tc.method, tc.path, code, problem, tc.status, tc.code)
+				}
+			}
+		})
+	}
+}
+
+// TestFaultPointsInSplitMode: a process serves the fault points of the
+// services it runs, and only those.
+func TestFaultPointsInSplitMode(t *testing.T) {
+	a, err := newSplitApp(t, []string{"inventory"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	defer srv.Close()
+	tok, err := a.Keys.Mint(auth.ScopeAdmin, "split", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("/v1/admin/faults"); code != 200 || !strings.Contains(body, `"inventory.reserve"`) || strings.Contains(body, "payment.charge") || strings.Contains(body, "loyalty.") {
+		t.Errorf("inventory process lists %d %s, want only inventory.reserve", code, body)
+	}
+	if code, _ := get("/v1/admin/faults/payment.charge"); code != 404 {
+		t.Errorf("inventory process serves payment.charge: %d", code)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
@@ -242,25 +241,13 @@ func (s *Service) findUnrecorded(ctx context.Context, rec *record) error {
 	return nil
 }
 
-// RunRecovery runs Recover now and then every interval until ctx ends.
-func (s *Service) RunRecovery(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		interval = time.Minute
+// RecoveryPass runs Recover once and logs what it found: one pass of the
+// checkout recovery job. Replicas may all run it: a checkout is claimed
+// (its lease taken by a conditional update) before it is recovered.
+func (s *Service) RecoveryPass(ctx context.Context) error {
+	rep, err := s.Recover(ctx)
+	if rep.Checked > 0 {
+		s.log.InfoContext(ctx, "checkout recovery pass", "checked", rep.Checked, "completed", rep.Completed, "compensated", rep.Compensated, "errors", rep.Errors)
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		rep, err := s.Recover(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "checkout recovery pass had errors", "error", err.Error())
-		}
-		if rep.Checked > 0 {
-			s.log.InfoContext(ctx, "checkout recovery pass", "checked", rep.Checked, "completed", rep.Completed, "compensated", rep.Compensated, "errors", rep.Errors)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	return err
 }

@@ -4,18 +4,19 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
-	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
-	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/faults"
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
 )
 
-// Faults are the inventory's injectable faults.
+// FaultPointReserve is the fault point that delays every reservation.
+const FaultPointReserve = "inventory.reserve"
+
+// Faults are the inventory's injectable faults, as GET and PUT
+// /v1/admin/faults/inventory show them (the fault point inventory.reserve).
 type Faults struct {
 	// ReserveDelayMS delays every reservation by this many milliseconds.
 	ReserveDelayMS int64 `json:"reserve_delay_ms"`
@@ -24,22 +25,24 @@ type Faults struct {
 // maxReserveDelay bounds the injected delay so a typo cannot hang checkouts for hours.
 const maxReserveDelay = 60_000
 
-// faultCache keeps the fault settings for a second: they are read on every
-// reservation, and a fault switch taking effect within a second is fine.
-type faultCache struct {
-	mu      sync.Mutex
-	value   Faults
-	fetched time.Time
+// newFaults registers the inventory's fault point with store (a store of
+// its own when nil).
+func newFaults(cfg Config) *faults.Store {
+	store := cfg.Faults
+	if store == nil {
+		store = faults.NewStore(faults.Config{DB: cfg.DB, Now: cfg.Now})
+	}
+	store.Register(faults.Point{Name: FaultPointReserve, Summary: "Delays every stock reservation", Delay: true, MaxDelayMS: maxReserveDelay})
+	return store
 }
 
 // Faults returns the current fault settings.
 func (s *Service) Faults(ctx context.Context) (Faults, error) {
-	var f Faults
-	err := s.db.Read().QueryRowContext(ctx, `SELECT reserve_delay_ms FROM inventory_faults WHERE id = 1`).Scan(&f.ReserveDelayMS)
+	f, err := s.faults.Read(ctx, FaultPointReserve)
 	if err != nil {
 		return Faults{}, fmt.Errorf("inventory: read faults: %w", err)
 	}
-	return f, nil
+	return Faults{ReserveDelayMS: f.DelayMS}, nil
 }
 
 // SetFaults stores new fault settings; every replica sees them within a second.
@@ -47,47 +50,23 @@ func (s *Service) SetFaults(ctx context.Context, f Faults) (Faults, error) {
 	if f.ReserveDelayMS < 0 || f.ReserveDelayMS > maxReserveDelay {
 		return Faults{}, errs.Coded(errs.Invalid, "invalid_field", "reserve_delay_ms must be between 0 and %d", maxReserveDelay).With("field", "reserve_delay_ms")
 	}
-	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE inventory_faults SET reserve_delay_ms = $1, updated_at = $2 WHERE id = 1`, f.ReserveDelayMS, db.Micros(s.now()))
-		return err
-	})
-	if err != nil {
+	if _, err := s.faults.Set(ctx, FaultPointReserve, faults.Settings{DelayMS: f.ReserveDelayMS}); err != nil {
 		return Faults{}, fmt.Errorf("inventory: set faults: %w", err)
 	}
-	s.faults.mu.Lock()
-	s.faults.fetched = time.Time{}
-	s.faults.mu.Unlock()
 	return f, nil
 }
 
 // injectDelay sleeps for the configured reservation delay, if any, recording it
 // on the span so a trace shows the slowness was injected.
 func (s *Service) injectDelay(ctx context.Context, span trace.Span) error {
-	s.faults.mu.Lock()
-	f, fresh := s.faults.value, time.Since(s.faults.fetched) < time.Second
-	s.faults.mu.Unlock()
-	if !fresh {
-		var err error
-		if f, err = s.Faults(ctx); err != nil {
-			return err
-		}
-		s.faults.mu.Lock()
-		s.faults.value, s.faults.fetched = f, time.Now()
-		s.faults.mu.Unlock()
+	f, err := s.faults.Get(ctx, FaultPointReserve)
+	if err != nil {
+		return fmt.Errorf("inventory: read faults: %w", err)
 	}
-	if f.ReserveDelayMS <= 0 {
-		return nil
+	if err := faults.Sleep(trace.ContextWithSpan(ctx, span), FaultPointReserve, f.Delay()); err != nil {
+		return errs.Coded(errs.Timeout, "reservation_timeout", "the reservation was cancelled while delayed").Wrap(err)
 	}
-	d := time.Duration(f.ReserveDelayMS) * time.Millisecond
-	span.AddEvent("fault_injected", trace.WithAttributes(attribute.Int64("fault.delay_ms", f.ReserveDelayMS)))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return errs.Coded(errs.Timeout, "reservation_timeout", "the reservation was cancelled while delayed").Wrap(ctx.Err())
-	case <-t.C:
-		return nil
-	}
+	return nil
 }
 
 func (s *Service) faultRoutes() []httpx.Route {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/faults"
 )
 
 // CodeReservationNotFound is the error code when no reservation exists
@@ -68,6 +69,8 @@ type Config struct {
 	Logger         *slog.Logger
 	// ReservationTTL is how long stock stays reserved; default 15 minutes.
 	ReservationTTL time.Duration
+	// Faults holds the inventory's fault point; nil: a store of its own.
+	Faults *faults.Store
 }
 
 // Service manages stock and reservations.
@@ -77,7 +80,7 @@ type Service struct {
 	tracer trace.Tracer
 	log    *slog.Logger
 	ttl    time.Duration
-	faults faultCache
+	faults *faults.Store
 }
 
 // New returns an inventory Service.
@@ -95,7 +98,7 @@ func New(cfg Config) *Service {
 		cfg.ReservationTTL = DefaultReservationTTL
 	}
 	return &Service{db: cfg.DB, now: cfg.Now, tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/inventory"),
-		log: cfg.Logger, ttl: cfg.ReservationTTL}
+		log: cfg.Logger, ttl: cfg.ReservationTTL, faults: newFaults(cfg)}
 }
 
 // SetAvailable sets a product's available stock (admin).
@@ -428,23 +431,12 @@ func (s *Service) ReapExpired(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// RunReaper calls ReapExpired every interval until ctx ends.
-func (s *Service) RunReaper(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := s.ReapExpired(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "reservation reaper failed", "error", err.Error())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+// ReaperPass runs ReapExpired once: one pass of the reservation reaper job.
+// Replicas may all run it: each release is a transaction that only changes
+// a reservation still held.
+func (s *Service) ReaperPass(ctx context.Context) error {
+	_, err := s.ReapExpired(ctx)
+	return err
 }
 
 var errInvalidAvailable = errs.Coded(errs.Invalid, "invalid_field", "available is required").With("field", "available")

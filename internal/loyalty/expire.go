@@ -375,48 +375,24 @@ func (s *Service) voidExpiredHold(ctx context.Context, id string, now time.Time)
 	return voided, err
 }
 
-// runEvery runs job now and then every interval until ctx is done. A
-// failure is logged and the job tried again at the next tick.
-func (s *Service) runEvery(ctx context.Context, interval time.Duration, name string, job func(ctx context.Context) error) {
-	if interval <= 0 {
-		return
+// ExpiryPass runs ExpireBatch once and logs the result: one pass of the
+// points expiry job (serve's --expiry-interval, 24h by default). Replicas
+// may all run it: see ExpireBatch.
+func (s *Service) ExpiryPass(ctx context.Context) error {
+	rep, err := s.ExpireBatch(ctx, ExpireOptions{})
+	if err == nil {
+		s.log.InfoContext(ctx, "loyalty: expiry run", "policy", rep.Policy, "members_examined", rep.Candidates,
+			"accounts_affected", rep.AccountsAffected, "total_points_expired", rep.TotalPointsExpired)
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := job(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "loyalty: background job failed", "job", name, "error", err.Error())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// RunExpiry runs ExpireBatch at once and then every interval until ctx is
-// done (serve's --expiry-interval, 24h by default). Replicas may all run
-// it: see ExpireBatch. A non-positive interval returns at once.
-func (s *Service) RunExpiry(ctx context.Context, interval time.Duration) {
-	s.runEvery(ctx, interval, "expiry", func(ctx context.Context) error {
-		rep, err := s.ExpireBatch(ctx, ExpireOptions{})
-		if err == nil {
-			s.log.InfoContext(ctx, "loyalty: expiry run", "policy", rep.Policy, "members_examined", rep.Candidates,
-				"accounts_affected", rep.AccountsAffected, "total_points_expired", rep.TotalPointsExpired)
-		}
-		return err
-	})
+	return err
 }
 
 // DefaultHoldReaperInterval suits the default 30-minute hold TTL.
 const DefaultHoldReaperInterval = time.Minute
 
-// RunHoldReaper runs VoidExpiredHolds at once and then every interval until
-// ctx is done. A non-positive interval returns at once.
-func (s *Service) RunHoldReaper(ctx context.Context, interval time.Duration) {
-	s.runEvery(ctx, interval, "hold_reaper", func(ctx context.Context) error {
-		_, err := s.VoidExpiredHolds(ctx, s.now())
-		return err
-	})
+// HoldReaperPass runs VoidExpiredHolds once: one pass of the hold reaper
+// job. Replicas may all run it: a void changes only a hold still open.
+func (s *Service) HoldReaperPass(ctx context.Context) error {
+	_, err := s.VoidExpiredHolds(ctx, s.now())
+	return err
 }

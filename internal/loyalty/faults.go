@@ -3,7 +3,6 @@ package loyalty
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,17 +10,24 @@ import (
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
-	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/faults"
 )
 
 // ErrRejected is returned by the built-in simulators when their fault
 // setting says to fail.
 var ErrRejected = errors.New("rejected by fault setting")
 
-// Fault targets.
+// Fault targets, as the loyalty fault routes name them.
 const faultFulfillment = "fulfillment"
 
 func faultPartner(id string) string { return "partner:" + id }
+
+// FaultPointFulfillment is the fault point of the built-in fulfilment
+// provider; each partner simulator's is FaultPointPartner(id).
+const FaultPointFulfillment = "loyalty.fulfillment"
+
+// FaultPointPartner is the fault point of a partner's simulator.
+func FaultPointPartner(id string) string { return "loyalty.partner." + id }
 
 // Fault is a fault setting of a simulated dependency.
 type Fault struct {
@@ -38,34 +44,34 @@ type Fault struct {
 // (and, past the hold TTL, race the hold reaper).
 const maxFaultDelay = 60_000
 
-func fromSettings(f program.FaultSettings) Fault {
-	return Fault{Fail: f.Fail, DelayMS: f.Delay.Milliseconds(), Source: "program"}
+// newFaults registers the fulfilment provider's and every partner
+// simulator's fault point with store (a store of its own when nil), the
+// program file's settings as their defaults.
+func newFaults(cfg Config) *faults.Store {
+	store := cfg.Faults
+	if store == nil {
+		store = faults.NewStore(faults.Config{DB: cfg.DB, Now: cfg.Now})
+	}
+	point := func(name, summary string, def program.FaultSettings) faults.Point {
+		return faults.Point{Name: name, Summary: summary, Fail: true, Delay: true, MaxDelayMS: maxFaultDelay,
+			Default: faults.Settings{Fail: def.Fail, DelayMS: def.Delay.Milliseconds()}, DefaultSource: "program"}
+	}
+	store.Register(point(FaultPointFulfillment, "Makes the built-in redemption fulfilment provider fail or slow down", cfg.Program.Fulfillment))
+	for _, pt := range cfg.Program.Partners {
+		store.Register(point(FaultPointPartner(pt.ID), "Makes the "+pt.ID+" partner simulator reject or slow down", pt.Simulate))
+	}
+	return store
 }
 
-// fault returns the effective setting of target: the admin's row if there
-// is one, else the program file's.
-func (s *Service) fault(ctx context.Context, target string, def program.FaultSettings) (Fault, error) {
-	var (
-		fail, delay int64
-		actor       string
-		updated     int64
-	)
-	err := s.db.Read().QueryRowContext(ctx, `SELECT fail, delay_ms, actor, updated_at FROM loyalty_faults WHERE target = $1`, target).
-		Scan(&fail, &delay, &actor, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fromSettings(def), nil
-	}
-	if err != nil {
-		return Fault{}, err
-	}
-	return Fault{Fail: fail == 1, DelayMS: delay, Source: "admin", UpdatedBy: actor, UpdatedAt: db.FromMicros(updated)}, nil
+func faultOf(f faults.Setting) Fault {
+	return Fault{Fail: f.Fail, DelayMS: f.DelayMS, Source: f.Source, UpdatedBy: f.UpdatedBy, UpdatedAt: f.UpdatedAt}
 }
 
 // FulfillmentFault returns the effective fault setting of the built-in
 // fulfilment provider.
 func (s *Service) FulfillmentFault(ctx context.Context) (Fault, error) {
-	f, err := s.fault(ctx, faultFulfillment, s.prog.Fulfillment)
-	return f, internal("read fault", err)
+	f, err := s.faults.Read(ctx, FaultPointFulfillment)
+	return faultOf(f), internal("read fault", err)
 }
 
 // PartnerFault returns the effective fault setting of a partner's simulator.
@@ -74,17 +80,14 @@ func (s *Service) PartnerFault(ctx context.Context, partnerID string) (Fault, er
 	if !ok {
 		return Fault{}, unknownPartner(partnerID)
 	}
-	f, err := s.fault(ctx, faultPartner(pt.ID), pt.Simulate)
-	return f, internal("read fault", err)
+	f, err := s.faults.Read(ctx, FaultPointPartner(pt.ID))
+	return faultOf(f), internal("read fault", err)
 }
 
 // SetFulfillmentFault stores an admin fault setting for the built-in
 // fulfilment provider.
 func (s *Service) SetFulfillmentFault(ctx context.Context, fail bool, delayMS int64) (Fault, error) {
-	if err := s.setFault(ctx, faultFulfillment, fail, delayMS); err != nil {
-		return Fault{}, err
-	}
-	return s.FulfillmentFault(ctx)
+	return s.setFault(ctx, FaultPointFulfillment, fail, delayMS)
 }
 
 // SetPartnerFault stores an admin fault setting for a partner's simulator.
@@ -92,47 +95,38 @@ func (s *Service) SetPartnerFault(ctx context.Context, partnerID string, fail bo
 	if _, ok := s.prog.Partner(partnerID); !ok {
 		return Fault{}, unknownPartner(partnerID)
 	}
-	if err := s.setFault(ctx, faultPartner(partnerID), fail, delayMS); err != nil {
-		return Fault{}, err
-	}
-	return s.PartnerFault(ctx, partnerID)
+	return s.setFault(ctx, FaultPointPartner(partnerID), fail, delayMS)
 }
 
-func (s *Service) setFault(ctx context.Context, target string, fail bool, delayMS int64) error {
+func (s *Service) setFault(ctx context.Context, point string, fail bool, delayMS int64) (Fault, error) {
 	if delayMS < 0 || delayMS > maxFaultDelay {
-		return errs.Coded(errs.Unprocessable, "invalid_delay", "delay_ms must be between 0 and %d", maxFaultDelay).With("field", "delay_ms")
+		return Fault{}, errs.Coded(errs.Unprocessable, "invalid_delay", "delay_ms must be between 0 and %d", maxFaultDelay).With("field", "delay_ms")
 	}
-	f := int64(0)
-	if fail {
-		f = 1
+	f, err := s.faults.Set(ctx, point, faults.Settings{Fail: fail, DelayMS: delayMS})
+	if err != nil {
+		return Fault{}, internal("set fault", err)
 	}
-	now := s.now().UTC()
-	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO loyalty_faults (target, fail, delay_ms, actor, updated_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (target) DO UPDATE SET fail = excluded.fail, delay_ms = excluded.delay_ms, actor = excluded.actor, updated_at = excluded.updated_at`,
-			target, f, delayMS, actorOf(ctx), db.Micros(now))
-		return err
-	})
-	return internal("set fault", err)
+	return faultOf(f), nil
 }
 
 func unknownPartner(id string) error {
 	return errs.Coded(errs.NotFound, "unknown_partner", "no transfer partner with id %q", id).With("partner_id", id)
 }
 
-// sleepCtx waits d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
+// injectFault applies a simulator's fault point: it waits the delay (a
+// fault_injected event on ctx's span), then fails if the setting says so.
+func (s *Service) injectFault(ctx context.Context, point string) error {
+	f, err := s.faults.Get(ctx, point)
+	if err != nil {
+		return fmt.Errorf("fault setting %s: %w", point, err)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+	if err := faults.Sleep(ctx, point, f.Delay()); err != nil {
+		return err
 	}
+	if f.Fail {
+		return ErrRejected
+	}
+	return nil
 }
 
 // confirmationCode is a short random code a member can quote: a prefix and
@@ -154,15 +148,8 @@ func confirmationCode(prefix string) string {
 type builtinFulfiller struct{ s *Service }
 
 func (f builtinFulfiller) Fulfill(ctx context.Context, r FulfillmentRequest) (string, error) {
-	fault, err := f.s.fault(ctx, faultFulfillment, f.s.prog.Fulfillment)
-	if err != nil {
-		return "", fmt.Errorf("fulfilment fault setting: %w", err)
-	}
-	if err := sleepCtx(ctx, time.Duration(fault.DelayMS)*time.Millisecond); err != nil {
-		return "", err
-	}
-	if fault.Fail {
-		return "", fmt.Errorf("fulfilment of %s: %w", r.Option.ID, ErrRejected)
+	if err := f.s.injectFault(ctx, FaultPointFulfillment); err != nil {
+		return "", fmt.Errorf("fulfilment of %s: %w", r.Option.ID, err)
 	}
 	prefix := "RD-"
 	switch r.Option.Type {
@@ -180,15 +167,8 @@ func (f builtinFulfiller) Fulfill(ctx context.Context, r FulfillmentRequest) (st
 type builtinPartners struct{ s *Service }
 
 func (p builtinPartners) Transfer(ctx context.Context, r PartnerTransferRequest) (string, error) {
-	fault, err := p.s.fault(ctx, faultPartner(r.Partner.ID), r.Partner.Simulate)
-	if err != nil {
-		return "", fmt.Errorf("partner fault setting: %w", err)
-	}
-	if err := sleepCtx(ctx, time.Duration(fault.DelayMS)*time.Millisecond); err != nil {
-		return "", err
-	}
-	if fault.Fail {
-		return "", fmt.Errorf("transfer to %s: %w", r.Partner.ID, ErrRejected)
+	if err := p.s.injectFault(ctx, FaultPointPartner(r.Partner.ID)); err != nil {
+		return "", fmt.Errorf("transfer to %s: %w", r.Partner.ID, err)
 	}
 	return confirmationCode("TR-"), nil
 }

@@ -82,6 +82,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/faults"
 )
 
 // TracerName is the instrumentation scope of the service's spans and metrics.
@@ -127,6 +128,8 @@ type Config struct {
 	// Partners sends transfers to partner programs. nil: the built-in
 	// simulator, which obeys each partner's fault settings.
 	Partners PartnerGateway
+	// Faults holds the simulators' fault points; nil: a store of its own.
+	Faults *faults.Store
 }
 
 // Service is the loyalty service. It is safe for concurrent use.
@@ -140,6 +143,7 @@ type Service struct {
 
 	fulfiller Fulfiller
 	partners  PartnerGateway
+	faults    *faults.Store
 
 	earned        metric.Int64Counter
 	redeemed      metric.Int64Counter
@@ -185,6 +189,7 @@ func New(cfg Config) (*Service, error) {
 		tracer:  cfg.TracerProvider.Tracer(TracerName),
 		holdTTL: cfg.HoldTTL,
 		outTTL:  cfg.OutstandingCacheTTL,
+		faults:  newFaults(cfg),
 	}
 	s.fulfiller, s.partners = cfg.Fulfiller, cfg.Partners
 	if s.fulfiller == nil {

@@ -166,17 +166,14 @@ func (s *Service) requalify(st memberStatus, year int) (program.Tier, int64, mem
 	return next, last, st
 }
 
-// RunRequalification runs Requalify for the clock's previous year at once
-// and then every interval until ctx is done; after the first run of a year
-// it finds nothing to do, so a daily interval is fine. A non-positive
-// interval returns at once.
-func (s *Service) RunRequalification(ctx context.Context, interval time.Duration) {
-	s.runEvery(ctx, interval, "requalification", func(ctx context.Context) error {
-		rep, err := s.Requalify(ctx, s.now())
-		if err == nil && rep.Members > 0 {
-			s.log.InfoContext(ctx, "loyalty: requalification", "status_year", rep.Year, "members", rep.Members,
-				"upgraded", rep.Upgraded, "downgraded", rep.Downgraded)
-		}
-		return err
-	})
+// RequalificationPass runs Requalify for the clock's previous year once:
+// one pass of the requalification job. After the first pass of a year it
+// finds nothing to do, so a daily interval is fine.
+func (s *Service) RequalificationPass(ctx context.Context) error {
+	rep, err := s.Requalify(ctx, s.now())
+	if err == nil && rep.Members > 0 {
+		s.log.InfoContext(ctx, "loyalty: requalification", "status_year", rep.Year, "members", rep.Members,
+			"upgraded", rep.Upgraded, "downgraded", rep.Downgraded)
+	}
+	return err
 }

@@ -79,8 +79,6 @@ type WorkerConfig struct {
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Logger         *slog.Logger
-	// Interval between polls in RunWorker; default 2s.
-	Interval time.Duration
 	// MaxAttempts before a message is parked as dead; default 10.
 	MaxAttempts int
 	// BaseBackoff is the wait after the first failure, doubled per attempt up to
@@ -113,9 +111,6 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = 2 * time.Second
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 10
@@ -274,18 +269,10 @@ func (w *Worker) deliver(ctx context.Context, token string, m claimed) (bool, er
 	return false, nil
 }
 
-// RunWorker delivers due messages every Interval until ctx ends.
-func (w *Worker) RunWorker(ctx context.Context) {
-	t := time.NewTicker(w.cfg.Interval)
-	defer t.Stop()
-	for {
-		if _, err := w.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-			w.log.ErrorContext(ctx, "outbox delivery failed", "error", err.Error())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+// DeliveryPass runs DeliverDue once: one pass of the outbox delivery job.
+// Replicas may all run it: messages are claimed with a lease before they
+// are sent.
+func (w *Worker) DeliveryPass(ctx context.Context) error {
+	_, err := w.DeliverDue(ctx)
+	return err
 }

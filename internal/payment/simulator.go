@@ -14,6 +14,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/money"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/faults"
 )
 
 // The simulator's test tokens.
@@ -37,7 +38,12 @@ var simulatedDeclines = map[string]DeclineError{
 // SoftDeclineCodes are the decline codes the simulator reports as soft.
 var SoftDeclineCodes = map[string]bool{"processing_error": true}
 
-// Faults are the simulator's injected faults, shared by every replica.
+// FaultPointCharge is the simulator's fault point: latency and a decline rate
+// on every charge.
+const FaultPointCharge = "payment.charge"
+
+// Faults are the simulator's injected faults, shared by every replica, as GET
+// and PUT /v1/admin/faults/payment show them (the fault point payment.charge).
 type Faults struct {
 	LatencyMS          int64  `json:"latency_ms"`
 	DeclineRatePercent int64  `json:"decline_rate_percent"`
@@ -50,16 +56,19 @@ type SimulatorConfig struct {
 	Now func() time.Time
 	// SlowDelay is the extra latency of tok_slow; default 3s.
 	SlowDelay time.Duration
+	// Faults holds the simulator's fault point; nil: a store of its own.
+	Faults *faults.Store
 }
 
 // Simulator is the built-in payment gateway. Its charges live in the database.
 type Simulator struct {
-	db   *db.DB
-	now  func() time.Time
-	slow time.Duration
+	db     *db.DB
+	now    func() time.Time
+	slow   time.Duration
+	faults *faults.Store
 }
 
-// NewSimulator returns a Simulator.
+// NewSimulator returns a Simulator and registers its fault point.
 func NewSimulator(cfg SimulatorConfig) *Simulator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -67,7 +76,12 @@ func NewSimulator(cfg SimulatorConfig) *Simulator {
 	if cfg.SlowDelay <= 0 {
 		cfg.SlowDelay = 3 * time.Second
 	}
-	return &Simulator{db: cfg.DB, now: cfg.Now, slow: cfg.SlowDelay}
+	if cfg.Faults == nil {
+		cfg.Faults = faults.NewStore(faults.Config{DB: cfg.DB, Now: cfg.Now})
+	}
+	cfg.Faults.Register(faults.Point{Name: FaultPointCharge, Summary: "Slows down or declines the payment simulator's charges",
+		Default: faults.Settings{DeclineCode: "generic_decline"}, Delay: true, Decline: true})
+	return &Simulator{db: cfg.DB, now: cfg.Now, slow: cfg.SlowDelay, faults: cfg.Faults}
 }
 
 // Name implements Provider.
@@ -75,13 +89,11 @@ func (s *Simulator) Name() string { return "payment-simulator" }
 
 // Faults returns the current fault settings.
 func (s *Simulator) Faults(ctx context.Context) (Faults, error) {
-	var f Faults
-	err := s.db.Read().QueryRowContext(ctx, `SELECT latency_ms, decline_rate_percent, decline_code FROM payment_faults WHERE id = 1`).
-		Scan(&f.LatencyMS, &f.DeclineRatePercent, &f.DeclineCode)
+	f, err := s.faults.Read(ctx, FaultPointCharge)
 	if err != nil {
 		return Faults{}, fmt.Errorf("payment: read faults: %w", err)
 	}
-	return f, nil
+	return Faults{LatencyMS: f.DelayMS, DeclineRatePercent: f.DeclineRatePercent, DeclineCode: f.DeclineCode}, nil
 }
 
 // SetFaults replaces the fault settings.
@@ -97,29 +109,24 @@ func (s *Simulator) SetFaults(ctx context.Context, f Faults) (Faults, error) {
 	case len(f.DeclineCode) > 64 || strings.ContainsAny(f.DeclineCode, " \t\r\n"):
 		return Faults{}, errs.Coded(errs.Invalid, "invalid_field", "decline_code must be a short code such as generic_decline").With("field", "decline_code")
 	}
-	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE payment_faults SET latency_ms = $1, decline_rate_percent = $2, decline_code = $3, updated_at = $4 WHERE id = 1`,
-			f.LatencyMS, f.DeclineRatePercent, f.DeclineCode, db.Micros(s.now()))
-		if err != nil {
-			return fmt.Errorf("payment: set faults: %w", err)
-		}
-		return nil
-	})
-	return f, err
+	_, err := s.faults.Set(ctx, FaultPointCharge, faults.Settings{DelayMS: f.LatencyMS, DeclineRatePercent: f.DeclineRatePercent, DeclineCode: f.DeclineCode})
+	if err != nil {
+		return Faults{}, fmt.Errorf("payment: set faults: %w", err)
+	}
+	return f, nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
+// sleep waits the injected latency (recorded on the span as a fault) and then
+// tok_slow's delay.
+func sleep(ctx context.Context, injected, slow time.Duration) error {
+	err := faults.Sleep(ctx, FaultPointCharge, injected)
+	if err == nil {
+		err = faults.Wait(ctx, slow)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return errs.Coded(errs.Timeout, "gateway_timeout", "the payment gateway did not answer in time").Wrap(ctx.Err())
-	case <-t.C:
-		return nil
+	if err != nil {
+		return errs.Coded(errs.Timeout, "gateway_timeout", "the payment gateway did not answer in time").Wrap(err)
 	}
+	return nil
 }
 
 const chargeColumns = `id, idempotency_key, amount, currency, status, decline_code, soft_decline, refunded_amount, created_at`
@@ -167,16 +174,16 @@ func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (Charge, erro
 	} else if !errs.Is(err, "charge_not_found") {
 		return Charge{}, err
 	}
-	f, err := s.Faults(ctx)
+	f, err := s.faults.Get(ctx, FaultPointCharge)
 	if err != nil {
-		return Charge{}, err
+		return Charge{}, fmt.Errorf("payment: read faults: %w", err)
 	}
-	delay := time.Duration(f.LatencyMS) * time.Millisecond
+	var slow time.Duration
 	var decline *DeclineError
 	switch tok := req.Token; {
 	case tok == TokenVisa || tok == TokenMastercard:
 	case tok == TokenSlow:
-		delay += s.slow
+		slow = s.slow
 	default:
 		d, ok := simulatedDeclines[tok]
 		if !ok {
@@ -187,7 +194,7 @@ func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (Charge, erro
 	if decline == nil && f.DeclineRatePercent > 0 && rand.Int64N(100) < f.DeclineRatePercent {
 		decline = &DeclineError{Code: f.DeclineCode, Soft: SoftDeclineCodes[f.DeclineCode]}
 	}
-	if err := sleep(ctx, delay); err != nil {
+	if err := sleep(ctx, f.Delay(), slow); err != nil {
 		return Charge{}, err
 	}
 	now := s.now()
