@@ -1,5 +1,10 @@
-// Package app builds Godwit from configuration: the database, every service and
-// its routes, and the background jobs. Wiring is plain code, read top to bottom.
+// Package app builds Godwit from configuration: telemetry, the database, every
+// service and its routes, and the background jobs. It is the one place that
+// constructs anything; cmd/godwit only turns flags into a Config and runs it.
+// Wiring is plain code, read top to bottom: New (app.go) calls one builder per
+// service and one local-or-remote choice per dependency (wire.go), the
+// external adapters (adapters.go), and the one-shot commands' entry points
+// live in commands.go.
 package app
 
 import (
@@ -460,8 +465,8 @@ func parseTraceID(s string) (trace.TraceID, error) {
 // MaxWriteBatch is the most write transactions that may share one commit.
 const MaxWriteBatch = db.MaxBatchSize
 
-// Defaults returns the settings a zero Config stands for where "zero" is not
-// itself the default: the rate limits and write batching serve starts with.
+// Defaults returns the rate limits and write batching serve starts with (a
+// zero Config has no rate limits, and batching applies its own defaults).
 func Defaults() Config {
 	return Config{
 		RateLimits: httpx.DefaultRateLimits(),
