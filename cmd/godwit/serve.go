@@ -181,18 +181,18 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	secret, created, err := common.LoadSecret()
-	if err != nil {
-		return err
+	var created bool
+	cfg.LoadSecret = func() (secret []byte, err error) {
+		secret, created, err = common.LoadSecret()
+		return secret, err
 	}
-	cfg.Secret = secret
 	a, err := app.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	if created {
-		if err := printFirstAdminToken(e, common, secret); err != nil {
+		if err := printFirstAdminToken(e, common, a); err != nil {
 			return err
 		}
 	}
@@ -216,12 +216,8 @@ func runServe(ctx context.Context, e env, args []string) error {
 
 // printFirstAdminToken shows the secret generated on first start and an admin
 // token signed with it, so a new installation can be used at once.
-func printFirstAdminToken(e env, common commonFlags, secret []byte) error {
-	m, err := app.NewMinter(secret)
-	if err != nil {
-		return err
-	}
-	tok, err := m.Mint("admin", "admin", 30*24*time.Hour)
+func printFirstAdminToken(e env, common commonFlags, a *app.App) error {
+	tok, err := a.Minter().Mint("admin", "admin", 30*24*time.Hour)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,10 @@ type Config struct {
 	Batching db.Batching
 	DataDir  string // where the .eml outbox sender writes; default "godwit-data"
 	Secret   []byte // token signing secret
+	// LoadSecret supplies Secret when that is empty. New calls it once the
+	// rest of the configuration has been checked, so a mistake there
+	// leaves no newly generated secret behind.
+	LoadSecret func() ([]byte, error)
 	// Telemetry is the configured SDK; nil means New sets it up from
 	// Observe (OTEL_* variables) and Close flushes and stops it.
 	Telemetry *telemetry.Telemetry
@@ -147,9 +151,14 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.openTelemetry(ctx, cfg); err != nil {
 		return nil, err
 	}
-	adapters, err := buildAdapters(cfg, a.tel)
+	ad, err := buildAdapters(cfg, a.tel)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Secret == nil && cfg.LoadSecret != nil {
+		if cfg.Secret, err = cfg.LoadSecret(); err != nil {
+			return nil, err
+		}
 	}
 	if a.Keys, err = auth.NewKeys(cfg.Secret, cfg.Now); err != nil {
 		return nil, err
@@ -158,7 +167,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	w := newWiring(a, cfg, topo)
-	if err := w.build(cfg, adapters); err != nil {
+	if err := w.build(cfg, ad); err != nil {
 		return nil, err
 	}
 	a.Loyalty, a.Catalog, a.inventory, a.Checkout, a.Outbox = w.loyalty, w.catalog, w.inventory, w.checkout, w.outbox

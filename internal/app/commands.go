@@ -76,6 +76,9 @@ func (m *Minter) Mint(scope, subject string, ttl time.Duration) (string, error) 
 	return m.keys.Mint(sc, subject, ttl)
 }
 
+// Minter mints tokens with the app's signing secret.
+func (a *App) Minter() *Minter { return &Minter{keys: a.Keys} }
+
 // MintLoadTestPass returns a load-test pass (see auth.Keys.MintLoadTestPass).
 func (m *Minter) MintLoadTestPass(subject string, ttl time.Duration) (string, error) {
 	return m.keys.MintLoadTestPass(subject, ttl)
