@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/godwit-dev/godwit/internal/loyalty"
-	"github.com/godwit-dev/godwit/internal/loyalty/program"
-	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/app"
 )
 
 func runExpire(ctx context.Context, e env, args []string) error {
@@ -24,7 +21,7 @@ func runExpire(ctx context.Context, e env, args []string) error {
 	common.register(fs)
 	var (
 		programFile = fs.String("program", "", "loyalty program file (default: the built-in program)")
-		chunk       = fs.Int("chunk-size", loyalty.DefaultExpireChunk, "members read per query and expired per transaction")
+		chunk       = fs.Int("chunk-size", app.DefaultExpireChunk, "members read per query and expired per transaction")
 		asOf        = fs.String("as-of", "", "expire as of this RFC 3339 time instead of now (to preview or catch up)")
 	)
 	if err := parseFlags(e, fs, args); err != nil {
@@ -45,41 +42,32 @@ func runExpire(ctx context.Context, e env, args []string) error {
 		}
 		now = t
 	}
-	prog := program.Default()
-	if *programFile != "" {
-		p, err := program.Load(*programFile)
-		if err != nil {
-			return err
-		}
-		prog = p
-	}
-
-	d, err := db.Open(ctx, common.databaseDSN(), db.Options{})
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := db.Migrate(ctx, d, nil); err != nil {
-		return err
-	}
-	svc, err := loyalty.New(loyalty.Config{DB: d, Program: prog, Logger: slog.New(slog.NewTextHandler(e.stderr, nil))})
-	if err != nil {
-		return err
-	}
-
 	bar := newProgress(e.stderr)
 	start := time.Now()
-	rep, err := svc.ExpireBatch(ctx, loyalty.ExpireOptions{Now: now, ChunkSize: *chunk, Progress: bar.update})
+	rep, err := app.RunExpire(ctx, app.ExpireConfig{
+		DSN: common.DatabaseDSN(), ProgramFile: *programFile, AsOf: now, ChunkSize: *chunk, Progress: bar.update,
+		Observe: commandTelemetry(e),
+	})
 	bar.finish()
 	if err != nil {
-		return fmt.Errorf("expire: %w", err)
+		return err
 	}
-	fmt.Fprintf(e.stdout, "Expiry (%s policy, %d months) as of %s\n", rep.Policy, prog.Expiry.Months, rep.Now.Format(time.RFC3339))
+	fmt.Fprintf(e.stdout, "Expiry (%s policy, %d months) as of %s\n", rep.Policy, rep.ExpiryMonths, rep.AsOf.Format(time.RFC3339))
 	fmt.Fprintf(e.stdout, "  members examined:  %d\n", rep.Candidates)
 	fmt.Fprintf(e.stdout, "  accounts affected: %d\n", rep.AccountsAffected)
-	fmt.Fprintf(e.stdout, "  points expired:    %d\n", rep.TotalPointsExpired)
+	fmt.Fprintf(e.stdout, "  points expired:    %d\n", rep.PointsExpired)
 	fmt.Fprintf(e.stdout, "  took:              %s\n", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// commandTelemetry is the telemetry of a one-shot command: OTEL_* from the
+// environment, like serve; text logs on stderr; a few seconds to flush at exit,
+// which a batch run can afford and its trace is worth.
+func commandTelemetry(e env) app.TelemetryConfig {
+	return app.TelemetryConfig{
+		ServiceVersion: version(), LogFormat: "text", LogOutput: e.stderr, Getenv: e.getenv,
+		FlushTimeout: 5 * time.Second,
+	}
 }
 
 // progress draws a progress bar on a terminal, or prints a line every few

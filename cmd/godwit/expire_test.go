@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/godwit-dev/godwit/internal/platform/telemetry/otlptest"
 )
 
 func TestExpireCommand(t *testing.T) {
@@ -47,5 +49,52 @@ func TestProgressLines(t *testing.T) {
 	p.finish()
 	if got := buf.String(); !strings.Contains(got, "expire: 1/3 members (33%)") || !strings.Contains(got, "expire: 3/3 members (100%)") {
 		t.Errorf("progress output %q", got)
+	}
+}
+
+// TestBatchCommandsExportTheirTrace runs `godwit expire` and `godwit verify --db`
+// with OTEL_* pointing at an OTLP receiver, as cron would: each run's spans must
+// have reached the receiver by the time the command returns.
+func TestBatchCommandsExportTheirTrace(t *testing.T) {
+	rcv := otlptest.NewReceiver(t)
+	getenv := rcv.Env(nil)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "godwit.db")
+	run1 := func(args ...string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, &out, &errOut, getenv); err != nil {
+			t.Fatalf("godwit %v: %v\nstderr: %s", args, err, errOut.String())
+		}
+	}
+
+	run1("expire", "--db", dbPath, "--data-dir", dir, "--as-of", "2030-01-01T00:00:00Z")
+	batch := rcv.SpansNamed("loyalty.expiration_batch")
+	if len(batch) != 1 {
+		t.Fatalf("got %d loyalty.expiration_batch spans when expire returned, want 1 (spans: %d)", len(batch), len(rcv.Spans()))
+	}
+	if got := batch[0].Resource["service.name"]; got != "godwit-expire" {
+		t.Errorf("expire span service.name = %v, want godwit-expire", got)
+	}
+	if batch[0].ParentSpanID != "" || batch[0].Attributes["loyalty.expiry_policy"] == nil {
+		t.Errorf("expire span: parent %q, attributes %v; want a root span with loyalty.expiry_policy", batch[0].ParentSpanID, batch[0].Attributes)
+	}
+
+	run1("verify", "--db", dbPath, "--data-dir", dir)
+	verify := rcv.SpansNamed("godwit.verify")
+	if len(verify) != 1 {
+		t.Fatalf("got %d godwit.verify spans when verify returned, want 1", len(verify))
+	}
+	if got := verify[0].Resource["service.name"]; got != "godwit-verify" {
+		t.Errorf("verify span service.name = %v, want godwit-verify", got)
+	}
+	inTrace := 0
+	for _, s := range rcv.Spans() {
+		if s.TraceID == verify[0].TraceID && s.ParentSpanID != "" {
+			inTrace++
+		}
+	}
+	if inTrace == 0 {
+		t.Errorf("verify's trace has only its root span; want its database work under it")
 	}
 }

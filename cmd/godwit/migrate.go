@@ -3,9 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
-	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/app"
 )
 
 func runMigrate(ctx context.Context, e env, args []string) error {
@@ -15,20 +14,12 @@ func runMigrate(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	d, err := db.Open(ctx, common.databaseDSN(), db.Options{})
+	states, err := app.Migrate(ctx, common.DatabaseDSN(), e.stderr)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := db.Migrate(ctx, d, slog.New(slog.NewTextHandler(e.stderr, nil))); err != nil {
-		return err
-	}
-	st, err := db.MigrationStatus(ctx, d)
-	if err != nil {
-		return err
-	}
-	for _, s := range st {
-		fmt.Fprintf(e.stdout, "%05d  %-8s  %s\n", s.Source.Version, s.State, s.Source.Path)
+	for _, s := range states {
+		fmt.Fprintf(e.stdout, "%05d  %-8s  %s\n", s.Version, s.State, s.Path)
 	}
 	return nil
 }

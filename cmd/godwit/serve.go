@@ -9,81 +9,31 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/app"
-	"github.com/godwit-dev/godwit/internal/loyalty/program"
-	"github.com/godwit-dev/godwit/internal/notify"
-	"github.com/godwit-dev/godwit/internal/notify/smtp"
-	"github.com/godwit-dev/godwit/internal/payment"
-	"github.com/godwit-dev/godwit/internal/payment/stripe"
-	"github.com/godwit-dev/godwit/internal/platform/auth"
-	"github.com/godwit-dev/godwit/internal/platform/db"
-	"github.com/godwit-dev/godwit/internal/platform/httpx"
-	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 )
 
 // commonFlags are shared by every command that opens the database.
-type commonFlags struct {
-	dataDir string
-	dsn     string
-	secret  string
-}
+type commonFlags struct{ app.Storage }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.dataDir, "data-dir", "godwit-data", "directory for the embedded SQLite database and the token secret")
-	fs.StringVar(&c.dsn, "db", "", "database: a postgres:// URL, or a SQLite file path (default <data-dir>/godwit.db)")
-	fs.StringVar(&c.secret, "secret", "", "token signing secret, hex or at least 32 bytes (default: generated into <data-dir>/secret)")
+	fs.StringVar(&c.DataDir, "data-dir", "godwit-data", "directory for the embedded SQLite database and the token secret")
+	fs.StringVar(&c.DSN, "db", "", "database: a postgres:// URL, or a SQLite file path (default <data-dir>/godwit.db)")
+	fs.StringVar(&c.Secret, "secret", "", "token signing secret, hex or at least 32 bytes (default: generated into <data-dir>/secret)")
 }
 
-func (c *commonFlags) databaseDSN() string {
-	if c.dsn != "" {
-		return c.dsn
-	}
-	return filepath.Join(c.dataDir, "godwit.db")
-}
-
-func (c *commonFlags) secretPath() string { return filepath.Join(c.dataDir, "secret") }
-
-// loadSecret returns the signing secret and whether it was generated just now.
-func (c *commonFlags) loadSecret() ([]byte, bool, error) {
-	if c.secret != "" {
-		s, err := auth.DecodeSecret(c.secret)
-		return s, false, err
-	}
-	return auth.LoadOrCreateSecret(c.secretPath())
-}
-
-// serveFlags are runServe's flags beyond the common ones.
+// serveFlags are runServe's flags beyond the common ones. Most land in the
+// app.Config directly; the rest are checked or read from the environment first.
 type serveFlags struct {
+	cfg app.Config
+
 	addr, logFormat, logLevel string
 	shutdownTimeout           time.Duration
-	programFile               string
-	demo                      bool
-	reservationTTL            time.Duration
-
-	paymentProvider   string
-	stripeKeyFile     string
-	stripeAPIBase     string
-	smtpAddr, smtpTLS string
-	smtpUsername      string
-	smtpPasswordFile  string
-	smtpFrom          string
-	smtpHELO          string
-
-	jobs      app.JobIntervals
-	limits    httpx.RateLimits
-	pprofAddr string
-	sqlSpans  bool
-	batching  db.Batching
-
-	services      string
-	peers         peerFlag
-	peerTimeout   time.Duration
-	checkoutLease time.Duration
+	pprofAddr                 string
+	services                  string
+	peers                     peerFlag
 }
 
 // peerFlag collects repeatable --peer name=url values (a comma-separated list
@@ -140,44 +90,80 @@ func (f *serveFlags) peerMap(getenv func(string) string) (map[string]string, err
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
+	c, def := &f.cfg, app.Defaults()
 	fs.StringVar(&f.addr, "addr", ":8080", "HTTP listen address")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 4*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
-	fs.StringVar(&f.programFile, "program", "", "loyalty program YAML file (default: the built-in program)")
-	fs.BoolVar(&f.demo, "demo", true, "seed the demo catalog, members and promotion into an empty database")
-	fs.DurationVar(&f.reservationTTL, "reservation-ttl", 15*time.Minute, "how long checkout stock stays reserved")
-	fs.StringVar(&f.paymentProvider, "payment", "simulator", "payment provider: simulator or stripe")
-	fs.StringVar(&f.stripeKeyFile, "stripe-secret-key-file", "", "file holding the Stripe secret key (or set GODWIT_STRIPE_SECRET_KEY)")
-	fs.StringVar(&f.stripeAPIBase, "stripe-api-base", "", "Stripe API base URL (default Stripe's; e.g. http://127.0.0.1:12111 for stripe-mock)")
-	fs.StringVar(&f.smtpAddr, "smtp-addr", "", "SMTP relay host:port for confirmations (default: write .eml files under <data-dir>/mail)")
-	fs.StringVar(&f.smtpTLS, "smtp-tls", "starttls", "SMTP transport security: starttls, tls or none")
-	fs.StringVar(&f.smtpUsername, "smtp-username", "", "SMTP username (optional)")
-	fs.StringVar(&f.smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP password (or set GODWIT_SMTP_PASSWORD)")
-	fs.StringVar(&f.smtpFrom, "smtp-from", "Godwit <orders@godwit.local>", "From address of confirmations")
-	fs.StringVar(&f.smtpHELO, "smtp-helo", "", "host name sent in HELO/EHLO (default: this machine's)")
-	fs.DurationVar(&f.jobs.ReservationReaper, "reaper-interval", 30*time.Second, "how often expired stock reservations are released")
-	fs.DurationVar(&f.jobs.CheckoutRecovery, "recovery-interval", 30*time.Second, "how often interrupted checkouts are resumed or compensated")
-	fs.DurationVar(&f.jobs.Outbox, "outbox-interval", 2*time.Second, "how often queued confirmations are delivered")
-	fs.DurationVar(&f.jobs.LoyaltyExpiry, "expiry-interval", 24*time.Hour, "how often loyalty points expiry runs (0: never)")
-	fs.DurationVar(&f.jobs.LoyaltyHoldReaper, "hold-reaper-interval", time.Minute, "how often expired points holds are voided (0: never)")
-	fs.DurationVar(&f.jobs.Requalification, "requalify-interval", 24*time.Hour, "how often tier requalification runs (0: never)")
-	lim := httpx.DefaultRateLimits()
-	fs.Float64Var(&f.limits.Member.PerSecond, "rate-limit-member", lim.Member.PerSecond, "requests per second allowed to each member token (0: no limit; `godwit loadgen` traffic carries a load-test pass and is exempt)")
-	fs.IntVar(&f.limits.Member.Burst, "rate-limit-member-burst", lim.Member.Burst, "burst allowed to each member token")
-	fs.Float64Var(&f.limits.Anonymous.PerSecond, "rate-limit-anonymous", lim.Anonymous.PerSecond, "requests per second allowed to each client IP without a token (0: no limit)")
-	fs.IntVar(&f.limits.Anonymous.Burst, "rate-limit-anonymous-burst", lim.Anonymous.Burst, "burst allowed to each client IP without a token")
-	fs.Float64Var(&f.limits.Service.PerSecond, "rate-limit-service", lim.Service.PerSecond, "requests per second allowed to each service or admin token (0: no limit)")
-	fs.IntVar(&f.limits.Service.Burst, "rate-limit-service-burst", lim.Service.Burst, "burst allowed to each service or admin token")
-	fs.BoolVar(&f.sqlSpans, "trace-sqlite-statements", false, "trace every SQLite statement, not only each transaction's begin and commit (PostgreSQL statements are always traced)")
-	fs.IntVar(&f.batching.MaxSize, "write-batch-max", db.DefaultBatchSize, fmt.Sprintf("most write transactions that share one database commit (1: no batching; at most %d)", db.MaxBatchSize))
-	fs.DurationVar(&f.batching.Linger, "write-batch-linger", 0, "how long a writer waits for a batch to fill before it begins (0: batches form from what queues while the previous one commits)")
-	fs.IntVar(&f.batching.Writers, "write-batch-writers", db.DefaultBatchWriters, "PostgreSQL: how many batches may run at once, each on its own connection; at most half the 16-connection pool (SQLite has one writer)")
+	fs.StringVar(&c.ProgramFile, "program", "", "loyalty program YAML file (default: the built-in program)")
+	fs.BoolVar(&c.Demo, "demo", true, "seed the demo catalog, members and promotion into an empty database")
+	fs.DurationVar(&c.ReservationTTL, "reservation-ttl", 15*time.Minute, "how long checkout stock stays reserved")
+	f.registerAdapters(fs)
+	fs.DurationVar(&c.Jobs.ReservationReaper, "reaper-interval", 30*time.Second, "how often expired stock reservations are released")
+	fs.DurationVar(&c.Jobs.CheckoutRecovery, "recovery-interval", 30*time.Second, "how often interrupted checkouts are resumed or compensated")
+	fs.DurationVar(&c.Jobs.Outbox, "outbox-interval", 2*time.Second, "how often queued confirmations are delivered")
+	fs.DurationVar(&c.Jobs.LoyaltyExpiry, "expiry-interval", 24*time.Hour, "how often loyalty points expiry runs (0: never)")
+	fs.DurationVar(&c.Jobs.LoyaltyHoldReaper, "hold-reaper-interval", time.Minute, "how often expired points holds are voided (0: never)")
+	fs.DurationVar(&c.Jobs.Requalification, "requalify-interval", 24*time.Hour, "how often tier requalification runs (0: never)")
+	lim := def.RateLimits
+	fs.Float64Var(&c.RateLimits.Member.PerSecond, "rate-limit-member", lim.Member.PerSecond, "requests per second allowed to each member token (0: no limit; `godwit loadgen` traffic carries a load-test pass and is exempt)")
+	fs.IntVar(&c.RateLimits.Member.Burst, "rate-limit-member-burst", lim.Member.Burst, "burst allowed to each member token")
+	fs.Float64Var(&c.RateLimits.Anonymous.PerSecond, "rate-limit-anonymous", lim.Anonymous.PerSecond, "requests per second allowed to each client IP without a token (0: no limit)")
+	fs.IntVar(&c.RateLimits.Anonymous.Burst, "rate-limit-anonymous-burst", lim.Anonymous.Burst, "burst allowed to each client IP without a token")
+	fs.Float64Var(&c.RateLimits.Service.PerSecond, "rate-limit-service", lim.Service.PerSecond, "requests per second allowed to each service or admin token (0: no limit)")
+	fs.IntVar(&c.RateLimits.Service.Burst, "rate-limit-service-burst", lim.Service.Burst, "burst allowed to each service or admin token")
+	fs.BoolVar(&c.SQLiteStatementSpans, "trace-sqlite-statements", false, "trace every SQLite statement, not only each transaction's begin and commit (PostgreSQL statements are always traced)")
+	fs.IntVar(&c.Batching.MaxSize, "write-batch-max", def.Batching.MaxSize, fmt.Sprintf("most write transactions that share one database commit (1: no batching; at most %d)", app.MaxWriteBatch))
+	fs.DurationVar(&c.Batching.Linger, "write-batch-linger", 0, "how long a writer waits for a batch to fill before it begins (0: batches form from what queues while the previous one commits)")
+	fs.IntVar(&c.Batching.Writers, "write-batch-writers", def.Batching.Writers, "PostgreSQL: how many batches may run at once, each on its own connection; at most half the 16-connection pool (SQLite has one writer)")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 	fs.StringVar(&f.services, "services", "all", "services this process runs: all, or a comma-separated subset of "+strings.Join(app.AllServices, ","))
 	fs.Var(&f.peers, "peer", "where a service this process needs but does not run listens: name=url (repeatable; or GODWIT_PEER_<NAME>=url)")
-	fs.DurationVar(&f.peerTimeout, "peer-timeout", app.DefaultPeerTimeout, "how long one call to a peer service may take")
-	fs.DurationVar(&f.checkoutLease, "checkout-lease", 2*time.Minute, "how long a running checkout is protected from the recovery pass (longer than any checkout takes)")
+	fs.DurationVar(&c.PeerTimeout, "peer-timeout", app.DefaultPeerTimeout, "how long one call to a peer service may take")
+	fs.DurationVar(&c.CheckoutLease, "checkout-lease", 2*time.Minute, "how long a running checkout is protected from the recovery pass (longer than any checkout takes)")
+}
+
+// registerAdapters registers the flags of the external systems: payments and mail.
+func (f *serveFlags) registerAdapters(fs *flag.FlagSet) {
+	p, m := &f.cfg.Payment, &f.cfg.SMTP
+	fs.StringVar(&p.Provider, "payment", "simulator", "payment provider: simulator or stripe")
+	fs.StringVar(&p.StripeKeyFile, "stripe-secret-key-file", "", "file holding the Stripe secret key (or set GODWIT_STRIPE_SECRET_KEY)")
+	fs.StringVar(&p.StripeAPIBase, "stripe-api-base", "", "Stripe API base URL (default Stripe's; e.g. http://127.0.0.1:12111 for stripe-mock)")
+	fs.StringVar(&m.Addr, "smtp-addr", "", "SMTP relay host:port for confirmations (default: write .eml files under <data-dir>/mail)")
+	fs.StringVar(&m.TLS, "smtp-tls", "starttls", "SMTP transport security: starttls, tls or none")
+	fs.StringVar(&m.Username, "smtp-username", "", "SMTP username (optional)")
+	fs.StringVar(&m.PasswordFile, "smtp-password-file", "", "file holding the SMTP password (or set GODWIT_SMTP_PASSWORD)")
+	fs.StringVar(&m.From, "smtp-from", "Godwit <orders@godwit.local>", "From address of confirmations")
+	fs.StringVar(&m.HELO, "smtp-helo", "", "host name sent in HELO/EHLO (default: this machine's)")
+}
+
+// config completes the app.Config from the checked flags and the environment.
+func (f *serveFlags) config(e env, common commonFlags) (app.Config, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return app.Config{}, fmt.Errorf("--log-level: %w", err)
+	}
+	if f.logFormat != "json" && f.logFormat != "text" {
+		return app.Config{}, fmt.Errorf("--log-format must be json or text, not %q", f.logFormat)
+	}
+	services, err := app.ParseServices(f.services)
+	if err != nil {
+		return app.Config{}, fmt.Errorf("--services: %w", err)
+	}
+	peers, err := f.peerMap(e.getenv)
+	if err != nil {
+		return app.Config{}, err
+	}
+	if f.cfg.PeerTimeout <= 0 {
+		return app.Config{}, errors.New("--peer-timeout must be positive")
+	}
+	cfg := f.cfg
+	cfg.DSN, cfg.DataDir = common.DatabaseDSN(), common.DataDir
+	cfg.Services, cfg.Peers = services, peers
+	cfg.Payment.StripeSecretKey = e.getenv("GODWIT_STRIPE_SECRET_KEY")
+	cfg.SMTP.Password = e.getenv("GODWIT_SMTP_PASSWORD")
+	cfg.Observe = app.TelemetryConfig{ServiceVersion: version(), LogFormat: f.logFormat, LogLevel: level, LogOutput: e.stderr, Getenv: e.getenv}
+	return cfg, nil
 }
 
 func runServe(ctx context.Context, e env, args []string) error {
@@ -191,80 +177,27 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	if f.logFormat != "json" && f.logFormat != "text" {
-		return fmt.Errorf("--log-format must be json or text, not %q", f.logFormat)
-	}
-	prog, err := loadProgram(f.programFile)
+	cfg, err := f.config(e, common)
 	if err != nil {
 		return err
 	}
-
-	services, err := app.ParseServices(f.services)
-	if err != nil {
-		return fmt.Errorf("--services: %w", err)
+	var created bool
+	cfg.LoadSecret = func() (secret []byte, err error) {
+		secret, created, err = common.LoadSecret()
+		return secret, err
 	}
-	peers, err := f.peerMap(e.getenv)
-	if err != nil {
-		return err
-	}
-	if f.peerTimeout <= 0 {
-		return errors.New("--peer-timeout must be positive")
-	}
-
-	tel, err := telemetry.Setup(ctx, telemetry.Config{
-		ServiceName: app.ServiceName(services), ServiceVersion: version(),
-		LogFormat: f.logFormat, LogLevel: level, Getenv: e.getenv,
-	}, e.stderr)
-	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
-	}
-	defer func() {
-		// Bounded: an absent collector must not hold up exit.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = tel.Shutdown(sctx)
-	}()
-	log := tel.Logger
-
-	provider, err := f.paymentProviderFor(e, tel)
-	if err != nil {
-		return err
-	}
-	sender, err := f.senderFor(e)
-	if err != nil {
-		return err
-	}
-	secret, created, err := common.loadSecret()
-	if err != nil {
-		return err
-	}
-	a, err := app.New(ctx, app.Config{
-		DSN: common.databaseDSN(), DataDir: common.dataDir, Secret: secret, Telemetry: tel,
-		Program: prog, PaymentProvider: provider, Sender: sender,
-		ReservationTTL: f.reservationTTL, Demo: f.demo, Jobs: f.jobs,
-		Services: services, Peers: peers, PeerTimeout: f.peerTimeout, CheckoutLease: f.checkoutLease,
-		RateLimits: f.limits, SQLiteStatementSpans: f.sqlSpans, Batching: f.batching,
-	})
+	a, err := app.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-
 	if created {
-		tok, err := a.Keys.Mint(auth.ScopeAdmin, "admin", 30*24*time.Hour)
-		if err != nil {
+		if err := printFirstAdminToken(e, common, a); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "Generated a token signing secret in %s (keep it private; share it between replicas).\n", common.secretPath())
-		fmt.Fprintf(e.stdout, "Admin token (30 days; mint more with 'godwit token admin <name>'):\n%s\n", tok)
 	}
-
 	if f.pprofAddr != "" {
-		stopPprof, err := servePprof(f.pprofAddr, log)
+		stopPprof, err := servePprof(f.pprofAddr, a.Logger())
 		if err != nil {
 			return err
 		}
@@ -274,6 +207,44 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", f.addr, err)
 	}
+	defer startJobs(ctx, a)()
+	a.Logger().Info("godwit serving", "addr", ln.Addr().String(), "database", a.Engine(), "payment", cfg.Payment.Provider, "version", version(),
+		"services", strings.Join(a.Services, ","), "peers", f.peerMapString(cfg.Peers))
+	fmt.Fprintf(e.stdout, "Godwit listening on http://%s (database: %s)\n", displayAddr(ln.Addr()), a.Engine())
+	return serveHTTP(ctx, a, ln, f.shutdownTimeout)
+}
+
+// printFirstAdminToken shows the secret generated on first start and an admin
+// token signed with it, so a new installation can be used at once.
+func printFirstAdminToken(e env, common commonFlags, a *app.App) error {
+	tok, err := a.Minter().Mint("admin", "admin", 30*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Generated a token signing secret in %s (keep it private; share it between replicas).\n", common.SecretPath())
+	fmt.Fprintf(e.stdout, "Admin token (30 days; mint more with 'godwit token admin <name>'):\n%s\n", tok)
+	return nil
+}
+
+// startJobs runs the background jobs until the returned stop is called. They
+// outlive ctx: serving stops first, then the jobs.
+func startJobs(ctx context.Context, a *app.App) (stop func()) {
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.RunJobs(jobsCtx)
+	}()
+	return func() {
+		stopJobs()
+		<-done
+	}
+}
+
+// serveHTTP serves a's handler on ln until ctx ends, then lets in-flight
+// requests finish for up to shutdownTimeout.
+func serveHTTP(ctx context.Context, a *app.App, ln net.Listener, shutdownTimeout time.Duration) error {
+	log := a.Logger()
 	srv := &http.Server{
 		Handler:           a.Handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -283,21 +254,6 @@ func runServe(ctx context.Context, e env, args []string) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
-	jobsDone := make(chan struct{})
-	go func() {
-		defer close(jobsDone)
-		a.RunJobs(jobsCtx)
-	}()
-	defer func() {
-		stopJobs()
-		<-jobsDone
-	}()
-
-	log.Info("godwit serving", "addr", ln.Addr().String(), "database", string(a.DB.Engine()), "payment", f.paymentProvider, "version", version(),
-		"services", strings.Join(a.Services, ","), "peers", f.peerMapString(peers))
-	fmt.Fprintf(e.stdout, "Godwit listening on http://%s (database: %s)\n", displayAddr(ln.Addr()), a.DB.Engine())
-
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -305,8 +261,8 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", f.shutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+	log.Info("shutting down", "timeout", shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
@@ -315,59 +271,6 @@ func runServe(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
-}
-
-func loadProgram(path string) (*program.Program, error) {
-	if path == "" {
-		return program.Default(), nil
-	}
-	p, err := program.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("--program %s: %w", path, err)
-	}
-	return p, nil
-}
-
-// paymentProviderFor returns the provider chosen by --payment; nil means the
-// built-in simulator, which the app builds on the database.
-func (f *serveFlags) paymentProviderFor(e env, tel *telemetry.Telemetry) (payment.Provider, error) {
-	switch f.paymentProvider {
-	case "simulator":
-		return nil, nil
-	case "stripe":
-		key, err := stripe.LoadSecretKey(e.getenv("GODWIT_STRIPE_SECRET_KEY"), f.stripeKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--payment stripe: %w", err)
-		}
-		p, err := stripe.New(stripe.Config{SecretKey: key, APIBase: f.stripeAPIBase, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider})
-		if err != nil {
-			return nil, fmt.Errorf("--payment stripe: %w", err)
-		}
-		return p, nil
-	}
-	return nil, fmt.Errorf("--payment must be simulator or stripe, not %q", f.paymentProvider)
-}
-
-func (f *serveFlags) senderFor(e env) (notify.Sender, error) {
-	if f.smtpAddr == "" {
-		return nil, nil
-	}
-	password := e.getenv("GODWIT_SMTP_PASSWORD")
-	if f.smtpPasswordFile != "" {
-		if password != "" {
-			return nil, errors.New("set either --smtp-password-file or GODWIT_SMTP_PASSWORD, not both")
-		}
-		b, err := os.ReadFile(f.smtpPasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("--smtp-password-file: %w", err)
-		}
-		password = strings.TrimRight(string(b), "\r\n")
-	}
-	s, err := smtp.New(smtp.Config{Addr: f.smtpAddr, TLS: f.smtpTLS, Username: f.smtpUsername, Password: password, From: f.smtpFrom, HELO: f.smtpHELO})
-	if err != nil {
-		return nil, fmt.Errorf("--smtp-addr: %w", err)
-	}
-	return s, nil
 }
 
 func displayAddr(a net.Addr) string {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/godwit-dev/godwit/internal/platform/auth"
+	"github.com/godwit-dev/godwit/internal/app"
 )
 
 func runToken(_ context.Context, e env, args []string) error {
@@ -22,22 +22,21 @@ func runToken(_ context.Context, e env, args []string) error {
 		fmt.Fprintln(e.stderr, "godwit token: want exactly two arguments: a scope (admin, service or member) and a subject")
 		return errUsage
 	}
-	scope, err := auth.ParseScope(fs.Arg(0))
-	if err != nil {
+	if err := app.CheckScope(fs.Arg(0)); err != nil {
 		return err
 	}
-	secret, created, err := common.loadSecret()
+	secret, created, err := common.LoadSecret()
 	if err != nil {
 		return err
 	}
 	if created {
-		fmt.Fprintf(e.stderr, "godwit token: generated a new secret in %s; a running server must use the same one\n", common.secretPath())
+		fmt.Fprintf(e.stderr, "godwit token: generated a new secret in %s; a running server must use the same one\n", common.SecretPath())
 	}
-	keys, err := auth.NewKeys(secret, nil)
+	m, err := app.NewMinter(secret)
 	if err != nil {
 		return err
 	}
-	tok, err := keys.Mint(scope, fs.Arg(1), *ttl)
+	tok, err := m.Mint(fs.Arg(0), fs.Arg(1), *ttl)
 	if err != nil {
 		return err
 	}

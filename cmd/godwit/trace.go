@@ -13,8 +13,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 )
 
 // runTrace prints one trace as a text waterfall, fetched from a server's recent-trace buffer or
@@ -166,7 +164,7 @@ var errTraceNotFound = errors.New("not found")
 
 // fetchBufferedTrace reads GET /v1/admin/traces/{id} from a Godwit server.
 func fetchBufferedTrace(ctx context.Context, target, token, id string) ([]wfSpan, error) {
-	var tv telemetry.TraceView
+	var tv bufferedTrace
 	u := strings.TrimRight(target, "/") + "/v1/admin/traces/" + url.PathEscape(id)
 	if err := getJSON(ctx, u, token, &tv); err != nil {
 		if errors.Is(err, errTraceNotFound) {
@@ -177,7 +175,30 @@ func fetchBufferedTrace(ctx context.Context, target, token, id string) ([]wfSpan
 	return fromTraceView(tv), nil
 }
 
-func fromTraceView(tv telemetry.TraceView) []wfSpan {
+// bufferedTrace is the parts of GET /v1/admin/traces/{id}'s answer the
+// waterfall needs (the server's TraceView).
+type bufferedTrace struct {
+	Spans []struct {
+		SpanID       string    `json:"span_id"`
+		ParentSpanID string    `json:"parent_span_id"`
+		Name         string    `json:"name"`
+		Kind         string    `json:"kind"`
+		Service      string    `json:"service"`
+		Start        time.Time `json:"start"`
+		End          time.Time `json:"end"`
+		Status       struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"status"`
+		Attributes map[string]any `json:"attributes"`
+		Events     []struct {
+			Name       string         `json:"name"`
+			Attributes map[string]any `json:"attributes"`
+		} `json:"events"`
+	} `json:"spans"`
+}
+
+func fromTraceView(tv bufferedTrace) []wfSpan {
 	out := make([]wfSpan, 0, len(tv.Spans))
 	for _, s := range tv.Spans {
 		w := wfSpan{
@@ -332,12 +353,7 @@ func renderWaterfall(w io.Writer, id string, spans []wfSpan, o waterfallOptions)
 	if o.Width <= 0 {
 		o.Width = 40
 	}
-	byID := make(map[string]*wfSpan, len(spans))
-	for i := range spans {
-		byID[spans[i].ID] = &spans[i]
-	}
 	t0, t1 := spans[0].Start, spans[0].End
-	services := map[string]bool{}
 	for _, s := range spans {
 		if s.Start.Before(t0) {
 			t0 = s.Start
@@ -345,35 +361,43 @@ func renderWaterfall(w io.Writer, id string, spans []wfSpan, o waterfallOptions)
 		if s.End.After(t1) {
 			t1 = s.End
 		}
-		services[s.Service] = true
 	}
-	total := t1.Sub(t0)
+	rows, hidden := waterfallRows(spans, o)
+	services := serviceNames(spans)
+	writeWaterfallHeader(w, id, spans, t1.Sub(t0), services, hidden)
+	nameCol := 0
+	for _, r := range rows {
+		nameCol = max(nameCol, 2*r.depth+len(r.s.Name))
+	}
+	nameCol = min(max(nameCol, 20), 64)
+	for _, r := range rows {
+		writeWaterfallRow(w, r, t0, t1.Sub(t0), nameCol, len(services) > 1, o)
+	}
+	return nil
+}
 
-	// visibleParent climbs past hidden spans (and parents that never arrived) so a business span
-	// under a folded database span still sits under the nearest shown ancestor.
-	visibleParent := func(s *wfSpan) string {
-		p := s.Parent
-		for seen := 0; p != "" && seen < len(spans); seen++ {
-			ps, ok := byID[p]
-			if !ok {
-				return ""
-			}
-			if !hiddenSpan(*ps, o) {
-				return p
-			}
-			p = ps.Parent
-		}
-		return ""
+// wfRow is one line of the waterfall: a shown span at its depth in the tree.
+type wfRow struct {
+	s     *wfSpan
+	depth int
+	svc   bool // show the service: it differs from the parent's
+}
+
+// waterfallRows orders the shown spans depth-first, children by start time,
+// and counts the spans folded away.
+func waterfallRows(spans []wfSpan, o waterfallOptions) (rows []wfRow, hidden int) {
+	byID := make(map[string]*wfSpan, len(spans))
+	for i := range spans {
+		byID[spans[i].ID] = &spans[i]
 	}
 	children := map[string][]*wfSpan{}
-	hidden := 0
 	for i := range spans {
 		s := &spans[i]
 		if hiddenSpan(*s, o) {
 			hidden++
 			continue
 		}
-		p := visibleParent(s)
+		p := visibleParent(s, byID, len(spans), o)
 		children[p] = append(children[p], s)
 	}
 	for _, c := range children {
@@ -381,86 +405,100 @@ func renderWaterfall(w io.Writer, id string, spans []wfSpan, o waterfallOptions)
 			return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.Name, b.Name))
 		})
 	}
-
-	type row struct {
-		s     *wfSpan
-		depth int
-		svc   bool // show the service: it differs from the parent's
-	}
-	var rows []row
 	var walk func(parent string, depth int, parentSvc string)
 	walk = func(parent string, depth int, parentSvc string) {
 		for _, c := range children[parent] {
-			rows = append(rows, row{s: c, depth: depth, svc: c.Service != parentSvc})
+			rows = append(rows, wfRow{s: c, depth: depth, svc: c.Service != parentSvc})
 			walk(c.ID, depth+1, c.Service)
 		}
 	}
 	walk("", 0, "")
+	return rows, hidden
+}
 
-	nameCol := 0
-	for _, r := range rows {
-		nameCol = max(nameCol, 2*r.depth+len(r.s.Name))
+// visibleParent climbs past hidden spans (and parents that never arrived) so a business span
+// under a folded database span still sits under the nearest shown ancestor.
+func visibleParent(s *wfSpan, byID map[string]*wfSpan, n int, o waterfallOptions) string {
+	p := s.Parent
+	for seen := 0; p != "" && seen < n; seen++ {
+		ps, ok := byID[p]
+		if !ok {
+			return ""
+		}
+		if !hiddenSpan(*ps, o) {
+			return p
+		}
+		p = ps.Parent
 	}
-	nameCol = min(max(nameCol, 20), 64)
+	return ""
+}
 
+// serviceNames lists the services the spans came from, sorted.
+func serviceNames(spans []wfSpan) []string {
+	var names []string
+	for _, s := range spans {
+		if s.Service != "" && !slices.Contains(names, s.Service) {
+			names = append(names, s.Service)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+func writeWaterfallHeader(w io.Writer, id string, spans []wfSpan, total time.Duration, services []string, hidden int) {
 	errorsN := 0
 	for _, s := range spans {
 		if s.Error {
 			errorsN++
 		}
 	}
-	svcNames := make([]string, 0, len(services))
-	for s := range services {
-		if s != "" {
-			svcNames = append(svcNames, s)
-		}
-	}
-	slices.Sort(svcNames)
 	fmt.Fprintf(w, "trace %s  %s  %d spans", id, fmtDuration(total), len(spans))
 	if errorsN > 0 {
 		fmt.Fprintf(w, ", %d with errors", errorsN)
 	}
-	if len(svcNames) > 0 {
-		fmt.Fprintf(w, "  services: %s", strings.Join(svcNames, ", "))
+	if len(services) > 0 {
+		fmt.Fprintf(w, "  services: %s", strings.Join(services, ", "))
 	}
 	fmt.Fprintln(w)
 	if hidden > 0 {
 		fmt.Fprintf(w, "(%d database spans folded into their parents; --sql shows them)\n", hidden)
 	}
 	fmt.Fprintln(w)
+}
 
-	for _, r := range rows {
-		s := r.s
-		label := strings.Repeat("  ", r.depth) + s.Name
-		if len(label) > nameCol {
-			label = label[:nameCol-1] + "…"
-		}
-		var b strings.Builder
-		b.WriteString(label)
-		b.WriteString(strings.Repeat(" ", max(nameCol-len([]rune(label)), 0)+2))
-		b.WriteString(bar(s.Start.Sub(t0), s.End.Sub(s.Start), total, o.Width))
-		fmt.Fprintf(&b, " %8s", fmtDuration(s.End.Sub(s.Start)))
-		if r.svc && len(svcNames) > 1 {
-			fmt.Fprintf(&b, "  [%s]", s.Service)
-		}
-		if s.Error {
-			b.WriteString("  ERROR")
-			if s.StatusMessage != "" {
-				b.WriteString(" " + s.StatusMessage)
-			}
-		}
-		fmt.Fprintln(w, b.String())
-		if o.Verbose {
-			pad := strings.Repeat(" ", 2*r.depth+4)
-			for _, kv := range keyAttributes(s.Attributes) {
-				fmt.Fprintf(w, "%s%s\n", pad, kv)
-			}
-			for _, ev := range s.Events {
-				fmt.Fprintf(w, "%s@ %s%s\n", pad, ev.Name, eventSummary(ev))
-			}
+// writeWaterfallRow prints one span: its indented name, its bar, its duration, its service
+// when that changes (and there is more than one) and ERROR when it failed; with -v, its key
+// attributes and events below.
+func writeWaterfallRow(w io.Writer, r wfRow, t0 time.Time, total time.Duration, nameCol int, multiService bool, o waterfallOptions) {
+	s := r.s
+	label := strings.Repeat("  ", r.depth) + s.Name
+	if len(label) > nameCol {
+		label = label[:nameCol-1] + "…"
+	}
+	var b strings.Builder
+	b.WriteString(label)
+	b.WriteString(strings.Repeat(" ", max(nameCol-len([]rune(label)), 0)+2))
+	b.WriteString(bar(s.Start.Sub(t0), s.End.Sub(s.Start), total, o.Width))
+	fmt.Fprintf(&b, " %8s", fmtDuration(s.End.Sub(s.Start)))
+	if r.svc && multiService {
+		fmt.Fprintf(&b, "  [%s]", s.Service)
+	}
+	if s.Error {
+		b.WriteString("  ERROR")
+		if s.StatusMessage != "" {
+			b.WriteString(" " + s.StatusMessage)
 		}
 	}
-	return nil
+	fmt.Fprintln(w, b.String())
+	if o.Verbose {
+		pad := strings.Repeat(" ", 2*r.depth+4)
+		for _, kv := range keyAttributes(s.Attributes) {
+			fmt.Fprintf(w, "%s%s\n", pad, kv)
+		}
+		for _, ev := range s.Events {
+			fmt.Fprintf(w, "%s@ %s%s\n", pad, ev.Name, eventSummary(ev))
+		}
+	}
 }
 
 // bar draws a span on a timeline of width characters: blank up to its start, '=' for its

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/app"
-	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 )
 
 // errViolations makes `godwit verify` exit non-zero after printing the list.
@@ -58,22 +58,16 @@ func printVerify(w io.Writer, rep app.VerifyReport) error {
 	return errViolations
 }
 
+// verifyLocal checks the database directly, with telemetry from OTEL_* so a
+// run from cron is a trace (logs only from warnings up: stdout is the report).
 func verifyLocal(ctx context.Context, e env, common commonFlags, grace time.Duration) (app.VerifyReport, error) {
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "godwit-verify", Getenv: func(string) string { return "" }}, io.Discard)
+	secret, _, err := common.LoadSecret()
 	if err != nil {
 		return app.VerifyReport{}, err
 	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
-	secret, _, err := common.loadSecret()
-	if err != nil {
-		return app.VerifyReport{}, err
-	}
-	a, err := app.New(ctx, app.Config{DSN: common.databaseDSN(), DataDir: common.dataDir, Secret: secret, Telemetry: tel})
-	if err != nil {
-		return app.VerifyReport{}, err
-	}
-	defer a.Close()
-	return a.Verify(ctx, grace)
+	obs := commandTelemetry(e)
+	obs.LogLevel = slog.LevelWarn
+	return app.VerifyDatabase(ctx, app.Config{DSN: common.DatabaseDSN(), DataDir: common.DataDir, Secret: secret, Observe: obs}, grace)
 }
 
 func verifyRemote(ctx context.Context, target, token string, grace time.Duration) (app.VerifyReport, error) {

@@ -1,15 +1,18 @@
-// Package app builds Godwit from configuration: the database, every service and
-// its routes, and the background jobs. Wiring is plain code, read top to bottom.
+// Package app builds Godwit from configuration: telemetry, the database, every
+// service and its routes, and the background jobs. It is the one place that
+// constructs anything; cmd/godwit only turns flags into a Config and runs it.
+// Wiring is plain code, read top to bottom: New (app.go) calls one builder per
+// service and one local-or-remote choice per dependency (wire.go), the
+// external adapters (adapters.go), and the one-shot commands' entry points
+// live in commands.go.
 package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -31,9 +34,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
-	"github.com/godwit-dev/godwit/internal/platform/faults"
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
-	"github.com/godwit-dev/godwit/internal/platform/idempotency"
 	"github.com/godwit-dev/godwit/internal/platform/jobs"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 	"github.com/godwit-dev/godwit/web"
@@ -45,18 +46,34 @@ type Config struct {
 	// SQLiteStatementSpans traces each SQLite statement (see db.Options).
 	SQLiteStatementSpans bool
 	// Batching tunes the database write pipeline (see db.Batching).
-	Batching  db.Batching
-	DataDir   string // where the .eml outbox sender writes; default "godwit-data"
-	Secret    []byte // token signing secret
+	Batching db.Batching
+	DataDir  string // where the .eml outbox sender writes; default "godwit-data"
+	Secret   []byte // token signing secret
+	// LoadSecret supplies Secret when that is empty. New calls it once the
+	// rest of the configuration has been checked, so a mistake there
+	// leaves no newly generated secret behind.
+	LoadSecret func() ([]byte, error)
+	// Telemetry is the configured SDK; nil means New sets it up from
+	// Observe (OTEL_* variables) and Close flushes and stops it.
 	Telemetry *telemetry.Telemetry
-	Now       func() time.Time // nil: time.Now
+	// Observe configures the telemetry New sets up when Telemetry is nil.
+	Observe TelemetryConfig
+	Now     func() time.Time // nil: time.Now
 
-	// Program is the loyalty program; nil means the built-in default.
+	// Program is the loyalty program; nil means ProgramFile, or the
+	// built-in default when that is empty too.
 	Program *program.Program
-	// PaymentProvider charges cards; nil means the built-in simulator.
+	// ProgramFile is a loyalty program YAML file, read when Program is nil.
+	ProgramFile string
+	// PaymentProvider charges cards; nil means the one Payment names.
 	PaymentProvider payment.Provider
-	// Sender delivers confirmations; nil writes .eml files under DataDir/mail.
+	// Payment chooses the payment provider when PaymentProvider is nil.
+	Payment PaymentConfig
+	// Sender delivers confirmations; nil means the SMTP relay SMTP names,
+	// or .eml files under DataDir/mail when it names none.
 	Sender notify.Sender
+	// SMTP configures the relay confirmations go through when Sender is nil.
+	SMTP SMTPConfig
 	// ReservationTTL is how long checkout stock stays reserved; default 15 minutes.
 	ReservationTTL time.Duration
 	// Demo seeds the demo catalog, members and promotion into an empty database.
@@ -111,230 +128,142 @@ type App struct {
 	tel       *telemetry.Telemetry
 
 	revocations *auth.Revocations // the in-memory revoked-token set, refreshed until Close
+	closeTel    func()            // flushes telemetry New set up itself; nil otherwise
 }
 
-// New opens and migrates the database and builds every service and route.
+// New opens and migrates the database and builds every service and route:
+// each service this process runs is built by its own builder (wire.go), and
+// each dependency on another service is either that service or its client.
 func New(ctx context.Context, cfg Config) (_ *App, err error) {
-	if cfg.Telemetry == nil {
-		return nil, errors.New("app: telemetry is required")
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
+	topo, err := newTopology(cfg.Services, cfg.Peers)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{jobs: cfg.Jobs.withDefaults(), Services: topo.names()}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+		}
+	}()
+	if err := a.openTelemetry(ctx, cfg); err != nil {
+		return nil, err
+	}
+	ad, err := buildAdapters(cfg, a.tel)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Secret == nil && cfg.LoadSecret != nil {
+		if cfg.Secret, err = cfg.LoadSecret(); err != nil {
+			return nil, err
+		}
+	}
+	if a.Keys, err = auth.NewKeys(cfg.Secret, cfg.Now); err != nil {
+		return nil, err
+	}
+	if a.DB, err = openDatabase(ctx, cfg, a.tel); err != nil {
+		return nil, err
+	}
+	w := newWiring(a, cfg, topo)
+	if err := w.build(cfg, ad); err != nil {
+		return nil, err
+	}
+	a.Loyalty, a.Catalog, a.inventory, a.Checkout, a.Outbox = w.loyalty, w.catalog, w.inventory, w.checkout, w.outbox
+	if err := a.buildAPI(ctx, cfg, w); err != nil {
+		return nil, err
+	}
+	if cfg.Demo {
+		if err := seedDemo(ctx, w.catalog, w.loyalty); err != nil {
+			return nil, fmt.Errorf("app: demo data: %w", err)
+		}
+	}
+	a.Handler = withUI(instrument(a.API, a.tel), a.Keys, cfg.Demo)
+	return a, nil
+}
+
+// withDefaults fills in the documented defaults and reads the program file.
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "godwit-data"
 	}
-	if cfg.Program == nil {
-		cfg.Program = program.Default()
-	}
-	tel := cfg.Telemetry
-	log := tel.Logger
-	tp, mp := tel.TracerProvider, tel.MeterProvider
-
-	keys, err := auth.NewKeys(cfg.Secret, cfg.Now)
-	if err != nil {
-		return nil, err
-	}
-	d, err := db.Open(ctx, cfg.DSN, db.Options{TracerProvider: tp, MeterProvider: mp, SQLiteStatementSpans: cfg.SQLiteStatementSpans, Batching: cfg.Batching})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			_ = d.Close()
-		}
-	}()
-	if err := db.Migrate(ctx, d, nil); err != nil {
-		return nil, err
-	}
-
-	topo, err := newTopology(cfg.Services, cfg.Peers)
-	if err != nil {
-		return nil, err
-	}
 	if cfg.PeerTimeout <= 0 {
 		cfg.PeerTimeout = DefaultPeerTimeout
 	}
-	var peerHC *http.Client
-	// client returns the HTTP client for peer name, authenticated as caller.
-	client := func(caller string) (*http.Client, httpx.TokenSource) {
-		if peerHC == nil {
-			peerHC = peerHTTPClient(tel, cfg.PeerTimeout)
+	if cfg.Program == nil {
+		p, err := loadProgram(cfg.ProgramFile)
+		if err != nil {
+			return cfg, err
 		}
-		return peerHC, httpx.ServiceTokens(keys, caller)
+		cfg.Program = p
 	}
+	return cfg, nil
+}
 
-	a := &App{DB: d, Keys: keys, jobs: cfg.Jobs.withDefaults(), log: log, tel: tel}
-	for _, name := range AllServices {
-		if topo.run[name] {
-			a.Services = append(a.Services, name)
-		}
+// loadProgram reads a loyalty program file; "" is the built-in program.
+func loadProgram(path string) (*program.Program, error) {
+	if path == "" {
+		return program.Default(), nil
 	}
-	// One fault store: each service registers its fault points with it, and
-	// the admin fault routes serve the points of the services run here.
-	faultPoints := faults.NewStore(faults.Config{DB: d, Now: cfg.Now})
-	var (
-		loy    *loyalty.Service
-		cat    *catalog.Service
-		carts  *cart.Service
-		pay    *payment.Service
-		orders *order.Service
-		sim    *payment.Simulator
-	)
-	if topo.run[ServiceLoyalty] {
-		if loy, err = loyalty.New(loyalty.Config{DB: d, Program: cfg.Program, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log, Faults: faultPoints}); err != nil {
-			return nil, err
-		}
+	p, err := program.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("--program %s: %w", path, err)
 	}
-	if topo.run[ServiceCatalog] {
-		cat = catalog.New(catalog.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log})
-	}
-	if topo.run[ServiceInventory] {
-		a.inventory = inventory.New(inventory.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log, ReservationTTL: cfg.ReservationTTL, Faults: faultPoints})
-	}
-	if topo.run[ServiceCart] {
-		var prices cart.Prices = cat
-		if cat == nil {
-			hc, tokens := client(ServiceCart)
-			prices = catalog.NewClient(topo.peers[ServiceCatalog], hc, tokens)
-		}
-		carts = cart.New(cart.Config{DB: d, Catalog: prices, Now: cfg.Now, TracerProvider: tp, Logger: log})
-	}
-	provider := cfg.PaymentProvider
-	if topo.run[ServicePayment] {
-		if provider == nil {
-			// Fault injection exists only for the simulator.
-			sim = payment.NewSimulator(payment.SimulatorConfig{DB: d, Now: cfg.Now, Faults: faultPoints})
-			provider = sim
-		}
-		pay = payment.New(payment.Config{Provider: provider, Now: cfg.Now, TracerProvider: tp, Logger: log})
-	}
-	if topo.run[ServiceOrder] {
-		orders = order.New(order.Config{DB: d, Now: cfg.Now, TracerProvider: tp, Logger: log})
-	}
-	if topo.run[ServiceCheckout] {
-		deps := checkout.Config{
-			DB: d, Program: cfg.Program, Lease: cfg.CheckoutLease,
-			Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log,
-		}
-		peer := func(name string) (string, *http.Client, httpx.TokenSource) {
-			hc, tokens := client(ServiceCheckout)
-			return topo.peers[name], hc, tokens
-		}
-		if carts != nil {
-			deps.Carts = carts
-		} else {
-			deps.Carts = cart.NewClient(peer(ServiceCart))
-		}
-		if cat != nil {
-			deps.Products = cat
-		} else {
-			deps.Products = catalog.NewClient(peer(ServiceCatalog))
-		}
-		if a.inventory != nil {
-			deps.Inventory = a.inventory
-		} else {
-			deps.Inventory = inventory.NewClient(peer(ServiceInventory))
-		}
-		if pay != nil {
-			deps.Payments = pay
-		} else {
-			deps.Payments = payment.NewClient(peer(ServicePayment))
-		}
-		if orders != nil {
-			deps.Orders = orders
-		} else {
-			deps.Orders = order.NewClient(peer(ServiceOrder))
-		}
-		if loy != nil {
-			deps.Loyalty = checkoutLoyalty{loy}
-		} else {
-			deps.Loyalty = checkoutLoyalty{loyalty.NewClient(peer(ServiceLoyalty))}
-		}
-		// In one process the saga's steps share transactions (three commits a
-		// checkout); any service reached over HTTP keeps one per service.
-		deps.LocalTx = carts != nil && a.inventory != nil && orders != nil && loy != nil
-		if a.Checkout, err = checkout.New(deps); err != nil {
-			return nil, err
-		}
-	}
-	if topo.run[ServiceNotify] {
-		sender := cfg.Sender
-		if sender == nil {
-			sender = notify.FileSender{Dir: filepath.Join(cfg.DataDir, "mail")}
-		}
-		a.Outbox = notify.NewWorker(notify.WorkerConfig{DB: d, Sender: sender, Now: cfg.Now, TracerProvider: tp, MeterProvider: mp, Logger: log})
-	}
-	a.Loyalty, a.Catalog = loy, cat
+	return p, nil
+}
 
-	idem := idempotency.NewStore(d, idempotency.Options{Now: cfg.Now})
-	api := httpx.NewAPI(keys, idem, log)
-	if l := cfg.RateLimits; l.Member.PerSecond > 0 || l.Service.PerSecond > 0 || l.Anonymous.PerSecond > 0 {
-		api.SetRateLimits(l)
+// openTelemetry takes cfg.Telemetry, or sets telemetry up from cfg.Observe
+// (named for the services this process runs) and arranges for Close to flush it.
+func (a *App) openTelemetry(ctx context.Context, cfg Config) error {
+	if cfg.Telemetry != nil {
+		a.tel, a.log = cfg.Telemetry, cfg.Telemetry.Logger
+		return nil
 	}
-	a.API = api
+	o := cfg.Observe
+	if o.ServiceName == "" {
+		o.ServiceName = ServiceName(a.Services)
+	}
+	tel, closeTel, err := o.setup(ctx)
+	if err != nil {
+		return err
+	}
+	a.tel, a.log, a.closeTel = tel, tel.Logger, closeTel
+	return nil
+}
 
-	listenDSN := ""
-	if db.IsPostgresDSN(cfg.DSN) {
-		listenDSN = cfg.DSN
-	}
-	revocations, err := auth.OpenRevocations(ctx, d, auth.RevocationOptions{Now: cfg.Now, ListenDSN: listenDSN, Logger: log, MeterProvider: mp})
+// openDatabase opens and migrates the database, traced with tel.
+func openDatabase(ctx context.Context, cfg Config, tel *telemetry.Telemetry) (*db.DB, error) {
+	d, err := db.Open(ctx, cfg.DSN, db.Options{
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
+		SQLiteStatementSpans: cfg.SQLiteStatementSpans, Batching: cfg.Batching,
+	})
 	if err != nil {
 		return nil, err
 	}
-	a.revocations = revocations
-	api.SetRevocationCheck(revocations.IsRevoked)
-	api.Add(a.adminRoutes()...)
-	api.Add(a.revokeRoute(revocations))
-	if loy != nil {
-		api.Add(loy.Routes()...)
-		api.Add(loy.InternalRoutes()...)
+	if err := db.Migrate(ctx, d, nil); err != nil {
+		_ = d.Close()
+		return nil, err
 	}
-	if cat != nil {
-		api.Add(cat.Routes()...)
-		api.Add(cat.InternalRoutes()...)
-	}
-	if a.inventory != nil {
-		api.Add(a.inventory.Routes()...)
-		api.Add(a.inventory.InternalRoutes()...)
-	}
-	if carts != nil {
-		api.Add(carts.Routes()...)
-		api.Add(carts.InternalRoutes()...)
-	}
-	if pay != nil {
-		if sim != nil {
-			api.Add(sim.Routes()...)
-		}
-		api.Add(pay.InternalRoutes()...)
-	}
-	if orders != nil {
-		api.Add(orders.Routes()...)
-		api.Add(orders.InternalRoutes()...)
-	}
-	if a.Checkout != nil {
-		api.Add(a.Checkout.Routes()...)
-	}
-	if len(faultPoints.Points()) > 0 {
-		api.Add(faultPoints.Routes()...)
-	}
-	if a.Checkout != nil && a.Loyalty != nil {
-		// Verify reads both books; a split deployment runs `godwit verify --db`.
-		api.Add(a.verifyRoute())
-	}
-	api.Handle("GET /healthz", http.HandlerFunc(a.healthz))
-	api.Handle("GET /readyz", http.HandlerFunc(a.readyz))
-	api.Handle("GET /metrics", tel.MetricsHandler)
+	return d, nil
+}
 
-	if cfg.Demo {
-		if err := seedDemo(ctx, cat, loy); err != nil {
-			return nil, fmt.Errorf("app: demo data: %w", err)
-		}
-	}
+// Logger is the process's logger (with trace and span ids on records made
+// inside a span).
+func (a *App) Logger() *slog.Logger { return a.log }
 
-	a.Handler = otelhttp.NewHandler(api, "http.server",
-		otelhttp.WithTracerProvider(tp),
-		otelhttp.WithMeterProvider(mp),
+// Engine names the database engine: "sqlite" or "postgres".
+func (a *App) Engine() string { return string(a.DB.Engine()) }
+
+// instrument wraps the API in otelhttp: a SERVER span and metrics per request.
+func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
+	return otelhttp.NewHandler(api, "http.server",
+		otelhttp.WithTracerProvider(tel.TracerProvider),
+		otelhttp.WithMeterProvider(tel.MeterProvider),
 		otelhttp.WithPropagators(tel.Propagator),
 		// Probes and scrapes would drown real traffic in the trace view.
 		otelhttp.WithFilter(func(r *http.Request) bool {
@@ -345,8 +274,6 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			return true
 		}),
 	)
-	a.Handler = withUI(a.Handler, keys, cfg.Demo)
-	return a, nil
 }
 
 // withUI serves the embedded web UI beside the instrumented API: asset requests
@@ -431,12 +358,20 @@ func (a *App) RunJobs(ctx context.Context) {
 	wg.Wait()
 }
 
-// Close stops the revocation refresh and releases the database.
+// Close stops the revocation refresh, releases the database and, when New set
+// telemetry up itself, flushes and stops it. It also tidies a half-built App.
 func (a *App) Close() error {
 	if a.revocations != nil {
 		_ = a.revocations.Close()
 	}
-	return a.DB.Close()
+	var err error
+	if a.DB != nil {
+		err = a.DB.Close()
+	}
+	if a.closeTel != nil {
+		a.closeTel()
+	}
+	return err
 }
 
 // loyaltyPort is what checkout uses of loyalty, satisfied by the in-process
@@ -538,4 +473,16 @@ func parseTraceID(s string) (trace.TraceID, error) {
 		return id, errs.Coded(errs.Invalid, "invalid_trace_id", "trace id must be 32 hex characters").With("field", "trace_id")
 	}
 	return id, nil
+}
+
+// MaxWriteBatch is the most write transactions that may share one commit.
+const MaxWriteBatch = db.MaxBatchSize
+
+// Defaults returns the rate limits and write batching serve starts with (a
+// zero Config has no rate limits, and batching applies its own defaults).
+func Defaults() Config {
+	return Config{
+		RateLimits: httpx.DefaultRateLimits(),
+		Batching:   db.Batching{MaxSize: db.DefaultBatchSize, Writers: db.DefaultBatchWriters},
+	}
 }

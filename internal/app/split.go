@@ -167,6 +167,17 @@ func newTopology(services []string, peers map[string]string) (topology, error) {
 
 func (t topology) all() bool { return len(t.run) == len(AllServices) }
 
+// names lists the services this process runs, in AllServices order.
+func (t topology) names() []string {
+	var out []string
+	for _, name := range AllServices {
+		if t.run[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // peerHTTPClient is the HTTP client of every peer call: per-attempt timeout,
 // and a transport that makes a CLIENT span per call and injects W3C trace
 // context and baggage, so a checkout across processes is one trace.

@@ -23,14 +23,14 @@ func (a *App) revokeRoute(rev *auth.Revocations) httpx.Route {
 				return errs.Coded(errs.Invalid, "invalid_field", "token is required").With("field", "token")
 			}
 			p, err := a.Keys.Verify(body.Token)
-			if err != nil && errs.Is(err, "invalid_token") {
+			if err != nil && errs.Is(err, auth.CodeInvalidToken) {
 				// A load-test pass is revoked the same way.
 				if lp, perr := a.Keys.VerifyLoadTestPass(body.Token); perr == nil {
 					p, err = lp, nil
 				}
 			}
 			if err != nil {
-				if errs.Is(err, "token_expired") {
+				if errs.Is(err, auth.CodeTokenExpired) {
 					return errs.Coded(errs.Unprocessable, "token_expired", "the token has already expired; nothing to revoke")
 				}
 				return errs.Coded(errs.Unprocessable, "invalid_token", "the token is not one this server signed").With("field", "token")

@@ -25,7 +25,7 @@
         });
       },
     }, el("h2", "Sign in with a member token"),
-      G.field("Member token", tok, "Paste the bearer token you were given (godwit token --scope member --subject <id>). It is kept only in this browser tab."),
+      G.field("Member token", tok, "Paste the bearer token you were given (godwit token member <id>). It is kept only in this browser tab."),
       el("div.row", go), err);
     const kids = [el("h1", "Member portal"), message || null];
     if (G.config.demo && G.config.demo_members && G.config.demo_members.length) {

@@ -33,7 +33,7 @@
         G.setAdmin(tok.value.trim());
         location.reload();
       },
-    }, el("h2", "Admin token"), G.field("Admin bearer token", tok, "godwit token --scope admin prints one. Kept only in this browser tab."), el("div.row", go)));
+    }, el("h2", "Admin token"), G.field("Admin bearer token", tok, "godwit token admin <name> prints one. Kept only in this browser tab."), el("div.row", go)));
     kids.push(err);
     G.clear(root, kids);
     root.dataset.ready = "admin-signin";

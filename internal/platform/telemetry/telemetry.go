@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -128,8 +129,33 @@ func Setup(ctx context.Context, cfg Config, logOut io.Writer) (_ *Telemetry, err
 			err = errors.Join(err, t.shutdownAll(ctx))
 		}
 	}()
+	tp, err := t.setupTraces(ctx, cfg, res, sampler, logOut)
+	if err != nil {
+		return nil, err
+	}
+	mp, err := t.setupMetrics(ctx, cfg, res, logOut)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.setupLogs(ctx, cfg, res, local, logOut); err != nil {
+		return nil, err
+	}
 
-	// Traces: the buffer always sees every recorded span; network exporters only when configured.
+	// SDK errors (failed exports, mostly) go to the local output only: routing them through the
+	// OTLP bridge would feed a failing log exporter with reports of its own failure.
+	errLog := slog.New(NewLogHandler(local))
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		errLog.Warn("opentelemetry sdk error", "err", err)
+	}))
+	otel.SetTracerProvider(tp)
+	otel.SetMeterProvider(mp)
+	otel.SetTextMapPropagator(t.Propagator)
+	return t, nil
+}
+
+// setupTraces builds the tracer provider: the buffer always sees every recorded span; network
+// exporters only when configured.
+func (t *Telemetry) setupTraces(ctx context.Context, cfg Config, res *resource.Resource, sampler sdktrace.Sampler, logOut io.Writer) (*sdktrace.TracerProvider, error) {
 	spanExps, err := spanExporters(ctx, cfg.Getenv, logOut)
 	if err != nil {
 		return nil, err
@@ -145,8 +171,12 @@ func Setup(ctx context.Context, cfg Config, logOut io.Writer) (_ *Telemetry, err
 	tp := sdktrace.NewTracerProvider(traceOpts...)
 	t.TracerProvider = tp
 	t.shutdowns = append(t.shutdowns, tp.Shutdown)
+	return tp, nil
+}
 
-	// Metrics: a private registry keeps these series apart from anything registered globally.
+// setupMetrics builds the meter provider and MetricsHandler: a private registry keeps these
+// series apart from anything registered globally.
+func (t *Telemetry) setupMetrics(ctx context.Context, cfg Config, res *resource.Resource, logOut io.Writer) (*sdkmetric.MeterProvider, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return nil, fmt.Errorf("register go collector: %w", err)
@@ -170,11 +200,15 @@ func Setup(ctx context.Context, cfg Config, logOut io.Writer) (_ *Telemetry, err
 	t.MeterProvider = mp
 	t.MetricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	t.shutdowns = append(t.shutdowns, mp.Shutdown)
+	return mp, nil
+}
 
-	// Logs: always local; also bridged to OTLP when a logs exporter is configured.
+// setupLogs builds the logger: always local; also bridged to OTLP when a logs exporter is
+// configured.
+func (t *Telemetry) setupLogs(ctx context.Context, cfg Config, res *resource.Resource, local slog.Handler, logOut io.Writer) error {
 	logExps, err := logExporters(ctx, cfg.Getenv, logOut)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	handler := NewLogHandler(local)
 	if len(logExps) > 0 {
@@ -190,17 +224,7 @@ func Setup(ctx context.Context, cfg Config, logOut io.Writer) (_ *Telemetry, err
 		}
 	}
 	t.Logger = slog.New(handler)
-
-	// SDK errors (failed exports, mostly) go to the local output only: routing them through the
-	// OTLP bridge would feed a failing log exporter with reports of its own failure.
-	errLog := slog.New(NewLogHandler(local))
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		errLog.Warn("opentelemetry sdk error", "err", err)
-	}))
-	otel.SetTracerProvider(tp)
-	otel.SetMeterProvider(mp)
-	otel.SetTextMapPropagator(t.Propagator)
-	return t, nil
+	return nil
 }
 
 // newLocalHandler is the slog handler writing to the process's own output.
