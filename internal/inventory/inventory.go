@@ -237,12 +237,12 @@ func mergeItems(items []Item) ([]Item, error) {
 func (s *Service) takeStock(ctx context.Context, tx *db.Tx, id string, sorted []Item, now time.Time) error {
 	var short []Shortage
 	for _, it := range sorted {
-		sh, err := s.reserveItem(ctx, tx, id, it, now)
+		sh, isShort, err := s.reserveItem(ctx, tx, id, it, now)
 		if err != nil {
 			return err
 		}
-		if sh != nil {
-			short = append(short, *sh)
+		if isShort {
+			short = append(short, sh)
 		}
 	}
 	if len(short) == 0 {
@@ -256,8 +256,8 @@ func (s *Service) takeStock(ctx context.Context, tx *db.Tx, id string, sorted []
 }
 
 // reserveItem takes one item's stock with a single conditional statement and
-// returns a shortage when there is not enough.
-func (s *Service) reserveItem(ctx context.Context, tx *db.Tx, reservationID string, it Item, now time.Time) (*Shortage, error) {
+// reports, with what is missing, whether there was not enough.
+func (s *Service) reserveItem(ctx context.Context, tx *db.Tx, reservationID string, it Item, now time.Time) (sh Shortage, short bool, err error) {
 	ctx, span := s.tracer.Start(ctx, "inventory.reserve_item", trace.WithAttributes(attribute.String("reservation.id", reservationID),
 		attribute.String("product.id", it.ProductID), attribute.Int64("quantity.requested", it.Quantity)))
 	defer span.End()
@@ -266,19 +266,19 @@ func (s *Service) reserveItem(ctx context.Context, tx *db.Tx, reservationID stri
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "reserve failed")
-		return nil, fmt.Errorf("inventory: reserve %s: %w", it.ProductID, err)
+		return Shortage{}, false, fmt.Errorf("inventory: reserve %s: %w", it.ProductID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
-		return nil, nil
+		return Shortage{}, false, nil
 	}
 	var available int64
 	err = tx.QueryRowContext(ctx, `SELECT available FROM inventory WHERE product_id = $1`, it.ProductID).Scan(&available)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("inventory: read stock %s: %w", it.ProductID, err)
+		return Shortage{}, false, fmt.Errorf("inventory: read stock %s: %w", it.ProductID, err)
 	}
 	span.AddEvent("insufficient_stock", trace.WithAttributes(attribute.Int64("available", available), attribute.Int64("requested", it.Quantity)))
 	span.SetStatus(codes.Error, "insufficient_stock")
-	return &Shortage{ProductID: it.ProductID, Requested: it.Quantity, Available: available}, nil
+	return Shortage{ProductID: it.ProductID, Requested: it.Quantity, Available: available}, true, nil
 }
 
 // Commit marks a held, unexpired reservation as committed (the order took the
