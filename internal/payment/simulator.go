@@ -14,6 +14,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/money"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 	"github.com/godwit-dev/godwit/internal/platform/faults"
 )
 
@@ -70,9 +71,7 @@ type Simulator struct {
 
 // NewSimulator returns a Simulator and registers its fault point.
 func NewSimulator(cfg SimulatorConfig) *Simulator {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	defaults.Fill(defaults.Fields{Now: &cfg.Now})
 	if cfg.SlowDelay <= 0 {
 		cfg.SlowDelay = 3 * time.Second
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/money"
 	"github.com/godwit-dev/godwit/internal/payment"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // MetadataKey is the PaymentIntent metadata key that holds Godwit's
@@ -122,9 +123,7 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.LookupWindow <= 0 {
 		cfg.LookupWindow = 15 * time.Minute
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	defaults.Fill(defaults.Fields{Now: &cfg.Now})
 	return &Provider{
 		client: stripeapi.NewClient(cfg.SecretKey, stripeapi.WithBackends(stripeapi.NewBackendsWithConfig(bc))),
 		window: cfg.LookupWindow,

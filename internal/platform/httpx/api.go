@@ -20,6 +20,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 	"github.com/godwit-dev/godwit/internal/platform/idempotency"
 )
 
@@ -85,9 +86,7 @@ func (a *API) SetRevocationCheck(check func(ctx context.Context, tokenID string)
 // NewAPI returns an empty API. keys verify bearer tokens; idem stores
 // idempotency records (nil disables the mechanism, for tests of other parts).
 func NewAPI(keys *auth.Keys, idem *idempotency.Store, log *slog.Logger) *API {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	defaults.Fill(defaults.Fields{Logger: &log})
 	a := &API{mux: http.NewServeMux(), keys: keys, idem: idem, log: log, wait: 30 * time.Second}
 	return a
 }
