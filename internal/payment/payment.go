@@ -103,7 +103,7 @@ type Provider interface {
 	// result (the same charge, or the same decline as a *DeclineError).
 	Charge(ctx context.Context, req ChargeRequest) (Charge, error)
 	// Lookup returns the charge made under an idempotency key, or errs NotFound
-	// "charge_not_found" when none was made.
+	// CodeChargeNotFound when none was made.
 	Lookup(ctx context.Context, idempotencyKey string) (Charge, error)
 	// Void cancels a charge that has not been refunded. Idempotent.
 	Void(ctx context.Context, chargeID string) (Charge, error)
@@ -206,7 +206,7 @@ func (s *Service) gatewayCall(ctx context.Context, op string, call func(ctx cont
 }
 
 // Lookup returns the charge made under an idempotency key (errs NotFound
-// "charge_not_found" when none was made); recovery asks it "was this checkout
+// CodeChargeNotFound when none was made); recovery asks it "was this checkout
 // charged?".
 func (s *Service) Lookup(ctx context.Context, idempotencyKey string) (Charge, error) {
 	return s.gatewayCall(ctx, "lookup", func(ctx context.Context) (Charge, error) { return s.provider.Lookup(ctx, idempotencyKey) })

@@ -264,7 +264,7 @@ func (p *Provider) lookupRecent(ctx context.Context, key string) (payment.Charge
 	if found != nil {
 		return toCharge(found, key), nil
 	}
-	return payment.Charge{}, errs.Coded(errs.NotFound, "charge_not_found", "no charge was made under this idempotency key")
+	return payment.Charge{}, errs.Coded(errs.NotFound, payment.CodeChargeNotFound, "no charge was made under this idempotency key")
 }
 
 // better prefers an intent that moved money over a failed attempt.
