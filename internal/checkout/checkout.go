@@ -13,10 +13,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/inventory"
@@ -26,6 +24,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/order"
 	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // The saga's steps. They are the values of the checkout.step and
@@ -112,18 +111,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Program == nil {
 		cfg.Program = program.Default()
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.TracerProvider == nil {
-		cfg.TracerProvider = noop.NewTracerProvider()
-	}
-	if cfg.MeterProvider == nil {
-		cfg.MeterProvider = metricnoop.NewMeterProvider()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Fill(defaults.Fields{Now: &cfg.Now, Logger: &cfg.Logger, Tracer: &cfg.TracerProvider, Meter: &cfg.MeterProvider})
 	if cfg.Lease <= 0 {
 		cfg.Lease = 2 * time.Minute
 	}

@@ -191,7 +191,7 @@ func (s *Service) handlePostActivity(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	writeCreated(w, res.Replayed, res)
+	httpx.WriteJSON(w, httpx.Created(res.Replayed), res)
 	return nil
 }
 

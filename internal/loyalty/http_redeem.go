@@ -93,7 +93,7 @@ func (s *Service) handleRedeem(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeCreated(w, res.Replayed, res)
+	httpx.WriteJSON(w, httpx.Created(res.Replayed), res)
 	return nil
 }
 
@@ -117,7 +117,7 @@ func (s *Service) handleTransfer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeCreated(w, res.Replayed, res)
+	httpx.WriteJSON(w, httpx.Created(res.Replayed), res)
 	return nil
 }
 
@@ -136,7 +136,7 @@ func (s *Service) handlePartnerCredit(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	writeCreated(w, res.Replayed, res)
+	httpx.WriteJSON(w, httpx.Created(res.Replayed), res)
 	return nil
 }
 
@@ -180,7 +180,7 @@ func (s *Service) handleReverse(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeCreated(w, res.Replayed, res)
+	httpx.WriteJSON(w, httpx.Created(res.Replayed), res)
 	return nil
 }
 
@@ -289,14 +289,4 @@ func (s *Service) handlePutPartnerFault(w http.ResponseWriter, r *http.Request) 
 	}
 	httpx.WriteJSON(w, http.StatusOK, faultJSON(faultPartner(id), f))
 	return nil
-}
-
-// writeCreated answers 201 with v, or 200 when v is the stored result of an
-// earlier identical request (a replayed external id or reference).
-func writeCreated(w http.ResponseWriter, replayed bool, v any) {
-	status := http.StatusCreated
-	if replayed {
-		status = http.StatusOK
-	}
-	httpx.WriteJSON(w, status, v)
 }

@@ -75,13 +75,13 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/ledger"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 	"github.com/godwit-dev/godwit/internal/platform/faults"
 )
 
@@ -166,15 +166,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Program == nil {
 		return nil, errors.New("loyalty: Program is required")
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.TracerProvider == nil {
-		cfg.TracerProvider = tracenoop.NewTracerProvider()
-	}
+	defaults.Fill(defaults.Fields{Now: &cfg.Now, Logger: &cfg.Logger, Tracer: &cfg.TracerProvider})
 	if cfg.HoldTTL <= 0 {
 		cfg.HoldTTL = 30 * time.Minute
 	}

@@ -53,8 +53,17 @@ func (n NewMember) validate() error {
 	return nil
 }
 
+// Codes of the member errors, compared by callers (errs.Is).
+const (
+	// CodeMemberNotFound is the code (NotFound) when no member has the id.
+	CodeMemberNotFound = "member_not_found"
+	// CodeMemberExists is the code (Conflict) when CreateMember is given an
+	// id that is taken.
+	CodeMemberExists = "member_exists"
+)
+
 // CreateMember enrols a member in the lowest tier with a zero balance. A
-// given id that is taken is errs Conflict "member_exists".
+// given id that is taken is errs Conflict CodeMemberExists.
 func (s *Service) CreateMember(ctx context.Context, n NewMember) (Member, error) {
 	n.Name = strings.TrimSpace(n.Name)
 	n.Email = strings.TrimSpace(n.Email)
@@ -78,7 +87,7 @@ func (s *Service) CreateMember(ctx context.Context, n NewMember) (Member, error)
 	})
 	if err != nil {
 		if db.IsUniqueViolation(err) {
-			return Member{}, errs.Coded(errs.Conflict, "member_exists", "a member with id %q already exists", n.ID).With("member_id", n.ID)
+			return Member{}, errs.Coded(errs.Conflict, CodeMemberExists, "a member with id %q already exists", n.ID).With("member_id", n.ID)
 		}
 		return Member{}, internal("create member", err)
 	}
@@ -134,7 +143,7 @@ func scanMember(r rowScanner, extra ...any) (Member, error) {
 }
 
 func memberNotFound(id string) error {
-	return errs.Coded(errs.NotFound, "member_not_found", "no member with id %q", id).With("member_id", id)
+	return errs.Coded(errs.NotFound, CodeMemberNotFound, "no member with id %q", id).With("member_id", id)
 }
 
 // GetMember returns a member. Status points of a past year read as zero for

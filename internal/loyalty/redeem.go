@@ -149,7 +149,7 @@ func holdFailure(err error, r *redemption) []attribute.KeyValue {
 	case "insufficient_points", "negative_balance":
 		return []attribute.KeyValue{attribute.String("loyalty.redemption_result", resultInsufficientBalance),
 			attribute.Int64("loyalty.points_short", r.cost.Final-r.member.Balance)}
-	case "redemption_in_progress", "redemption_reference_conflict", "member_not_found":
+	case "redemption_in_progress", "redemption_reference_conflict", CodeMemberNotFound:
 		return nil
 	}
 	return []attribute.KeyValue{attribute.String("loyalty.redemption_result", resultDebitFailed)}

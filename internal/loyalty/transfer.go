@@ -338,7 +338,7 @@ func (s *Service) transferToMember(ctx context.Context, memberID string, req Tra
 // a missing recipient is errs Unprocessable "recipient_not_found".
 func lockTransferPair(ctx context.Context, tx *db.Tx, fromID, toID string) (Member, Member, error) {
 	from, to, err := lockMembersSorted(ctx, tx, fromID, toID)
-	if errs.Is(err, "member_not_found") {
+	if errs.Is(err, CodeMemberNotFound) {
 		if e, _ := errs.As(err); e.Details["member_id"] == toID {
 			return Member{}, Member{}, errs.Coded(errs.Unprocessable, "recipient_not_found", "no member with id %q to transfer to", toID).With("field", "to_member_id")
 		}

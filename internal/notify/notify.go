@@ -19,12 +19,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // Message is a message to queue.
@@ -100,18 +99,7 @@ type Worker struct {
 
 // NewWorker returns a Worker.
 func NewWorker(cfg WorkerConfig) *Worker {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.TracerProvider == nil {
-		cfg.TracerProvider = noop.NewTracerProvider()
-	}
-	if cfg.MeterProvider == nil {
-		cfg.MeterProvider = metricnoop.NewMeterProvider()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Fill(defaults.Fields{Now: &cfg.Now, Logger: &cfg.Logger, Tracer: &cfg.TracerProvider, Meter: &cfg.MeterProvider})
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 10
 	}

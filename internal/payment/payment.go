@@ -17,10 +17,10 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/money"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // Charge statuses.
@@ -103,7 +103,7 @@ type Provider interface {
 	// result (the same charge, or the same decline as a *DeclineError).
 	Charge(ctx context.Context, req ChargeRequest) (Charge, error)
 	// Lookup returns the charge made under an idempotency key, or errs NotFound
-	// "charge_not_found" when none was made.
+	// CodeChargeNotFound when none was made.
 	Lookup(ctx context.Context, idempotencyKey string) (Charge, error)
 	// Void cancels a charge that has not been refunded. Idempotent.
 	Void(ctx context.Context, chargeID string) (Charge, error)
@@ -141,15 +141,7 @@ type Service struct {
 
 // New returns a payment Service over cfg.Provider.
 func New(cfg Config) *Service {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.TracerProvider == nil {
-		cfg.TracerProvider = noop.NewTracerProvider()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Fill(defaults.Fields{Now: &cfg.Now, Logger: &cfg.Logger, Tracer: &cfg.TracerProvider})
 	return &Service{provider: cfg.Provider, now: cfg.Now, log: cfg.Logger,
 		tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/payment")}
 }
@@ -214,7 +206,7 @@ func (s *Service) gatewayCall(ctx context.Context, op string, call func(ctx cont
 }
 
 // Lookup returns the charge made under an idempotency key (errs NotFound
-// "charge_not_found" when none was made); recovery asks it "was this checkout
+// CodeChargeNotFound when none was made); recovery asks it "was this checkout
 // charged?".
 func (s *Service) Lookup(ctx context.Context, idempotencyKey string) (Charge, error) {
 	return s.gatewayCall(ctx, "lookup", func(ctx context.Context) (Charge, error) { return s.provider.Lookup(ctx, idempotencyKey) })

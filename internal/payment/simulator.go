@@ -14,6 +14,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/money"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 	"github.com/godwit-dev/godwit/internal/platform/faults"
 )
 
@@ -70,9 +71,7 @@ type Simulator struct {
 
 // NewSimulator returns a Simulator and registers its fault point.
 func NewSimulator(cfg SimulatorConfig) *Simulator {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	defaults.Fill(defaults.Fields{Now: &cfg.Now})
 	if cfg.SlowDelay <= 0 {
 		cfg.SlowDelay = 3 * time.Second
 	}
@@ -146,7 +145,7 @@ func (s *Simulator) byKey(ctx context.Context, q interface {
 }, key string) (Charge, bool, error) {
 	c, soft, err := scanCharge(q.QueryRowContext(ctx, `SELECT `+chargeColumns+` FROM payment_charges WHERE idempotency_key = $1`, key))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Charge{}, false, errs.Coded(errs.NotFound, "charge_not_found", "no charge was made under this idempotency key")
+		return Charge{}, false, errs.Coded(errs.NotFound, CodeChargeNotFound, "no charge was made under this idempotency key")
 	}
 	if err != nil {
 		return Charge{}, false, fmt.Errorf("payment: lookup: %w", err)
@@ -171,7 +170,7 @@ func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (Charge, erro
 	}
 	if c, soft, err := s.byKey(ctx, s.db.Read(), req.IdempotencyKey); err == nil {
 		return outcome(c, soft)
-	} else if !errs.Is(err, "charge_not_found") {
+	} else if !errs.Is(err, CodeChargeNotFound) {
 		return Charge{}, err
 	}
 	f, err := s.faults.Get(ctx, FaultPointCharge)
@@ -232,7 +231,7 @@ func (s *Simulator) Lookup(ctx context.Context, key string) (Charge, error) {
 func (s *Simulator) byID(ctx context.Context, tx *db.Tx, id string) (Charge, error) {
 	c, _, err := scanCharge(tx.QueryRowContext(ctx, `SELECT `+chargeColumns+` FROM payment_charges WHERE id = $1`+tx.ForUpdate(), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Charge{}, errs.Coded(errs.NotFound, "charge_not_found", "charge %s does not exist", id)
+		return Charge{}, errs.Coded(errs.NotFound, CodeChargeNotFound, "charge %s does not exist", id)
 	}
 	if err != nil {
 		return Charge{}, fmt.Errorf("payment: charge %s: %w", id, err)

@@ -27,6 +27,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/godwit-dev/godwit/internal/notify"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // TLS modes.
@@ -131,9 +132,7 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = 30 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	defaults.Fill(defaults.Fields{Now: &cfg.Now})
 	return &Sender{cfg: cfg, host: host, port: port, from: from}, nil
 }
 

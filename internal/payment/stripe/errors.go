@@ -101,7 +101,7 @@ func mapError(ctx context.Context, op string, err error) error {
 		return errs.Coded(errs.Unavailable, "payment_gateway_busy", "the payment is being processed by a concurrent request; retry later").
 			With("retryable", true).Wrap(cause)
 	case se.Code == stripeapi.ErrorCodeResourceMissing || se.HTTPStatusCode == http.StatusNotFound:
-		return errs.Coded(errs.NotFound, "charge_not_found", "the payment gateway has no such charge").Wrap(cause)
+		return errs.Coded(errs.NotFound, payment.CodeChargeNotFound, "the payment gateway has no such charge").Wrap(cause)
 	case se.Code == stripeapi.ErrorCodeAmountTooSmall || se.Code == stripeapi.ErrorCodeAmountTooLarge:
 		return errs.Coded(errs.Unprocessable, "invalid_amount", "the payment gateway does not accept this amount").With("gateway_code", string(se.Code)).Wrap(cause)
 	case se.Code == stripeapi.ErrorCodeChargeAlreadyRefunded || se.Code == stripeapi.ErrorCodePaymentIntentUnexpectedState:

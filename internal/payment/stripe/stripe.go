@@ -32,6 +32,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/money"
 	"github.com/godwit-dev/godwit/internal/payment"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // MetadataKey is the PaymentIntent metadata key that holds Godwit's
@@ -122,9 +123,7 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.LookupWindow <= 0 {
 		cfg.LookupWindow = 15 * time.Minute
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	defaults.Fill(defaults.Fields{Now: &cfg.Now})
 	return &Provider{
 		client: stripeapi.NewClient(cfg.SecretKey, stripeapi.WithBackends(stripeapi.NewBackendsWithConfig(bc))),
 		window: cfg.LookupWindow,
@@ -265,7 +264,7 @@ func (p *Provider) lookupRecent(ctx context.Context, key string) (payment.Charge
 	if found != nil {
 		return toCharge(found, key), nil
 	}
-	return payment.Charge{}, errs.Coded(errs.NotFound, "charge_not_found", "no charge was made under this idempotency key")
+	return payment.Charge{}, errs.Coded(errs.NotFound, payment.CodeChargeNotFound, "no charge was made under this idempotency key")
 }
 
 // better prefers an intent that moved money over a failed attempt.

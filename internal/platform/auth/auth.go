@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // Scope is what a token may do.
@@ -88,9 +89,7 @@ func NewKeys(secret []byte, now func() time.Time) (*Keys, error) {
 	if len(secret) < MinSecretLen {
 		return nil, fmt.Errorf("auth: secret must be at least %d bytes, got %d", MinSecretLen, len(secret))
 	}
-	if now == nil {
-		now = time.Now
-	}
+	defaults.Fill(defaults.Fields{Now: &now})
 	return &Keys{secret: append([]byte(nil), secret...), now: now}, nil
 }
 

@@ -10,10 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // RevocationChannel is the PostgreSQL notification channel a trigger on
@@ -97,20 +97,12 @@ const fullEvery = 30 * time.Second
 // not answer a request before it knows them — and keeps the set fresh in the
 // background until Close.
 func OpenRevocations(ctx context.Context, d *db.DB, o RevocationOptions) (*Revocations, error) {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	defaults.Fill(defaults.Fields{Now: &o.Now, Logger: &o.Logger, Meter: &o.MeterProvider})
 	if o.Poll <= 0 {
 		o.Poll = 250 * time.Millisecond
 	}
 	if o.MaxStale <= 0 {
 		o.MaxStale = 5 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.MeterProvider == nil {
-		o.MeterProvider = noop.NewMeterProvider()
 	}
 	r := &Revocations{db: d, now: o.Now, opts: o, wake: make(chan struct{}, 1)}
 	empty := map[string]int64{}

@@ -25,6 +25,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // Settings are what a fault point can be told to do. A point uses only the
@@ -100,9 +101,7 @@ type cached struct {
 
 // NewStore returns a Store with no points.
 func NewStore(cfg Config) *Store {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	defaults.Fill(defaults.Fields{Now: &cfg.Now})
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
 	}

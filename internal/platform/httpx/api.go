@@ -20,6 +20,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 	"github.com/godwit-dev/godwit/internal/platform/idempotency"
 )
 
@@ -85,9 +86,7 @@ func (a *API) SetRevocationCheck(check func(ctx context.Context, tokenID string)
 // NewAPI returns an empty API. keys verify bearer tokens; idem stores
 // idempotency records (nil disables the mechanism, for tests of other parts).
 func NewAPI(keys *auth.Keys, idem *idempotency.Store, log *slog.Logger) *API {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	defaults.Fill(defaults.Fields{Logger: &log})
 	a := &API{mux: http.NewServeMux(), keys: keys, idem: idem, log: log, wait: 30 * time.Second}
 	return a
 }
@@ -173,59 +172,86 @@ func (a *API) idempotent(rt Route, h HandlerFunc) HandlerFunc {
 		if err := idempotency.ValidateKey(key); err != nil {
 			return err
 		}
-		body, err := io.ReadAll(r.Body)
+		body, hash, err := fingerprint(r)
 		if err != nil {
-			return decodeError(err)
+			return err
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		sum := sha256.New()
-		fmt.Fprintf(sum, "%s %s\n", r.Method, r.URL.Path)
-		sum.Write(body)
-		hash := hex.EncodeToString(sum.Sum(nil))
 		owner := auth.FromContext(r.Context()).Actor()
-
 		if rt.Atomic {
 			return a.atomically(w, r, h, owner, key, hash, body)
 		}
+		return a.claimAndRun(w, r, h, owner, key, hash)
+	}
+}
 
-		ctx := r.Context()
-		waitCtx, cancel := context.WithTimeout(ctx, a.wait)
-		out, err := a.idem.Await(waitCtx, owner, key, hash)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if done, err := answerClaimed(w, r, out); done || err != nil {
-			return err
-		}
+// fingerprint reads r's body (leaving r.Body readable again from the start)
+// and hashes it with the method and path: the same key sent with a different
+// hash is a different request.
+func fingerprint(r *http.Request) (body []byte, hash string, err error) {
+	body, err = io.ReadAll(r.Body)
+	if err != nil {
+		return nil, "", decodeError(err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	sum := sha256.New()
+	fmt.Fprintf(sum, "%s %s\n", r.Method, r.URL.Path)
+	sum.Write(body)
+	return body, hex.EncodeToString(sum.Sum(nil)), nil
+}
 
-		rec := &recorder{header: http.Header{}, status: http.StatusOK}
-		var herr error
-		func() {
-			defer func() {
-				if p := recover(); p != nil {
-					// Free the key for a retry before the panic reaches the recoverer.
-					_ = a.idem.Release(context.WithoutCancel(ctx), owner, key)
-					panic(p)
-				}
-			}()
-			herr = h(rec, r)
-		}()
-		if herr != nil {
-			rec = &recorder{header: http.Header{}}
-			WriteError(rec, r, a.log, herr)
-		}
-		// Persist before answering, so a concurrent duplicate replays exactly this.
-		store := context.WithoutCancel(ctx)
-		if rec.status >= 500 {
-			if err := a.idem.Release(store, owner, key); err != nil {
-				a.log.ErrorContext(ctx, "idempotency release failed", "error", err)
+// claimAndRun claims the key, waiting up to a.wait while a concurrent
+// duplicate holds it, then runs h and stores its response before answering.
+// A replay or a key still held elsewhere is answered without running h.
+func (a *API) claimAndRun(w http.ResponseWriter, r *http.Request, h HandlerFunc, owner, key, hash string) error {
+	waitCtx, cancel := context.WithTimeout(r.Context(), a.wait)
+	out, err := a.idem.Await(waitCtx, owner, key, hash)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if done, err := answerClaimed(w, r, out); done || err != nil {
+		return err
+	}
+	rec := a.record(r, h, owner, key)
+	// Persist before answering, so a concurrent duplicate replays exactly this.
+	a.settle(r.Context(), owner, key, rec)
+	rec.flush(w)
+	return nil
+}
+
+// record runs h into a recorder; an error h returns is recorded as its
+// problem response. A panic frees the key for a retry and goes on to the
+// recoverer.
+func (a *API) record(r *http.Request, h HandlerFunc, owner, key string) *recorder {
+	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	var herr error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				// Free the key for a retry before the panic reaches the recoverer.
+				_ = a.idem.Release(context.WithoutCancel(r.Context()), owner, key)
+				panic(p)
 			}
-		} else if err := a.idem.Complete(store, owner, key, rec.response()); err != nil {
-			a.log.ErrorContext(ctx, "idempotency complete failed", "error", err)
+		}()
+		herr = h(rec, r)
+	}()
+	if herr != nil {
+		rec = &recorder{header: http.Header{}}
+		WriteError(rec, r, a.log, herr)
+	}
+	return rec
+}
+
+// settle stores rec as the key's response, or releases the key when rec is a
+// 5xx so that a retry runs the request again. It outlives a cancelled request.
+func (a *API) settle(ctx context.Context, owner, key string, rec *recorder) {
+	store := context.WithoutCancel(ctx)
+	if rec.status >= 500 {
+		if err := a.idem.Release(store, owner, key); err != nil {
+			a.log.ErrorContext(ctx, "idempotency release failed", "error", err)
 		}
-		rec.flush(w)
-		return nil
+	} else if err := a.idem.Complete(store, owner, key, rec.response()); err != nil {
+		a.log.ErrorContext(ctx, "idempotency complete failed", "error", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // Response is a stored response, replayed verbatim.
@@ -52,9 +53,7 @@ type Options struct {
 
 // NewStore returns a Store on d.
 func NewStore(d *db.DB, opts Options) *Store {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	defaults.Fill(defaults.Fields{Now: &opts.Now})
 	if opts.Lease <= 0 {
 		opts.Lease = 5 * time.Minute
 	}

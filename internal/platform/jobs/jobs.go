@@ -19,7 +19,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/godwit-dev/godwit/internal/platform/defaults"
 )
 
 // scope is the instrumentation scope of the runner's spans and metrics.
@@ -69,12 +70,7 @@ type Runner struct {
 
 // New returns a Runner.
 func New(cfg Config) *Runner {
-	if cfg.TracerProvider == nil {
-		cfg.TracerProvider = noop.NewTracerProvider()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Fill(defaults.Fields{Logger: &cfg.Logger, Tracer: &cfg.TracerProvider})
 	if cfg.Jitter == 0 {
 		cfg.Jitter = DefaultJitter
 	}
