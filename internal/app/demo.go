@@ -43,7 +43,7 @@ func seedDemo(ctx context.Context, cat *catalog.Service, loy *loyalty.Service) e
 	}
 	for _, m := range demoMembers {
 		_, err := loy.CreateMember(ctx, loyalty.NewMember{ID: m.id, Name: m.name, Email: m.email})
-		if err != nil && !errs.Is(err, "member_exists") {
+		if err != nil && !errs.Is(err, loyalty.CodeMemberExists) {
 			return err
 		}
 		for i, f := range m.flights {
