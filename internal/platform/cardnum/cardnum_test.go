@@ -12,9 +12,9 @@ func TestContainsAndRedact(t *testing.T) {
 		{"4111111111111111@example.test", "[card]@example.test"},
 		{"a 4111 1111 1111 1111 and 5555-5555-5555-4444.", "a [card] and [card]."},
 		{"x 378282246310005 y", "x [card] y"},
-		{"order 1234567890123 ok", "order 1234567890123 ok"},          // fails Luhn
+		{"order 1234567890123 ok", "order 1234567890123 ok"},               // fails Luhn
 		{"cart_e5a8a8601111111111111117", "cart_e5a8a8601111111111111117"}, // inside an id
-		{"12345678901234567890123", "12345678901234567890123"},          // too long
+		{"12345678901234567890123", "12345678901234567890123"},             // too long
 		{"", ""},
 	} {
 		if got := cardnum.Redact(c.in); got != c.redacted {
