@@ -72,7 +72,7 @@ func TestLoadTestPassSkipsRateLimits(t *testing.T) {
 		return nil
 	}})
 	api.SetRateLimits(httpx.RateLimits{
-		Member:    httpx.Limit{PerSecond: 0.01, Burst: 1},
+		Member: httpx.Limit{PerSecond: 0.01, Burst: 1},
 		// 2: a refused bearer token (the pass sent as one, below) takes one
 		// from the client address's anonymous bucket.
 		Anonymous: httpx.Limit{PerSecond: 0.01, Burst: 2},
