@@ -260,8 +260,10 @@ func (a *App) Logger() *slog.Logger { return a.log }
 func (a *App) Engine() string { return string(a.DB.Engine()) }
 
 // instrument wraps the API in otelhttp: a SERVER span and metrics per request.
+// Card-like numbers are redacted from the path before otelhttp records
+// url.path (the API then refuses the request), so none reaches an exporter.
 func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
-	return otelhttp.NewHandler(api, "http.server",
+	return httpx.RedactCardNumbers(otelhttp.NewHandler(api, "http.server",
 		otelhttp.WithTracerProvider(tel.TracerProvider),
 		otelhttp.WithMeterProvider(tel.MeterProvider),
 		otelhttp.WithPropagators(tel.Propagator),
@@ -273,7 +275,7 @@ func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
 			}
 			return true
 		}),
-	)
+	))
 }
 
 // withUI serves the embedded web UI beside the instrumented API: asset requests

@@ -262,6 +262,37 @@ func TestNoSecretsOrPersonalDataInTelemetry(t *testing.T) {
 			}
 		}
 	}
+	// Card numbers behind JSON escapes and in a URL path: decoded values and
+	// path parameters are checked, and paths are redacted before telemetry.
+	escaped := []struct {
+		method, path string
+		body         string
+	}{
+		{"POST", "/v1/checkout", `{"cart_id":"` + w.guestCartID + `","payment":{"token":"tok_visa"},"email":"\u0034111111111111111@example.test"}`},
+		{"POST", "/v1/checkout", `{"cart_id":"\u0034012888888881881","payment":{"token":"tok_visa"},"email":"escaped.guest@example.test"}`},
+		{"POST", "/v1/carts/" + w.guestCartID + "/items", `{"product_id":"\u0036011111111111117","quantity":1}`},
+		{"POST", "/v1/carts/6011111111111117/items", `{"product_id":"` + w.productID + `","quantity":1}`},
+		{"GET", "/v1/carts/6011-1111-1111-1117", ""},
+		{"GET", "/v1/products/%34012888888881881", ""},
+		{"GET", "/v1/no-such-route/4012888888881881", ""},
+	}
+	for _, c := range escaped {
+		var body []byte
+		if c.body != "" {
+			body = []byte(c.body)
+		}
+		before := fingerprint(t, r.a.DB)
+		code, out, _ := r.raw(c.method, c.path, "", body, idem("escaped"))
+		if code != 422 || !strings.Contains(string(out), `"code":"card_data_rejected"`) {
+			t.Errorf("%s %s %s: %d %s, want 422 card_data_rejected", c.method, c.path, c.body, code, out)
+		}
+		if m := cardLike(string(out)); m != "" {
+			t.Errorf("%s %s: the refusal echoes %s: %s", c.method, c.path, m, out)
+		}
+		if d := diff(before, fingerprint(t, r.a.DB), "idempotency_keys"); d != "" {
+			t.Errorf("%s %s wrote: %s", c.method, c.path, d)
+		}
+	}
 	// Confirmations go out (the outbox worker logs its work too).
 	if _, err := r.a.Outbox.DeliverDue(ctx); err != nil {
 		t.Fatalf("outbox: %v", err)
@@ -290,7 +321,7 @@ func TestNoSecretsOrPersonalDataInTelemetry(t *testing.T) {
 	secretHex := hex.EncodeToString([]byte(rigSecret))
 	tokens := []string{w.selfToken, w.otherToken, w.serviceToken, w.adminToken}
 	exact := append([]string{rigSecret, secretHex}, tokens...)
-	for _, c := range testCards {
+	for _, c := range append(testCards, "4012888888881881", "6011111111111117", "6011-1111-1111-1117") {
 		exact = append(exact, c, strings.NewReplacer(" ", "", "-", "").Replace(c))
 	}
 	l := newLeakScanner(exact...)

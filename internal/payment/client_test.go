@@ -72,8 +72,11 @@ func TestClient(t *testing.T) {
 		}
 		_, err = c.Lookup(ctx, "co_none")
 		peertest.WantError(t, err, errs.NotFound, "charge_not_found", http.StatusNotFound)
-		_, err = c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_4", Amount: usd(700), Token: "4242424242424242"})
+		_, err = c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_4", Amount: usd(700), Token: "not a token"})
 		peertest.WantError(t, err, errs.Unprocessable, "invalid_payment_token", http.StatusUnprocessableEntity)
+		// A card number never reaches the service: the HTTP edge refuses it.
+		_, err = c.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "co_5", Amount: usd(700), Token: "4242424242424242"})
+		peertest.WantError(t, err, errs.Unprocessable, "card_data_rejected", http.StatusUnprocessableEntity)
 
 		peertest.CheckUnreachable(t, srv, func(base string, hc *http.Client) error {
 			_, err := payment.NewClient(base, hc, srv.Tokens).Lookup(ctx, "co_1")

@@ -112,6 +112,12 @@ func (a *API) Logger() *slog.Logger { return a.log }
 // problem responses too.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer a.recoverPanic(w, r)
+	// API answers carry personal data and tokens: no cache may keep them.
+	w.Header().Set("Cache-Control", "no-store")
+	if err := checkURL(r); err != nil {
+		WriteError(w, r, a.log, err)
+		return
+	}
 	a.mux.ServeHTTP(&muxErrors{ResponseWriter: w, r: r, log: a.log}, r)
 }
 
@@ -131,8 +137,9 @@ func (a *API) wrap(rt Route) http.Handler {
 				err = errs.Coded(errs.Unauthorized, "token_revoked", "the bearer token has been revoked")
 			}
 		}
-		if err == nil && a.limits != nil {
-			if err = a.rateLimit(ctx, p, r); err != nil && errs.KindOf(err) == errs.TooMany {
+		if a.limits != nil {
+			err = a.limit(ctx, p, r, err)
+			if errs.KindOf(err) == errs.TooMany {
 				w.Header().Set("Retry-After", retryAfter(err))
 			}
 		}
@@ -155,6 +162,22 @@ func (a *API) wrap(rt Route) http.Handler {
 			WriteError(w, r, a.log, err)
 		}
 	})
+}
+
+// limit applies the rate limits given the outcome of authentication: a request
+// whose token was refused counts against its client address's anonymous limit,
+// so guessing tokens is throttled like any anonymous traffic (429 once over,
+// else the 401 stands).
+func (a *API) limit(ctx context.Context, p *auth.Principal, r *http.Request, authErr error) error {
+	if authErr == nil {
+		return a.rateLimit(ctx, p, r)
+	}
+	if errs.KindOf(authErr) == errs.Unauthorized {
+		if err := a.limits.allow(nil, r); err != nil {
+			return err
+		}
+	}
+	return authErr
 }
 
 // idempotent runs h at most once per (caller, Idempotency-Key): a replay gets
@@ -324,7 +347,7 @@ func (a *API) recoverPanic(w http.ResponseWriter, r *http.Request) {
 	span := trace.SpanFromContext(r.Context())
 	span.RecordError(err, trace.WithAttributes(attribute.String("exception.stacktrace", string(debug.Stack()))))
 	span.SetStatus(codes.Error, "panic")
-	a.log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	a.log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", logPath(r), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 	WriteError(w, r, nil, errs.New(errs.Internal, "internal error").Wrap(err))
 }
 

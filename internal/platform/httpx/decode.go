@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +18,9 @@ const DefaultMaxBody = 1 << 20
 
 // Decode reads one JSON object from r's body into dst. It rejects a wrong
 // content type, unknown fields, trailing data, bodies over the route's limit and
-// malformed JSON, each with a 4xx error naming the problem.
+// malformed JSON, each with a 4xx error naming the problem; and, looking at
+// every decoded string and number, text no store can keep (400 invalid_text)
+// and card numbers (422 card_data_rejected).
 func Decode(r *http.Request, dst any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -25,7 +28,14 @@ func Decode(r *http.Request, dst any) error {
 			return errs.Coded(errs.Unsupported, "unsupported_media_type", "the request body must be application/json")
 		}
 	}
-	dec := json.NewDecoder(r.Body)
+	raw, err := io.ReadAll(r.Body) // bounded by the route's MaxBytesReader
+	if err != nil {
+		return decodeError(err)
+	}
+	if err := checkBody(raw); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
@@ -83,3 +93,8 @@ func jsonType(goKind string) string {
 	}
 	return goKind
 }
+
+// CodeInvalidText is the error code (400, with "field") when a path parameter,
+// query parameter or JSON string holds a NUL byte or invalid UTF-8: no store
+// can keep such text (PostgreSQL refuses both), so it is refused at the edge.
+const CodeInvalidText = "invalid_text"

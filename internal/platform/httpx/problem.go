@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/platform/cardnum"
 )
 
 // statusOf is the one table mapping error kinds to HTTP status codes.
@@ -77,7 +78,7 @@ func Problem(err error, r *http.Request) (int, map[string]any) {
 	p["detail"] = detail
 	p["code"] = code
 	if r != nil {
-		p["instance"] = r.URL.Path
+		p["instance"] = cardnum.Redact(r.URL.Path)
 		if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
 			p["trace_id"] = sc.TraceID().String()
 		}
@@ -95,7 +96,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		span.RecordError(err)
 		span.SetStatus(codes.Error, body["code"].(string))
 		if log != nil {
-			log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err.Error())
+			// Request values stay out of the log: the route's pattern, not the
+			// path, and the error with control bytes and card numbers masked.
+			log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", logPath(r), "status", status, "error", loggable(err.Error()))
 		}
 	}
 	if status == http.StatusUnauthorized {
@@ -141,3 +144,12 @@ func Created(replayed bool) int {
 
 // CloneDetails is a helper for handlers building problem details.
 func CloneDetails(m map[string]any) map[string]any { return maps.Clone(m) }
+
+// logPath names the request's route for a log line: its pattern when routed
+// (no ids), else the path made loggable.
+func logPath(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	return loggable(r.URL.Path)
+}
