@@ -112,6 +112,10 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateLimits.Anonymous.Burst, "rate-limit-anonymous-burst", lim.Anonymous.Burst, "burst allowed to each client IP without a token")
 	fs.Float64Var(&c.RateLimits.Service.PerSecond, "rate-limit-service", lim.Service.PerSecond, "requests per second allowed to each service or admin token (0: no limit)")
 	fs.IntVar(&c.RateLimits.Service.Burst, "rate-limit-service-burst", lim.Service.Burst, "burst allowed to each service or admin token")
+	fs.Func("trusted-proxies", "comma-separated CIDR prefixes of reverse proxies whose X-Forwarded-For/Forwarded headers name the client for the per-IP rate limit (default none: the TCP peer; headers ignored)", func(v string) (err error) {
+		c.RateLimits.TrustedProxies, err = app.ParseTrustedProxies(v)
+		return err
+	})
 	fs.BoolVar(&c.SQLiteStatementSpans, "trace-sqlite-statements", false, "trace every SQLite statement, not only each transaction's begin and commit (PostgreSQL statements are always traced)")
 	fs.IntVar(&c.Batching.MaxSize, "write-batch-max", def.Batching.MaxSize, fmt.Sprintf("most write transactions that share one database commit (1: no batching; at most %d)", app.MaxWriteBatch))
 	fs.DurationVar(&c.Batching.Linger, "write-batch-linger", 0, "how long a writer waits for a batch to fill before it begins (0: batches form from what queues while the previous one commits)")

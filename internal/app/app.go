@@ -475,6 +475,10 @@ func parseTraceID(s string) (trace.TraceID, error) {
 	return id, nil
 }
 
+// ParseTrustedProxies reads --trusted-proxies: comma-separated CIDR prefixes
+// or addresses of the reverse proxies whose forwarding headers name the client.
+func ParseTrustedProxies(s string) (httpx.TrustedProxies, error) { return httpx.ParseTrustedProxies(s) }
+
 // MaxWriteBatch is the most write transactions that may share one commit.
 const MaxWriteBatch = db.MaxBatchSize
 
