@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,37 @@ type serveFlags struct {
 	pprofAddr                 string
 	services                  string
 	peers                     peerFlag
+	demo                      optionalBool
+}
+
+// optionalBool is a boolean flag that remembers whether it was given, for a
+// default that depends on other flags.
+type optionalBool struct{ set, v bool }
+
+func (b *optionalBool) IsBoolFlag() bool { return true }
+
+func (b *optionalBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.set, b.v = true, v
+	return nil
+}
+
+// or is the value given, or def when none was.
+func (b optionalBool) or(def bool) bool {
+	if b.set {
+		return b.v
+	}
+	return def
 }
 
 // peerFlag collects repeatable --peer name=url values (a comma-separated list
@@ -96,7 +128,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 4*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
 	fs.StringVar(&c.ProgramFile, "program", "", "loyalty program YAML file (default: the built-in program)")
-	fs.BoolVar(&c.Demo, "demo", true, "seed the demo catalog, members and promotion into an empty database")
+	fs.Var(&f.demo, "demo", "seed the demo catalog, members and promotion into an empty database and offer demo sign-in to a browser on this machine (default: true with SQLite, false with PostgreSQL)")
+	fs.BoolVar(&c.DemoAdmin, "demo-admin", false, "let demo sign-in mint admin tokens too: any program or user on this machine can then act as admin (needs --demo)")
 	fs.DurationVar(&c.ReservationTTL, "reservation-ttl", 15*time.Minute, "how long checkout stock stays reserved")
 	f.registerAdapters(fs)
 	fs.DurationVar(&c.Jobs.ReservationReaper, "reaper-interval", 30*time.Second, "how often expired stock reservations are released")
@@ -164,6 +197,10 @@ func (f *serveFlags) config(e env, common commonFlags) (app.Config, error) {
 	cfg := f.cfg
 	cfg.DSN, cfg.DataDir = common.DatabaseDSN(), common.DataDir
 	cfg.Services, cfg.Peers = services, peers
+	cfg.Demo = f.demo.or(app.DemoByDefault(cfg.DSN))
+	if cfg.DemoAdmin && !cfg.Demo {
+		return app.Config{}, errors.New("--demo-admin needs demo mode (--demo)")
+	}
 	cfg.Payment.StripeSecretKey = e.getenv("GODWIT_STRIPE_SECRET_KEY")
 	cfg.SMTP.Password = e.getenv("GODWIT_SMTP_PASSWORD")
 	cfg.Observe = app.TelemetryConfig{ServiceVersion: version(), LogFormat: f.logFormat, LogLevel: level, LogOutput: e.stderr, Getenv: e.getenv}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -76,8 +75,13 @@ type Config struct {
 	SMTP SMTPConfig
 	// ReservationTTL is how long checkout stock stays reserved; default 15 minutes.
 	ReservationTTL time.Duration
-	// Demo seeds the demo catalog, members and promotion into an empty database.
+	// Demo seeds the demo catalog, members and promotion into an empty
+	// database and offers demo sign-in (member tokens for the demo members,
+	// without credentials) to a browser on this machine; see demoSignInAllowed.
 	Demo bool
+	// DemoAdmin lets demo sign-in mint admin tokens too. Any program on this
+	// machine (another user's, a local proxy's) can then act as admin.
+	DemoAdmin bool
 	// Jobs sets the background job intervals (zero: defaults).
 	Jobs JobIntervals
 
@@ -180,7 +184,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			return nil, fmt.Errorf("app: demo data: %w", err)
 		}
 	}
-	a.Handler = withUI(instrument(a.API, a.tel), a.Keys, cfg.Demo)
+	a.Handler = withUI(instrument(a.API, a.tel), a.Keys, cfg.Demo, cfg.DemoAdmin)
 	return a, nil
 }
 
@@ -278,12 +282,16 @@ func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
 
 // withUI serves the embedded web UI beside the instrumented API: asset requests
 // are not traced, so they do not crowd real traffic out of the trace view.
-func withUI(api http.Handler, keys *auth.Keys, demo bool) http.Handler {
-	ui := web.Handler(web.Config{
+// Demo admin sign-in exists only when demoAdmin asks for it.
+func withUI(api http.Handler, keys *auth.Keys, demo, demoAdmin bool) http.Handler {
+	cfg := web.Config{
 		Demo:            demo,
 		MintMemberToken: func(id string) (string, error) { return keys.Mint(auth.ScopeMember, id, 12*time.Hour) },
-		MintAdminToken:  func() (string, error) { return keys.Mint(auth.ScopeAdmin, "demo-ui", 12*time.Hour) },
-	})
+	}
+	if demoAdmin {
+		cfg.MintAdminToken = func() (string, error) { return keys.Mint(auth.ScopeAdmin, "demo-ui", 12*time.Hour) }
+	}
+	ui := web.Handler(cfg)
 	root := http.NewServeMux()
 	for _, p := range []string{"/v1/", "/internal/", "/healthz", "/readyz", "/metrics"} {
 		root.Handle(p, api)
@@ -292,22 +300,13 @@ func withUI(api http.Handler, keys *auth.Keys, demo bool) http.Handler {
 	// Demo sign-in mints tokens without credentials: only for a browser on this
 	// machine, so a demo-mode server reachable from elsewhere hands out nothing.
 	root.HandleFunc("POST /ui/demo/token", func(w http.ResponseWriter, r *http.Request) {
-		if !fromLoopback(r) {
-			httpx.WriteError(w, r, nil, errs.Coded(errs.Forbidden, "demo_sign_in_local_only", "demo sign-in is only available from this machine; use a token"))
+		if err := demoSignInAllowed(r); err != nil {
+			httpx.WriteError(w, r, nil, err)
 			return
 		}
 		ui.ServeHTTP(w, r)
 	})
 	return root
-}
-
-func fromLoopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback() && r.Header.Get("X-Forwarded-For") == ""
 }
 
 func (j JobIntervals) withDefaults() JobIntervals {
