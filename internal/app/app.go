@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			return nil, fmt.Errorf("app: demo data: %w", err)
 		}
 	}
-	a.Handler = withUI(instrument(a.API, a.tel), a.Keys, cfg.Demo, cfg.DemoAdmin)
+	a.Handler = withUI(distrustAnonymousTraces(instrument(a.API, a.tel), a.Keys), a.Keys, cfg.Demo, cfg.DemoAdmin)
 	return a, nil
 }
 
@@ -269,6 +269,7 @@ func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
 		otelhttp.WithTracerProvider(tel.TracerProvider),
 		otelhttp.WithMeterProvider(tel.MeterProvider),
 		otelhttp.WithPropagators(tel.Propagator),
+		otelhttp.WithPublicEndpointFn(untrustedTraceContext),
 		// Probes and scrapes would drown real traffic in the trace view.
 		otelhttp.WithFilter(func(r *http.Request) bool {
 			switch r.URL.Path {
