@@ -98,6 +98,8 @@ type Config struct {
 	CheckoutLease time.Duration
 	// RateLimits caps requests per caller (zero values: no limit).
 	RateLimits httpx.RateLimits
+	// Metrics says who may read /metrics and on which listener.
+	Metrics MetricsConfig
 }
 
 // JobIntervals sets how often each background job runs.
@@ -119,6 +121,9 @@ type App struct {
 	Keys     *auth.Keys
 	API      *httpx.API
 	Handler  http.Handler // the whole HTTP surface, instrumented
+	// Metrics is the Prometheus scrape endpoint, behind the metrics token
+	// when one is set. Handler serves it at /metrics unless Metrics.Separate.
+	Metrics http.Handler
 	Loyalty  *loyalty.Service
 	Catalog  *catalog.Service
 	Checkout *checkout.Service
@@ -198,6 +203,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.PeerTimeout <= 0 {
 		cfg.PeerTimeout = DefaultPeerTimeout
+	}
+	if err := cfg.Metrics.check(); err != nil {
+		return cfg, err
 	}
 	if cfg.Program == nil {
 		p, err := loadProgram(cfg.ProgramFile)
