@@ -117,13 +117,13 @@ type JobIntervals struct {
 // App is a built Godwit process. In split mode the services it does not run
 // are nil.
 type App struct {
-	DB       *db.DB
-	Keys     *auth.Keys
-	API      *httpx.API
-	Handler  http.Handler // the whole HTTP surface, instrumented
+	DB      *db.DB
+	Keys    *auth.Keys
+	API     *httpx.API
+	Handler http.Handler // the whole HTTP surface, instrumented
 	// Metrics is the Prometheus scrape endpoint, behind the metrics token
 	// when one is set. Handler serves it at /metrics unless Metrics.Separate.
-	Metrics http.Handler
+	Metrics  http.Handler
 	Loyalty  *loyalty.Service
 	Catalog  *catalog.Service
 	Checkout *checkout.Service
