@@ -497,3 +497,37 @@ func TestBrowser(t *testing.T) {
 		shot.take(t, ctx, "trace-failed")
 	})
 }
+
+// TestBrowserDemoAdminOff runs the whole process's handler in demo mode without
+// demo admin sign-in (serve's default): member sign-in works, and the admin
+// pages say why there is no demo admin button instead of offering one that
+// would fail.
+func TestBrowserDemoAdminOff(t *testing.T) {
+	bctx := browser(t)
+	ctx := context.Background()
+	tel, err := telemetry.Setup(ctx, telemetry.Config{Getenv: func(string) string { return "" }}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	a, err := app.New(ctx, app.Config{
+		DSN: dbtest.DSN(t, db.SQLite), DataDir: t.TempDir(), Secret: []byte("0123456789abcdef0123456789abcdef"),
+		Telemetry: tel, Demo: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(srv.Close)
+
+	tc := tab(t, bctx)
+	run(t, tc, chromedp.Navigate(srv.URL+"/ui/ops"), ready("admin-signin"), visible("#demo-admin-off"))
+	if msg := text(t, tc, "#demo-admin-off"); !strings.Contains(msg, "--demo-admin") {
+		t.Errorf("the demo admin notice reads %q", msg)
+	}
+	if n := value(t, tc, chromedp.Evaluate[int](`document.querySelectorAll("#demo-admin").length`)); n != 0 {
+		t.Errorf("a demo admin button is offered although demo admin sign-in is off")
+	}
+	run(t, tc, chromedp.Navigate(srv.URL+"/ui/member"), click(`button[data-demo-member="ava"]`), ready("member"))
+}

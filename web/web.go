@@ -49,7 +49,7 @@ type Config struct {
 	// only when Demo is true.
 	MintMemberToken func(memberID string) (string, error)
 	// MintAdminToken returns an admin-scope bearer token. Used only when Demo
-	// is true.
+	// is true; nil refuses demo admin sign-in with 403 demo_admin_disabled.
 	MintAdminToken func() (string, error)
 	// DemoMembers are offered by the picker; empty means DefaultDemoMembers.
 	// Only these members can be signed in through the demo endpoint.
@@ -248,7 +248,7 @@ func (h *handler) demoToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if h.cfg.MintAdminToken == nil {
-			writeProblem(w, http.StatusNotImplemented, "demo_unavailable", "this server cannot mint demo admin tokens")
+			writeProblem(w, http.StatusForbidden, "demo_admin_disabled", "demo admin sign-in is off on this server (start it with --demo-admin to allow it); sign in with a token from 'godwit token admin <name>'")
 			return
 		}
 		tok, err = h.cfg.MintAdminToken()

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -181,4 +182,28 @@ func TestNoExternalURLs(t *testing.T) {
 		t.Fatalf("walked %d assets: %v", checked, err)
 	}
 	_ = h
+}
+
+// Without MintAdminToken (serve without --demo-admin) demo admin sign-in is
+// refused with a problem that says how to sign in instead, and the UI config
+// tells the page not to offer it.
+func TestDemoAdminDisabled(t *testing.T) {
+	h := web.Handler(web.Config{
+		Demo:            true,
+		MintMemberToken: func(id string) (string, error) { return "member-token-" + id, nil },
+	})
+	rec := get(t, h, "POST", "/ui/demo/token", "application/json", `{"role":"admin"}`)
+	var p map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &p)
+	if rec.Code != http.StatusForbidden || p["code"] != "demo_admin_disabled" || !strings.Contains(fmt.Sprint(p["detail"]), "--demo-admin") {
+		t.Errorf("admin demo token without MintAdminToken = %d %s, want 403 demo_admin_disabled naming --demo-admin", rec.Code, rec.Body)
+	}
+	if rec := get(t, h, "POST", "/ui/demo/token", "application/json", `{"role":"member","member_id":"ava"}`); rec.Code != http.StatusCreated {
+		t.Errorf("member demo token = %d %s", rec.Code, rec.Body)
+	}
+	var cfg map[string]any
+	_ = json.Unmarshal(get(t, h, "GET", "/ui/config.json", "", "").Body.Bytes(), &cfg)
+	if cfg["demo"] != true || cfg["demo_admin"] != false {
+		t.Errorf("config = %v, want demo true and demo_admin false", cfg)
+	}
 }

@@ -35,7 +35,7 @@ func TestCrashLoop(t *testing.T) {
 			serveArgs := append([]string{"--data-dir", dataDir,
 				"--reservation-ttl", crashLease.String(), "--checkout-lease", crashLease.String(),
 				"--recovery-interval", "1s", "--reaper-interval", "1s", "--hold-reaper-interval", "1s",
-				"--outbox-interval", "200ms", "--log-level", "warn"}, dbArgs...)
+				"--outbox-interval", "200ms", "--log-level", "warn", "--demo"}, dbArgs...) // demo data on PostgreSQL too
 			s := startServer(t, nil, serveArgs...)
 			token := s.token
 			if token == "" {

@@ -215,6 +215,10 @@ func TestServeOnPostgres(t *testing.T) {
 	if code != 200 || ready["database"] != "postgres" {
 		t.Fatalf("/readyz = %d %s", code, body)
 	}
+	// Demo mode is off by default on PostgreSQL: no sample data, no demo sign-in.
+	if code, body := s.get(t, "/ui/config.json", ""); code != 200 || !strings.Contains(body, `"demo":false`) {
+		t.Errorf("/ui/config.json on PostgreSQL = %d %s, want demo off", code, body)
+	}
 	if err, _ := s.stop(t); err != nil {
 		t.Fatalf("exit: %v\n%s", err, s.stderr)
 	}

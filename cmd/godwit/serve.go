@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,9 +32,40 @@ type serveFlags struct {
 
 	addr, logFormat, logLevel string
 	shutdownTimeout           time.Duration
-	pprofAddr                 string
+	pprofAddr, metricsAddr    string
 	services                  string
 	peers                     peerFlag
+	demo                      optionalBool
+}
+
+// optionalBool is a boolean flag that remembers whether it was given, for a
+// default that depends on other flags.
+type optionalBool struct{ set, v bool }
+
+func (b *optionalBool) IsBoolFlag() bool { return true }
+
+func (b *optionalBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.set, b.v = true, v
+	return nil
+}
+
+// or is the value given, or def when none was.
+func (b optionalBool) or(def bool) bool {
+	if b.set {
+		return b.v
+	}
+	return def
 }
 
 // peerFlag collects repeatable --peer name=url values (a comma-separated list
@@ -96,7 +128,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 4*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
 	fs.StringVar(&c.ProgramFile, "program", "", "loyalty program YAML file (default: the built-in program)")
-	fs.BoolVar(&c.Demo, "demo", true, "seed the demo catalog, members and promotion into an empty database")
+	fs.Var(&f.demo, "demo", "seed the demo catalog, members and promotion into an empty database and offer demo sign-in to a browser on this machine (default: true with SQLite, false with PostgreSQL)")
+	fs.BoolVar(&c.DemoAdmin, "demo-admin", false, "let demo sign-in mint admin tokens too: any program or user on this machine can then act as admin (needs --demo)")
 	fs.DurationVar(&c.ReservationTTL, "reservation-ttl", 15*time.Minute, "how long checkout stock stays reserved")
 	f.registerAdapters(fs)
 	fs.DurationVar(&c.Jobs.ReservationReaper, "reaper-interval", 30*time.Second, "how often expired stock reservations are released")
@@ -112,11 +145,17 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateLimits.Anonymous.Burst, "rate-limit-anonymous-burst", lim.Anonymous.Burst, "burst allowed to each client IP without a token")
 	fs.Float64Var(&c.RateLimits.Service.PerSecond, "rate-limit-service", lim.Service.PerSecond, "requests per second allowed to each service or admin token (0: no limit)")
 	fs.IntVar(&c.RateLimits.Service.Burst, "rate-limit-service-burst", lim.Service.Burst, "burst allowed to each service or admin token")
+	fs.Func("trusted-proxies", "comma-separated CIDR prefixes of reverse proxies whose X-Forwarded-For/Forwarded headers name the client for the per-IP rate limit (default none: the TCP peer; headers ignored)", func(v string) (err error) {
+		c.RateLimits.TrustedProxies, err = app.ParseTrustedProxies(v)
+		return err
+	})
 	fs.BoolVar(&c.SQLiteStatementSpans, "trace-sqlite-statements", false, "trace every SQLite statement, not only each transaction's begin and commit (PostgreSQL statements are always traced)")
 	fs.IntVar(&c.Batching.MaxSize, "write-batch-max", def.Batching.MaxSize, fmt.Sprintf("most write transactions that share one database commit (1: no batching; at most %d)", app.MaxWriteBatch))
 	fs.DurationVar(&c.Batching.Linger, "write-batch-linger", 0, "how long a writer waits for a batch to fill before it begins (0: batches form from what queues while the previous one commits)")
 	fs.IntVar(&c.Batching.Writers, "write-batch-writers", def.Batching.Writers, "PostgreSQL: how many batches may run at once, each on its own connection; at most half the 16-connection pool (SQLite has one writer)")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (default off)")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this separate address instead of the API's, e.g. 127.0.0.1:9464 or a private network's (default: on the API listener)")
+	fs.StringVar(&c.Metrics.Token, "metrics-token", "", fmt.Sprintf("require this bearer token (at least %d characters) on /metrics; prefer GODWIT_METRICS_TOKEN, a flag shows in ps (default: none)", app.MinMetricsTokenLen))
 	fs.StringVar(&f.services, "services", "all", "services this process runs: all, or a comma-separated subset of "+strings.Join(app.AllServices, ","))
 	fs.Var(&f.peers, "peer", "where a service this process needs but does not run listens: name=url (repeatable; or GODWIT_PEER_<NAME>=url)")
 	fs.DurationVar(&c.PeerTimeout, "peer-timeout", app.DefaultPeerTimeout, "how long one call to a peer service may take")
@@ -160,6 +199,11 @@ func (f *serveFlags) config(e env, common commonFlags) (app.Config, error) {
 	cfg := f.cfg
 	cfg.DSN, cfg.DataDir = common.DatabaseDSN(), common.DataDir
 	cfg.Services, cfg.Peers = services, peers
+	cfg.Metrics.Separate = f.metricsAddr != ""
+	cfg.Demo = f.demo.or(app.DemoByDefault(cfg.DSN))
+	if cfg.DemoAdmin && !cfg.Demo {
+		return app.Config{}, errors.New("--demo-admin needs demo mode (--demo)")
+	}
 	cfg.Payment.StripeSecretKey = e.getenv("GODWIT_STRIPE_SECRET_KEY")
 	cfg.SMTP.Password = e.getenv("GODWIT_SMTP_PASSWORD")
 	cfg.Observe = app.TelemetryConfig{ServiceVersion: version(), LogFormat: f.logFormat, LogLevel: level, LogOutput: e.stderr, Getenv: e.getenv}
@@ -196,16 +240,17 @@ func runServe(ctx context.Context, e env, args []string) error {
 			return err
 		}
 	}
-	if f.pprofAddr != "" {
-		stopPprof, err := servePprof(f.pprofAddr, a.Logger())
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
+	stopAside, err := f.serveAside(a)
+	if err != nil {
+		return err
 	}
+	defer stopAside()
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", f.addr, err)
+	}
+	if msg := metricsExposure(ln.Addr(), f.metricsAddr, cfg.Metrics.Token); msg != "" {
+		a.Logger().Warn(msg, "addr", ln.Addr().String())
 	}
 	defer startJobs(ctx, a)()
 	a.Logger().Info("godwit serving", "addr", ln.Addr().String(), "database", a.Engine(), "payment", cfg.Payment.Provider, "version", version(),
@@ -289,25 +334,66 @@ func (f *serveFlags) peerMapString(peers map[string]string) string {
 	return p.String()
 }
 
-// servePprof serves Go's profiles on their own listener, away from the API, so
-// they can be bound to loopback while the API is public.
-func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+// serveAside starts the listeners beside the API: profiles (--pprof-addr) and
+// metrics (--metrics-addr). stop closes them.
+func (f *serveFlags) serveAside(a *app.App) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	if f.pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s, err := serveSide("pprof", f.pprofAddr, mux, a.Logger())
+		if err != nil {
+			return stop, err
+		}
+		stops = append(stops, s)
+	}
+	if f.metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.Metrics)
+		s, err := serveSide("metrics", f.metricsAddr, mux, a.Logger())
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, s)
+	}
+	return stop, nil
+}
+
+// serveSide serves h on a listener of its own, away from the API, so that it
+// can be bound to loopback or a private network while the API is public.
+func serveSide(name, addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--pprof-addr %s: %w", addr, err)
+		return nil, fmt.Errorf("--%s-addr %s: %w", name, addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("pprof server stopped", "error", err.Error())
+			log.Warn(name+" server stopped", "error", err.Error())
 		}
 	}()
-	log.Info("pprof serving", "addr", ln.Addr().String())
+	log.Info(name+" serving", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
+}
+
+// metricsExposure warns when /metrics is open to whoever reaches a
+// non-loopback API listener: no token and no listener of its own.
+func metricsExposure(api net.Addr, metricsAddr, token string) string {
+	if metricsAddr != "" || token != "" {
+		return ""
+	}
+	if a, ok := api.(*net.TCPAddr); ok && a.IP.IsLoopback() {
+		return ""
+	}
+	return "/metrics is open to anyone who can reach this address: set --metrics-addr (a private listener) or --metrics-token (docs/security.md)"
 }

@@ -99,7 +99,8 @@ func (c *cluster) start(s string) {
 	c.t.Helper()
 	args := append([]string{"--addr", c.addrs[s], "--services", s,
 		// Recovery runs when the test asks; a short lease lets it take over soon.
-		"--checkout-lease", "2s", "--recovery-interval", "1h", "--outbox-interval", "200ms"}, c.common...)
+		"--checkout-lease", "2s", "--recovery-interval", "1h", "--outbox-interval", "200ms",
+		"--demo"}, c.common...) // demo data on PostgreSQL too
 	for _, p := range splitServices {
 		if p != s {
 			args = append(args, "--peer", p+"=http://"+c.addrs[p])

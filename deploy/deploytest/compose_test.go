@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/godwit-dev/godwit/internal/app"
+	"github.com/godwit-dev/godwit/internal/platform/config"
 )
 
 type composeFile struct {
@@ -152,6 +153,7 @@ type godwitService struct {
 	name     string
 	services []string
 	port     string            // from --addr
+	metrics  string            // the port /metrics is served on: --metrics-addr's, else port
 	peers    map[string]string // service -> base URL
 }
 
@@ -210,6 +212,10 @@ func godwitServices(t *testing.T, c composeFile) map[string]godwitService {
 			addr = v[len(v)-1]
 		}
 		g.port = portOf(t, addr)
+		g.metrics = g.port
+		if v := lastSetting(s.Environment, got, "metrics-addr"); v != "" {
+			g.metrics = portOf(t, v)
+		}
 		list := ""
 		if v, ok := s.Environment["GODWIT_SERVICES"]; ok {
 			list = fmt.Sprint(v)
@@ -240,6 +246,18 @@ func godwitServices(t *testing.T, c composeFile) map[string]godwitService {
 		out[name] = g
 	}
 	return out
+}
+
+// lastSetting is a serve flag's value from a compose service: the command
+// line's last, else its GODWIT_* variable, else "".
+func lastSetting(env map[string]any, flags map[string][]string, name string) string {
+	if v := flags[name]; len(v) > 0 {
+		return v[len(v)-1]
+	}
+	if v, ok := env[config.EnvName(name)]; ok {
+		return fmt.Sprint(v)
+	}
+	return ""
 }
 
 func TestComposeMatchesServeFlags(t *testing.T) {
@@ -370,8 +388,8 @@ func TestPrometheusScrapesEveryProcess(t *testing.T) {
 					continue
 				}
 				if g, ok := gs[host]; ok {
-					if port != g.port {
-						t.Errorf("job %s: scrapes %s but %s listens on %s", sc.JobName, target, host, g.port)
+					if port != g.metrics {
+						t.Errorf("job %s: scrapes %s but %s serves /metrics on port %s", sc.JobName, target, host, g.metrics)
 					}
 					if sc.MetricsPath != "" && sc.MetricsPath != "/metrics" {
 						t.Errorf("job %s: godwit serves /metrics, not %s", sc.JobName, sc.MetricsPath)

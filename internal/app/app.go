@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -76,8 +75,13 @@ type Config struct {
 	SMTP SMTPConfig
 	// ReservationTTL is how long checkout stock stays reserved; default 15 minutes.
 	ReservationTTL time.Duration
-	// Demo seeds the demo catalog, members and promotion into an empty database.
+	// Demo seeds the demo catalog, members and promotion into an empty
+	// database and offers demo sign-in (member tokens for the demo members,
+	// without credentials) to a browser on this machine; see demoSignInAllowed.
 	Demo bool
+	// DemoAdmin lets demo sign-in mint admin tokens too. Any program on this
+	// machine (another user's, a local proxy's) can then act as admin.
+	DemoAdmin bool
 	// Jobs sets the background job intervals (zero: defaults).
 	Jobs JobIntervals
 
@@ -94,6 +98,8 @@ type Config struct {
 	CheckoutLease time.Duration
 	// RateLimits caps requests per caller (zero values: no limit).
 	RateLimits httpx.RateLimits
+	// Metrics says who may read /metrics and on which listener.
+	Metrics MetricsConfig
 }
 
 // JobIntervals sets how often each background job runs.
@@ -111,10 +117,13 @@ type JobIntervals struct {
 // App is a built Godwit process. In split mode the services it does not run
 // are nil.
 type App struct {
-	DB       *db.DB
-	Keys     *auth.Keys
-	API      *httpx.API
-	Handler  http.Handler // the whole HTTP surface, instrumented
+	DB      *db.DB
+	Keys    *auth.Keys
+	API     *httpx.API
+	Handler http.Handler // the whole HTTP surface, instrumented
+	// Metrics is the Prometheus scrape endpoint, behind the metrics token
+	// when one is set. Handler serves it at /metrics unless Metrics.Separate.
+	Metrics  http.Handler
 	Loyalty  *loyalty.Service
 	Catalog  *catalog.Service
 	Checkout *checkout.Service
@@ -180,7 +189,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			return nil, fmt.Errorf("app: demo data: %w", err)
 		}
 	}
-	a.Handler = withUI(instrument(a.API, a.tel), a.Keys, cfg.Demo)
+	a.Handler = withUI(distrustAnonymousTraces(instrument(a.API, a.tel), a.Keys), a.Keys, cfg.Demo, cfg.DemoAdmin)
 	return a, nil
 }
 
@@ -194,6 +203,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.PeerTimeout <= 0 {
 		cfg.PeerTimeout = DefaultPeerTimeout
+	}
+	if err := cfg.Metrics.check(); err != nil {
+		return cfg, err
 	}
 	if cfg.Program == nil {
 		p, err := loadProgram(cfg.ProgramFile)
@@ -267,6 +279,7 @@ func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
 		otelhttp.WithTracerProvider(tel.TracerProvider),
 		otelhttp.WithMeterProvider(tel.MeterProvider),
 		otelhttp.WithPropagators(tel.Propagator),
+		otelhttp.WithPublicEndpointFn(untrustedTraceContext),
 		// Probes and scrapes would drown real traffic in the trace view.
 		otelhttp.WithFilter(func(r *http.Request) bool {
 			switch r.URL.Path {
@@ -280,12 +293,16 @@ func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
 
 // withUI serves the embedded web UI beside the instrumented API: asset requests
 // are not traced, so they do not crowd real traffic out of the trace view.
-func withUI(api http.Handler, keys *auth.Keys, demo bool) http.Handler {
-	ui := web.Handler(web.Config{
+// Demo admin sign-in exists only when demoAdmin asks for it.
+func withUI(api http.Handler, keys *auth.Keys, demo, demoAdmin bool) http.Handler {
+	cfg := web.Config{
 		Demo:            demo,
 		MintMemberToken: func(id string) (string, error) { return keys.Mint(auth.ScopeMember, id, 12*time.Hour) },
-		MintAdminToken:  func() (string, error) { return keys.Mint(auth.ScopeAdmin, "demo-ui", 12*time.Hour) },
-	})
+	}
+	if demoAdmin {
+		cfg.MintAdminToken = func() (string, error) { return keys.Mint(auth.ScopeAdmin, "demo-ui", 12*time.Hour) }
+	}
+	ui := web.Handler(cfg)
 	root := http.NewServeMux()
 	for _, p := range []string{"/v1/", "/internal/", "/healthz", "/readyz", "/metrics"} {
 		root.Handle(p, api)
@@ -294,22 +311,13 @@ func withUI(api http.Handler, keys *auth.Keys, demo bool) http.Handler {
 	// Demo sign-in mints tokens without credentials: only for a browser on this
 	// machine, so a demo-mode server reachable from elsewhere hands out nothing.
 	root.HandleFunc("POST /ui/demo/token", func(w http.ResponseWriter, r *http.Request) {
-		if !fromLoopback(r) {
-			httpx.WriteError(w, r, nil, errs.Coded(errs.Forbidden, "demo_sign_in_local_only", "demo sign-in is only available from this machine; use a token"))
+		if err := demoSignInAllowed(r); err != nil {
+			httpx.WriteError(w, r, nil, err)
 			return
 		}
 		ui.ServeHTTP(w, r)
 	})
 	return root
-}
-
-func fromLoopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback() && r.Header.Get("X-Forwarded-For") == ""
 }
 
 func (j JobIntervals) withDefaults() JobIntervals {
@@ -476,6 +484,10 @@ func parseTraceID(s string) (trace.TraceID, error) {
 	}
 	return id, nil
 }
+
+// ParseTrustedProxies reads --trusted-proxies: comma-separated CIDR prefixes
+// or addresses of the reverse proxies whose forwarding headers name the client.
+func ParseTrustedProxies(s string) (httpx.TrustedProxies, error) { return httpx.ParseTrustedProxies(s) }
 
 // MaxWriteBatch is the most write transactions that may share one commit.
 const MaxWriteBatch = db.MaxBatchSize

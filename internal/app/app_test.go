@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -75,6 +76,9 @@ func TestDemoSignInIsLocalOnly(t *testing.T) {
 		req := httptest.NewRequest("POST", "/ui/demo/token", strings.NewReader(`{"role":"member","member_id":"ava"}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.RemoteAddr = tc.remote
+		// A browser on this machine talking to a loopback listener.
+		req.Host = "localhost:8080"
+		req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}))
 		if tc.xff != "" {
 			req.Header.Set("X-Forwarded-For", tc.xff)
 		}

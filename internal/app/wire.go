@@ -238,7 +238,10 @@ func (a *App) buildAPI(ctx context.Context, cfg Config, w *wiring) error {
 	}
 	api.Handle("GET /healthz", http.HandlerFunc(a.healthz))
 	api.Handle("GET /readyz", http.HandlerFunc(a.readyz))
-	api.Handle("GET /metrics", a.tel.MetricsHandler)
+	a.Metrics = cfg.Metrics.guard(a.tel.MetricsHandler)
+	if !cfg.Metrics.Separate {
+		api.Handle("GET /metrics", a.Metrics)
+	}
 	return nil
 }
 

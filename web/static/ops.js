@@ -24,6 +24,10 @@
             try { G.setAdmin(await G.demoToken("admin")); location.reload(); } catch (p) { G.clear(err, G.problemBox(p, 0, "Demo sign-in failed")); }
           }),
         }, "Sign in as demo admin")));
+    } else if (G.config.demo) {
+      kids.push(el("section.panel#demo-admin-off", el("h2", "Demo mode"),
+        el("p.small.muted", "Demo admin sign-in is off on this server: anyone on this machine could use it. " +
+          "Paste a token from godwit token admin <name> below, or restart with --demo-admin.")));
     }
     kids.push(el("form.panel", {
       onsubmit: (e) => {

@@ -3,7 +3,6 @@ package httpx
 import (
 	"context"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -26,6 +25,9 @@ type RateLimits struct {
 	Member    Limit // per member token (by member id)
 	Service   Limit // per service or admin token (by subject)
 	Anonymous Limit // per client IP, for requests without a token
+	// TrustedProxies decide the client IP behind a reverse proxy (see
+	// TrustedProxies.ClientAddr); none: the TCP peer.
+	TrustedProxies TrustedProxies
 	// MaxKeys bounds how many callers are tracked; the least recently seen
 	// are forgotten first. Default 100,000.
 	MaxKeys int
@@ -115,11 +117,7 @@ func (rl *rateLimiter) allow(p *auth.Principal, r *http.Request) error {
 	)
 	switch {
 	case p == nil:
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		key, l = "ip:"+host, rl.cfg.Anonymous
+		key, l = "ip:"+rl.cfg.TrustedProxies.ClientAddr(r), rl.cfg.Anonymous
 	case p.Scope == auth.ScopeMember:
 		key, l = p.Actor(), rl.cfg.Member
 	default:
