@@ -76,11 +76,11 @@ var invariants = []invariant{
 		func(v []any) string { return fmt.Sprintf("charge %s: taken by %s orders", v[0], v[1]) }},
 	{`SELECT COALESCE(r.product_id, o.product_id), COALESCE(r.qty, 0), COALESCE(o.qty, 0) FROM
 		(SELECT ri.product_id, SUM(ri.quantity) AS qty FROM reservation_items ri
-			JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed' AND `+unitsInBounds("ri.quantity")+`
+			JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed' AND ` + unitsInBounds("ri.quantity") + `
 			GROUP BY ri.product_id) r
 		FULL OUTER JOIN
 		(SELECT oi.product_id, SUM(oi.quantity) AS qty FROM order_items oi
-			JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled' AND `+unitsInBounds("oi.quantity")+`
+			JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled' AND ` + unitsInBounds("oi.quantity") + `
 			GROUP BY oi.product_id) o
 		ON o.product_id = r.product_id
 		WHERE COALESCE(r.qty, 0) <> COALESCE(o.qty, 0)`, false,
