@@ -160,6 +160,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.peers, "peer", "where a service this process needs but does not run listens: name=url (repeatable; or GODWIT_PEER_<NAME>=url)")
 	fs.DurationVar(&c.PeerTimeout, "peer-timeout", app.DefaultPeerTimeout, "how long one call to a peer service may take")
 	fs.DurationVar(&c.CheckoutLease, "checkout-lease", 2*time.Minute, "how long a running checkout is protected from the recovery pass (longer than any checkout takes)")
+	f.registerRetention(fs)
 }
 
 // registerAdapters registers the flags of the external systems: payments and mail.
@@ -396,4 +397,13 @@ func metricsExposure(api net.Addr, metricsAddr, token string) string {
 		return ""
 	}
 	return "/metrics is open to anyone who can reach this address: set --metrics-addr (a private listener) or --metrics-token (docs/security.md)"
+}
+
+// registerRetention registers the retention job's flags (docs/security.md).
+func (f *serveFlags) registerRetention(fs *flag.FlagSet) {
+	r, def := &f.cfg.Retention, app.Defaults().Retention
+	fs.DurationVar(&r.Carts, "retain-carts", def.Carts, "delete carts unchanged this long, unless a checkout in progress holds them (0: keep for ever)")
+	fs.DurationVar(&r.IdempotencyKeys, "retain-idempotency", def.IdempotencyKeys, "delete Idempotency-Key records this old; a retry after that runs afresh (0: keep for ever)")
+	fs.DurationVar(&r.FailedCheckouts, "retain-failed-checkouts", def.FailedCheckouts, "clear the email of failed checkouts unchanged this long; the row stays (0: keep for ever)")
+	fs.DurationVar(&f.cfg.Jobs.Retention, "retention-interval", 10*time.Minute, "how often the retention job runs")
 }

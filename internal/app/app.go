@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/api"
@@ -34,6 +35,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
+	"github.com/godwit-dev/godwit/internal/platform/idempotency"
 	"github.com/godwit-dev/godwit/internal/platform/jobs"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry"
 	"github.com/godwit-dev/godwit/web"
@@ -100,6 +102,9 @@ type Config struct {
 	RateLimits httpx.RateLimits
 	// Metrics says who may read /metrics and on which listener.
 	Metrics MetricsConfig
+	// Retention says how long abandoned carts, Idempotency-Key records and
+	// failed checkouts' personal data are kept (zero: for ever).
+	Retention RetentionConfig
 }
 
 // JobIntervals sets how often each background job runs.
@@ -112,6 +117,7 @@ type JobIntervals struct {
 	LoyaltyExpiry     time.Duration // points expiry
 	LoyaltyHoldReaper time.Duration // voids expired points holds
 	Requalification   time.Duration // tier requalification at the year's end
+	Retention         time.Duration // default 10m; what it removes is Config.Retention
 }
 
 // App is a built Godwit process. In split mode the services it does not run
@@ -132,9 +138,15 @@ type App struct {
 	Services []string
 
 	inventory *inventory.Service
+	carts     *cart.Service
+	idem      *idempotency.Store
 	jobs      JobIntervals
 	log       *slog.Logger
 	tel       *telemetry.Telemetry
+	now       func() time.Time
+
+	retention RetentionConfig
+	purged    metric.Int64Counter // godwit.retention.purged
 
 	revocations *auth.Revocations // the in-memory revoked-token set, refreshed until Close
 	closeTel    func()            // flushes telemetry New set up itself; nil otherwise
@@ -152,7 +164,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{jobs: cfg.Jobs.withDefaults(), Services: topo.names()}
+	a := &App{jobs: cfg.Jobs.withDefaults(), Services: topo.names(), now: cfg.Now, retention: cfg.Retention}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
@@ -181,6 +193,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Loyalty, a.Catalog, a.inventory, a.Checkout, a.Outbox = w.loyalty, w.catalog, w.inventory, w.checkout, w.outbox
+	a.carts, a.purged = w.carts, newPurgedCounter(a.tel.MeterProvider)
 	if err := a.buildAPI(ctx, cfg, w); err != nil {
 		return nil, err
 	}
@@ -330,11 +343,15 @@ func (j JobIntervals) withDefaults() JobIntervals {
 	if j.Outbox <= 0 {
 		j.Outbox = 2 * time.Second
 	}
+	if j.Retention <= 0 {
+		j.Retention = 10 * time.Minute
+	}
 	return j
 }
 
 // RunJobs runs the background jobs until ctx ends: the reservation reaper, the
-// checkout recovery pass, outbox delivery and the loyalty jobs whose intervals
+// checkout recovery pass, outbox delivery, retention (when Config.Retention
+// keeps anything for a limited time) and the loyalty jobs whose intervals
 // are set. Each runs on a jobs.Runner (jitter, panics recovered, a metric and,
 // but for outbox delivery, a span per pass) and is safe when every replica
 // runs it.
@@ -364,6 +381,9 @@ func (a *App) RunJobs(ctx context.Context) {
 		every("loyalty_expiry", a.jobs.LoyaltyExpiry, a.Loyalty.ExpiryPass)
 		every("loyalty_hold_reaper", a.jobs.LoyaltyHoldReaper, a.Loyalty.HoldReaperPass)
 		every("loyalty_requalification", a.jobs.Requalification, a.Loyalty.RequalificationPass)
+	}
+	if r := a.retention; r.Carts > 0 || r.IdempotencyKeys > 0 || r.FailedCheckouts > 0 {
+		every("retention", a.jobs.Retention, a.RetentionPass)
 	}
 	wg.Wait()
 }
@@ -492,11 +512,14 @@ func ParseTrustedProxies(s string) (httpx.TrustedProxies, error) { return httpx.
 // MaxWriteBatch is the most write transactions that may share one commit.
 const MaxWriteBatch = db.MaxBatchSize
 
-// Defaults returns the rate limits and write batching serve starts with (a
-// zero Config has no rate limits, and batching applies its own defaults).
+// Defaults returns the rate limits, write batching and retention serve starts
+// with (a zero Config has no rate limits and keeps everything, and batching
+// applies its own defaults).
 func Defaults() Config {
 	return Config{
 		RateLimits: httpx.DefaultRateLimits(),
 		Batching:   db.Batching{MaxSize: db.DefaultBatchSize, Writers: db.DefaultBatchWriters},
+		Retention: RetentionConfig{Carts: DefaultRetainCarts, IdempotencyKeys: DefaultRetainIdempotency,
+			FailedCheckouts: DefaultRetainFailedCheckouts},
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/godwit-dev/godwit/internal/bounds"
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/money"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -74,8 +75,13 @@ func (p NewProduct) validate() error {
 	if err := p.Price.ValidateNonNegative(); err != nil {
 		return errs.Coded(errs.Invalid, "invalid_field", "price must be a non-negative amount in a known currency").With("field", "price")
 	}
-	if p.Available != nil && *p.Available < 0 {
-		return errs.Coded(errs.Invalid, "invalid_field", "available must not be negative").With("field", "available")
+	if p.Price.Amount > bounds.MaxPriceAmount {
+		return errs.Coded(errs.Invalid, "invalid_field", "price must be at most %d minor units", bounds.MaxPriceAmount).
+			With("field", "price").With("maximum", bounds.MaxPriceAmount)
+	}
+	if p.Available != nil && (*p.Available < 0 || *p.Available > bounds.MaxStock) {
+		return errs.Coded(errs.Invalid, "invalid_field", "available must be between 0 and %d", bounds.MaxStock).
+			With("field", "available").With("minimum", 0).With("maximum", bounds.MaxStock)
 	}
 	return nil
 }
@@ -153,7 +159,11 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	})
 }
 
-const selectProducts = `SELECT p.id, p.sku, p.name, p.price_amount, p.price_currency, COALESCE(i.available, 0)
+// selectProducts reads stock within its bounds (bounds.ClampSQL): a stock row
+// damaged before the bounds existed (on SQLite, a REAL left by an overflowing
+// sum) must not take the public catalogue down; verify names the row.
+var selectProducts = `SELECT p.id, p.sku, p.name, p.price_amount, p.price_currency, ` +
+	bounds.ClampSQL("COALESCE(i.available, 0)", 0, bounds.MaxStock) + `
 	FROM products p LEFT JOIN inventory i ON i.product_id = p.id`
 
 func scanProduct(sc interface{ Scan(...any) error }) (Product, error) {

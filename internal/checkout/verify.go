@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/godwit-dev/godwit/internal/bounds"
+	"github.com/godwit-dev/godwit/internal/cart"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
 
@@ -18,7 +21,10 @@ import (
 //   - no reservation is still held, and no checkout still in progress, past
 //     its expiry plus grace (meaningful once the reaper and recovery have run);
 //   - every confirmed order of a checkout with an email has exactly one
-//     confirmation in the outbox, and none has two.
+//     confirmation in the outbox, and none has two;
+//   - no stored quantity is impossible: stock, reserved and ordered units,
+//     cart lines and prices within their bounds (internal/bounds), which the
+//     schema enforces only on rows written since migration 00044.
 //
 // grace allows for jobs that have not yet run; pass 0 right after running them.
 func (s *Service) Verify(ctx context.Context, grace time.Duration) ([]string, error) {
@@ -29,7 +35,7 @@ func (s *Service) Verify(ctx context.Context, grace time.Duration) ([]string, er
 	defer func() { _ = tx.Rollback() }()
 	cutoff := db.Micros(s.cfg.Now().Add(-grace))
 	var problems []string
-	for _, c := range invariants {
+	for _, c := range slices.Concat(invariants, boundsInvariants) {
 		var args []any
 		if c.sinceCutoff {
 			args = []any{cutoff}
@@ -70,10 +76,12 @@ var invariants = []invariant{
 		func(v []any) string { return fmt.Sprintf("charge %s: taken by %s orders", v[0], v[1]) }},
 	{`SELECT COALESCE(r.product_id, o.product_id), COALESCE(r.qty, 0), COALESCE(o.qty, 0) FROM
 		(SELECT ri.product_id, SUM(ri.quantity) AS qty FROM reservation_items ri
-			JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed' GROUP BY ri.product_id) r
+			JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed' AND ` + unitsInBounds("ri.quantity") + `
+			GROUP BY ri.product_id) r
 		FULL OUTER JOIN
 		(SELECT oi.product_id, SUM(oi.quantity) AS qty FROM order_items oi
-			JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled' GROUP BY oi.product_id) o
+			JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled' AND ` + unitsInBounds("oi.quantity") + `
+			GROUP BY oi.product_id) o
 		ON o.product_id = r.product_id
 		WHERE COALESCE(r.qty, 0) <> COALESCE(o.qty, 0)`, false,
 		func(v []any) string {
@@ -91,6 +99,32 @@ var invariants = []invariant{
 		func(v []any) string { return fmt.Sprintf("order %s: confirmed without a queued confirmation", v[0]) }},
 	{`SELECT reference, COUNT(*) FROM outbox WHERE kind = 'order_confirmation' GROUP BY reference HAVING COUNT(*) > 1`, false,
 		func(v []any) string { return fmt.Sprintf("order %s: %s confirmations queued", v[0], v[1]) }},
+}
+
+// unitsInBounds keeps rows out of bounds (reported by boundsInvariants) out
+// of the unit sums: a sum over one of them could overflow, which fails the
+// query on SQLite and PostgreSQL alike and would hide every other finding.
+func unitsInBounds(col string) string {
+	return fmt.Sprintf("%s BETWEEN 1 AND %d", col, bounds.MaxStock)
+}
+
+// outOfBounds is a check for rows whose col lies outside [lo, hi] (on SQLite
+// also a value that is not an integer at all: a REAL left by an overflow).
+func outOfBounds(table, key, col string, lo, hi int64) invariant {
+	q := fmt.Sprintf(`SELECT %[1]s, %[2]s FROM %[3]s WHERE NOT (%[2]s BETWEEN %[4]d AND %[5]d) OR CAST(%[2]s AS BIGINT) <> %[2]s`,
+		key, col, table, lo, hi)
+	return invariant{query: q, line: func(v []any) string {
+		return fmt.Sprintf("%s %s: %s %s is impossible (bounds %d to %d)", table, v[0], col, v[1], lo, hi)
+	}}
+}
+
+// boundsInvariants name every stored quantity outside its documented bound.
+var boundsInvariants = []invariant{
+	outOfBounds("inventory", "product_id", "available", 0, bounds.MaxStock),
+	outOfBounds("reservation_items", "reservation_id || '/' || product_id", "quantity", 1, bounds.MaxStock),
+	outOfBounds("order_items", "order_id || '/' || product_id", "quantity", 1, bounds.MaxStock),
+	outOfBounds("cart_items", "cart_id || '/' || product_id", "quantity", 1, cart.MaxQuantity),
+	outOfBounds("products", "id", "price_amount", 0, bounds.MaxPriceAmount),
 }
 
 // run returns one line per row of the check's query.

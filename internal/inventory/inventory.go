@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/godwit-dev/godwit/internal/bounds"
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/defaults"
@@ -93,10 +94,11 @@ func New(cfg Config) *Service {
 		log: cfg.Logger, ttl: cfg.ReservationTTL, faults: newFaults(cfg)}
 }
 
-// SetAvailable sets a product's available stock (admin).
+// SetAvailable sets a product's available stock (admin): 0 to
+// bounds.MaxStock, else errs Invalid "invalid_field" with the bound.
 func (s *Service) SetAvailable(ctx context.Context, productID string, available int64) error {
-	if available < 0 {
-		return errs.Coded(errs.Invalid, "invalid_field", "available must not be negative").With("field", "available")
+	if err := CheckStock("available", available); err != nil {
+		return err
 	}
 	return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		var exists int
@@ -117,10 +119,25 @@ func (s *Service) SetAvailable(ctx context.Context, productID string, available 
 	})
 }
 
+// CheckStock refuses a stock figure outside 0…bounds.MaxStock with errs
+// Invalid "invalid_field" naming field and the bound (problem members field,
+// minimum, maximum).
+func CheckStock(field string, n int64) error {
+	if n < 0 || n > bounds.MaxStock {
+		return errs.Coded(errs.Invalid, "invalid_field", "%s must be between 0 and %d", field, bounds.MaxStock).
+			With("field", field).With("minimum", 0).With("maximum", bounds.MaxStock)
+	}
+	return nil
+}
+
+// availableSQL reads inventory.available within its bounds, so a row damaged
+// before the bounds existed cannot fail the read (verify reports it).
+var availableSQL = bounds.ClampSQL("available", 0, bounds.MaxStock)
+
 // Available returns a product's available (unreserved) stock.
 func (s *Service) Available(ctx context.Context, productID string) (int64, error) {
 	var n int64
-	err := s.db.Read().QueryRowContext(ctx, `SELECT available FROM inventory WHERE product_id = $1`, productID).Scan(&n)
+	err := s.db.Read().QueryRowContext(ctx, `SELECT `+availableSQL+` FROM inventory WHERE product_id = $1`, productID).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, errs.Coded(errs.NotFound, "product_not_found", "product %s has no stock record", productID).With("product_id", productID)
 	}
@@ -204,12 +221,17 @@ func ReservationID(reference string) string {
 }
 
 // mergeItems adds up the quantities per product and sorts the products by id,
-// the order in which stock is taken so that reservations never deadlock.
+// the order in which stock is taken so that reservations never deadlock. A
+// product's units are at most bounds.MaxStock, so the sum cannot overflow.
 func mergeItems(items []Item) ([]Item, error) {
 	merged := map[string]int64{}
 	for _, it := range items {
 		if it.ProductID == "" || it.Quantity <= 0 {
 			return nil, errs.Coded(errs.Invalid, "invalid_items", "every item needs a product id and a positive quantity")
+		}
+		if it.Quantity > bounds.MaxStock-merged[it.ProductID] {
+			return nil, errs.Coded(errs.Invalid, "invalid_items", "at most %d units of a product", bounds.MaxStock).
+				With("product_id", it.ProductID).With("maximum", bounds.MaxStock)
 		}
 		merged[it.ProductID] += it.Quantity
 	}
@@ -264,7 +286,7 @@ func (s *Service) reserveItem(ctx context.Context, tx *db.Tx, reservationID stri
 		return Shortage{}, false, nil
 	}
 	var available int64
-	err = tx.QueryRowContext(ctx, `SELECT available FROM inventory WHERE product_id = $1`, it.ProductID).Scan(&available)
+	err = tx.QueryRowContext(ctx, `SELECT `+availableSQL+` FROM inventory WHERE product_id = $1`, it.ProductID).Scan(&available)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Shortage{}, false, fmt.Errorf("inventory: read stock %s: %w", it.ProductID, err)
 	}
@@ -326,8 +348,11 @@ func releaseTx(ctx context.Context, tx *db.Tx, id string, now, expiredBefore int
 		return false, err
 	}
 	for _, it := range items { // sorted by product id: the same lock order as Reserve
-		if _, err := tx.ExecContext(ctx, `UPDATE inventory SET available = available + $1, updated_at = $3 WHERE product_id = $2`,
-			it.Quantity, it.ProductID, now); err != nil {
+		// Stock set near the bound while units were reserved saturates at the
+		// bound rather than overflowing or failing the release (which would
+		// leave the reservation held for ever).
+		if _, err := tx.ExecContext(ctx, `UPDATE inventory SET available = CASE WHEN available > CAST($4 AS BIGINT) - CAST($1 AS BIGINT) THEN $4 ELSE available + $1 END,
+			updated_at = $3 WHERE product_id = $2`, it.Quantity, it.ProductID, now, bounds.MaxStock); err != nil {
 			return false, fmt.Errorf("inventory: restock %s: %w", it.ProductID, err)
 		}
 	}

@@ -13,6 +13,7 @@ var enginePairsThatDiffer = map[string]string{
 	"00001_platform.sql":             "binary columns are BLOB on SQLite, BYTEA on PostgreSQL",
 	"00010_loyalty.sql":              "an autoincrement key is an INTEGER PRIMARY KEY rowid on SQLite, an identity column on PostgreSQL",
 	"00020_loyalty_members_debt.sql": "SQLite cannot drop a CHECK constraint: it rebuilds members outside a transaction",
+	"00044_quantity_bounds.sql":      "SQLite adds a CHECK constraint only by rebuilding the table: triggers refuse out-of-bound values instead",
 	"00046_ledger_write_indexes.sql": "SQLite cannot drop a column's UNIQUE constraint: it rebuilds the table outside a transaction",
 	"00048_revocation_refresh.sql":   "PostgreSQL also notifies listeners of each revocation (trigger and pg_notify)",
 }

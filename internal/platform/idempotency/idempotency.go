@@ -236,16 +236,43 @@ func (s *Store) Await(ctx context.Context, owner, key, hash string) (Outcome, er
 	}
 }
 
-// Purge deletes completed records older than cutoff and reports how many went.
+// Purge deletes every record PurgeBatch would, in batches, and reports how
+// many went.
 func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		n, err := s.PurgeBatch(ctx, cutoff, purgeBatch)
+		total += int64(n)
+		if err != nil || n < purgeBatch {
+			return total, err
+		}
+	}
+}
+
+const purgeBatch = 500
+
+// PurgeBatch deletes up to limit records created before cutoff and reports
+// how many went: one batch of the retention job. A completed record goes;
+// a pending one only once its claim ran out before cutoff too (its process
+// died long ago; a retry could already have taken it over), so a key still
+// in progress is never deleted. The conditions are repeated on the deleted
+// rows themselves, so a record completed or taken over while the batch
+// waits for its row lock is rechecked; replicas purging at once delete each
+// record once.
+func (s *Store) PurgeBatch(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	var n int64
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE state = 'done' AND created_at < $1`, db.Micros(cutoff))
+		res, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE `+purgeable+` AND (owner, key) IN (
+			SELECT owner, key FROM idempotency_keys WHERE `+purgeable+` ORDER BY created_at LIMIT $2)`, db.Micros(cutoff), limit)
 		if err != nil {
 			return fmt.Errorf("idempotency: purge: %w", err)
 		}
 		n, _ = res.RowsAffected()
 		return nil
 	})
-	return n, err
+	return int(n), err
 }
+
+// purgeable is a record past retention at cutoff $1 (created_at leads, for
+// the idempotency_keys_created index).
+const purgeable = `created_at < $1 AND (state = 'done' OR claimed_until < $1)`
