@@ -130,8 +130,10 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// ID derives a checkout's id from the caller (auth principal's actor) and the
-// Idempotency-Key, so a duplicate request maps onto the same saga.
+// ID derives a checkout's id from the Idempotency-Key's owner (the caller's
+// actor, or for a guest the key's cart scope: httpx.IdempotencyOwner) and the
+// key, so a duplicate request maps onto the same saga and two guests' equal
+// keys onto two.
 func ID(owner, idempotencyKey string) string {
 	sum := sha256.Sum256([]byte(owner + "\x00" + idempotencyKey))
 	return "co_" + hex.EncodeToString(sum[:16])

@@ -103,7 +103,8 @@ func TestSameKeyConcurrentAndReplayed(t *testing.T) {
 			t.Errorf("stock = %d, want 8", got)
 		}
 		// The saga itself is keyed too: past the HTTP layer, the same id yields the same order.
-		res, err := f.checkout.Checkout(context.Background(), checkout.Request{CheckoutID: checkout.ID((*auth.Principal)(nil).Actor(), "same-key"), CartID: c, Email: "guest@example.com", PaymentToken: "tok_visa"})
+		// (A guest's checkout id derives from the key and its cart: httpx.IdempotencyOwner.)
+		res, err := f.checkout.Checkout(context.Background(), checkout.Request{CheckoutID: results[0].str("checkout_id"), CartID: c, Email: "guest@example.com", PaymentToken: "tok_visa"})
 		if err != nil || res.OrderID != results[0].str("order_id") {
 			t.Errorf("saga replay = %+v, %v; want order %s", res, err, results[0].str("order_id"))
 		}

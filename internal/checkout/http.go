@@ -2,6 +2,7 @@ package checkout
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -21,7 +22,7 @@ const maxCheckoutBody = 16 << 10
 func (s *Service) Routes() []httpx.Route {
 	return []httpx.Route{
 		{Method: "POST", Pattern: "/v1/checkout", Summary: "Check out a cart: reserve, charge, create the order", Access: auth.Public,
-			Idempotency: httpx.IdempotencyRequired, MaxBody: maxCheckoutBody, Handler: s.handleCheckout},
+			Idempotency: httpx.IdempotencyRequired, MaxBody: maxCheckoutBody, GuestScope: cartScope, Handler: s.handleCheckout},
 		{Method: "POST", Pattern: "/v1/orders/{id}/refund", Summary: "Refund an order (all or part): payment, redeemed points, earned points",
 			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyRequired, Handler: s.handleRefund},
 		{Method: "GET", Pattern: "/v1/admin/checkouts/{id}", Summary: "A checkout's recorded saga state", Access: auth.AdminOnly, Handler: s.handleGet},
@@ -36,6 +37,20 @@ type checkoutBody struct {
 	} `json:"payment"`
 	PointsToRedeem int64  `json:"points_to_redeem"`
 	Email          string `json:"email"`
+}
+
+// cartScope scopes a guest's Idempotency-Key to the cart it checks out, so
+// two guests who send the same key for their own carts never collide. A body
+// that does not parse scopes nothing (the key is then scoped to the whole
+// request); the handler rejects it anyway.
+func cartScope(_ *http.Request, body []byte) string {
+	var b struct {
+		CartID string `json:"cart_id"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return ""
+	}
+	return b.CartID
 }
 
 func rejectEarly(err *errs.Error) error { return err.With("failure_step", StepInitiated) }
@@ -75,7 +90,7 @@ func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) error {
 	}
 	key := r.Header.Get("Idempotency-Key")
 	res, err := s.Checkout(r.Context(), Request{
-		CheckoutID: ID(p.Actor(), key), CartID: b.CartID, MemberID: memberID, Email: b.Email,
+		CheckoutID: ID(httpx.IdempotencyOwner(r.Context()), key), CartID: b.CartID, MemberID: memberID, Email: b.Email,
 		PaymentToken: b.Payment.Token, PointsToRedeem: b.PointsToRedeem,
 	})
 	if err != nil {

@@ -136,6 +136,13 @@ func (req activityRequest) toActivity() (Activity, error) {
 			return Activity{}, errs.Coded(errs.Unprocessable, "invalid_occurred_at",
 				"occurred_at must be an RFC 3339 time such as 2026-03-01T12:00:00Z").With("field", "occurred_at")
 		}
+		// The zero time is how Activity says "now": sent explicitly it is a
+		// placeholder (a source's unset date), not a time, and must not be
+		// silently booked as now.
+		if t.IsZero() {
+			return Activity{}, errs.Coded(errs.Unprocessable, "invalid_occurred_at",
+				"occurred_at %s is not a real time; leave occurred_at out to mean now", req.OccurredAt).With("field", "occurred_at")
+		}
 		a.OccurredAt = t
 	}
 	present := map[string]bool{

@@ -28,6 +28,11 @@ const (
 	TransferPartnerCredit = "partner_credit" // inbound, from a partner
 )
 
+// CodeRecipientNotFound is the code (Unprocessable, field to_member_id) of a
+// member transfer to an id no member has. It is answered only to a transfer
+// that would otherwise go through; any other refusal comes first.
+const CodeRecipientNotFound = "recipient_not_found"
+
 // Transfer statuses.
 const (
 	TransferPending   = "pending"
@@ -95,7 +100,9 @@ func transferRuleError(err error) error {
 //
 // A negative balance blocks both (Unprocessable "negative_balance"); too few
 // points is Unprocessable "insufficient_points" with points_short and
-// current_balance.
+// current_balance. A member transfer to an id no member has is Unprocessable
+// CodeRecipientNotFound, answered only when nothing else refuses it, so that
+// a refusal does not tell whether the id is a member's.
 func (s *Service) Transfer(ctx context.Context, memberID string, req TransferRequest) (res TransferResult, err error) {
 	kind := TransferPartner
 	if req.ToMemberID != "" {
@@ -314,7 +321,7 @@ func (s *Service) transferToMember(ctx context.Context, memberID string, req Tra
 	}
 	var out TransferResult
 	err := s.retryOnDuplicate(ctx, func(ctx context.Context, tx *db.Tx) error {
-		from, to, err := lockTransferPair(ctx, tx, memberID, req.ToMemberID)
+		from, to, exists, err := lockTransferPair(ctx, tx, memberID, req.ToMemberID)
 		if err != nil {
 			return err
 		}
@@ -325,6 +332,14 @@ func (s *Service) transferToMember(ctx context.Context, memberID string, req Tra
 		if err := s.checkMemberTransfer(ctx, tx, from, req.Points, now); err != nil {
 			return err
 		}
+		// Only now, with everything about the sender decided, may the answer
+		// depend on whether the recipient exists: a transfer that would fail
+		// anyway answers the same for any id, so member ids cannot be probed
+		// for free (with too many points, say); an id is learnt only by a
+		// transfer that would have gone through.
+		if !exists {
+			return errs.Coded(errs.Unprocessable, CodeRecipientNotFound, "no member with id %q to transfer to", req.ToMemberID).With("field", "to_member_id")
+		}
 		out = res
 		return s.moveBetweenMembers(ctx, tx, from, to, req, &out)
 	})
@@ -334,16 +349,22 @@ func (s *Service) transferToMember(ctx context.Context, memberID string, req Tra
 	return out, nil
 }
 
-// lockTransferPair locks a transfer's sender and recipient (in id order);
-// a missing recipient is errs Unprocessable "recipient_not_found".
-func lockTransferPair(ctx context.Context, tx *db.Tx, fromID, toID string) (Member, Member, error) {
-	from, to, err := lockMembersSorted(ctx, tx, fromID, toID)
-	if errs.Is(err, CodeMemberNotFound) {
-		if e, _ := errs.As(err); e.Details["member_id"] == toID {
-			return Member{}, Member{}, errs.Coded(errs.Unprocessable, "recipient_not_found", "no member with id %q to transfer to", toID).With("field", "to_member_id")
-		}
+// lockTransferPair locks a transfer's sender and, when it exists, its
+// recipient, in id order. exists is false (and err nil) when there is no
+// member toID: the caller decides about the sender first (see
+// transferToMember).
+func lockTransferPair(ctx context.Context, tx *db.Tx, fromID, toID string) (from, to Member, exists bool, err error) {
+	from, to, err = lockMembersSorted(ctx, tx, fromID, toID)
+	if !errs.Is(err, CodeMemberNotFound) {
+		return from, to, err == nil, err
 	}
-	return from, to, err
+	if e, _ := errs.As(err); e.Details["member_id"] != toID {
+		return Member{}, Member{}, false, err
+	}
+	// The recipient is missing; the sender may not be locked yet (it sorts
+	// after the recipient) or was but its row was not returned: lock it alone.
+	from, err = lockMember(ctx, tx, fromID)
+	return from, Member{}, false, err
 }
 
 // checkMemberTransfer checks a member-to-member transfer of points against

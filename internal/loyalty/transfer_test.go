@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/loyalty"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
@@ -270,6 +272,51 @@ func TestMemberTransferRace(t *testing.T) {
 		}
 		if m := e.get(t, "s"); m.Balance != 0 {
 			t.Errorf("sender balance %d", m.Balance)
+		}
+		e.verify(t)
+	})
+}
+
+// A member cannot learn whether an id is a member's from a transfer that fails
+// anyway (issue 16, fix 10): to a member and to no one, the refusal is the
+// same status and body. Only a transfer that would go through says
+// recipient_not_found, and to a real member it moves the points.
+func TestTransferRefusalsDoNotRevealRecipients(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		prog := program.Default()
+		prog.MemberTransfers.YearlyLimit = 1000
+		e := newEnvWith(t, d, prog)
+		e.member(t, "m")
+		e.member(t, "b")
+		e.fund(t, "m", 800)
+		tok := e.memberTok(t, "m")
+		answer := func(to string, points int64) (int, map[string]any) {
+			r := e.do(t, "POST", "/v1/members/m/transfers", tok, map[string]any{"to_member_id": to, "points": points})
+			p := r.problem(t)
+			delete(p, "trace_id")
+			return r.status, p
+		}
+		for _, c := range []struct {
+			name   string
+			points int64
+			code   string
+		}{{"too few points", 900, "insufficient_points"}, {"over the yearly limit", 1100, "transfer_limit_exceeded"}} {
+			status, known := answer("b", c.points)
+			if status != 422 || known["code"] != c.code {
+				t.Fatalf("%s to a member: %d %v, want 422 %s", c.name, status, known, c.code)
+			}
+			// Ids sorting before and after the sender's: the lock order differs.
+			for _, ghost := range []string{"a-ghost", "z-ghost"} {
+				if gs, unknown := answer(ghost, c.points); gs != status || !cmp.Equal(unknown, known) {
+					t.Errorf("%s to %s: %d %v\nto a member: %d %v", c.name, ghost, gs, unknown, status, known)
+				}
+			}
+		}
+		if status, p := answer("z-ghost", 500); status != 422 || p["code"] != loyalty.CodeRecipientNotFound || p["field"] != "to_member_id" {
+			t.Errorf("a transfer that would go through, to no one: %d %v", status, p)
+		}
+		if m, b := e.get(t, "m"), e.get(t, "b"); m.Balance != 800 || b.Balance != 0 {
+			t.Errorf("balances m %d b %d, want 800 0: a refusal moved points", m.Balance, b.Balance)
 		}
 		e.verify(t)
 	})

@@ -59,8 +59,14 @@ type Route struct {
 	// instead of three — and a 5xx or panic leaves no trace of the request.
 	// A handler with an outside effect must not set it: the effect would run
 	// while the transaction is open and could not be rolled back with it.
-	Atomic  bool
-	Handler HandlerFunc
+	Atomic bool
+	// GuestScope, on a route anonymous callers may send an Idempotency-Key
+	// to, names what a guest's request acts on (e.g. the cart_id of a
+	// checkout); a guest's key is scoped to it, so unrelated guests who send
+	// the same key never collide. nil scopes a guest's key to the whole
+	// request (method, path, body). See idempotencyOwner.
+	GuestScope GuestScopeFunc
+	Handler    HandlerFunc
 }
 
 // API routes requests to registered routes, authenticating each and applying
@@ -180,7 +186,8 @@ func (a *API) limit(ctx context.Context, p *auth.Principal, r *http.Request, aut
 	return authErr
 }
 
-// idempotent runs h at most once per (caller, Idempotency-Key): a replay gets
+// idempotent runs h at most once per (owner, Idempotency-Key), the owner being
+// the caller or, for a guest, the route's guest scope: a replay gets
 // the stored response with Idempotency-Replayed: true; the same key with a
 // different request is 422; a concurrent duplicate waits for the first to finish.
 func (a *API) idempotent(rt Route, h HandlerFunc) HandlerFunc {
@@ -199,7 +206,8 @@ func (a *API) idempotent(rt Route, h HandlerFunc) HandlerFunc {
 		if err != nil {
 			return err
 		}
-		owner := auth.FromContext(r.Context()).Actor()
+		owner := idempotencyOwner(rt, r, body, hash)
+		r = r.WithContext(context.WithValue(r.Context(), ownerKey{}, owner))
 		if rt.Atomic {
 			return a.atomically(w, r, h, owner, key, hash, body)
 		}
