@@ -195,3 +195,30 @@ func (s *Service) refindHolds(ctx context.Context, rec *record) error {
 	rec.HoldID = id
 	return err
 }
+
+// InFlight lists the checkouts in flight, which Verify does not count as
+// violations: in progress under a lease that runs (their owner is alive, or
+// died less than one lease ago), or that ran out less than one lease ago (left
+// to the client's retry before the recovery pass takes it). Each line says by
+// when it settles: once the lease and the retry window have passed, the
+// recovery pass settles a checkout whose owner is gone. settlesBy is the
+// latest of those times (zero when none is in flight).
+func (s *Service) InFlight(ctx context.Context, grace time.Duration) (lines []string, settlesBy time.Time, err error) {
+	rows, err := s.cfg.DB.Read().QueryContext(ctx, `SELECT id, step, lease_until FROM checkouts WHERE state = 'in_progress' AND lease_until >= $1
+		ORDER BY lease_until LIMIT 1000`, db.Micros(s.cfg.Now().Add(-grace-s.cfg.Lease)))
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("checkout: in flight: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, step string
+		var until int64
+		if err := rows.Scan(&id, &step, &until); err != nil {
+			return nil, time.Time{}, fmt.Errorf("checkout: in flight: %w", err)
+		}
+		by := db.FromMicros(until).Add(s.cfg.Lease).UTC()
+		settlesBy = by
+		lines = append(lines, fmt.Sprintf("checkout %s: in flight at step %s, settles by %s", id, step, by.Format(time.RFC3339)))
+	}
+	return lines, settlesBy, rows.Err()
+}

@@ -1,7 +1,9 @@
 package checkout_test
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +69,54 @@ func TestRetryTakesOverCrashedCheckout(t *testing.T) {
 		if want := 10_000 - orders*500 + orders*25; f.loyalty.Balance(member) != want {
 			t.Errorf("points balance = %d, want %d (%d orders)", f.loyalty.Balance(member), want, orders)
 		}
+	})
+}
+
+// TestVerifyTellsInFlightFromViolation runs Verify while a saga is between
+// its charge and its order: the charge without an order belongs to a
+// checkout whose owner holds its lease, so it is reported in flight, not as a
+// violation; once its lease and the retry window have passed without the
+// checkout settling, it is a violation.
+func TestVerifyTellsInFlightFromViolation(t *testing.T) {
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		f := newFixture(t, d, o)
+		p := f.product(t, "FLIGHT-1", 1500, 100)
+		tok := f.token(t, auth.ScopeMember, "mem_flight")
+		var problems, inFlight []string
+		var settlesBy time.Time
+		f.setFail(func(s string) error {
+			if s != checkout.StepProcessingPayment {
+				return nil
+			}
+			var err error
+			if problems, err = f.checkout.Verify(context.Background(), 0); err != nil {
+				t.Error(err)
+			}
+			if inFlight, settlesBy, err = f.checkout.InFlight(context.Background(), 0); err != nil {
+				t.Error(err)
+			}
+			return errors.New("injected crash")
+		})
+		body := checkoutBody(f.cart(t, "mem_flight", map[string]int64{p.ID: 1}), "tok_visa", "", 0)
+		if r := f.do(t, "POST", "/v1/checkout", tok, "flight", body); r.status != 503 {
+			t.Fatalf("crash response: %d %s", r.status, r.raw)
+		}
+		f.setFail(nil)
+		if len(problems) != 0 {
+			t.Errorf("work in flight reported as violations: %q", problems)
+		}
+		if len(inFlight) != 1 || !strings.Contains(inFlight[0], "in flight at step holding_points, settles by") || settlesBy.IsZero() {
+			t.Errorf("in flight = %q (settles by %v)", inFlight, settlesBy)
+		}
+		// Its owner is gone and nobody retries: past the lease and the retry
+		// window it is a violation until the recovery pass settles it.
+		f.clock.Advance(2*checkout.DefaultLease + time.Second)
+		if problems, _ := f.checkout.Verify(context.Background(), 0); len(problems) == 0 {
+			t.Error("a checkout abandoned past its lease is not reported")
+		}
+		if rep, err := f.checkout.Recover(context.Background()); err != nil || rep.Completed != 1 {
+			t.Fatalf("recover = %+v, %v", rep, err)
+		}
+		f.assertConsistent(t)
 	})
 }
