@@ -61,7 +61,7 @@ for i in $(seq 1 "$kills"); do
   start_serve
   # Leases and reservations of interrupted checkouts run out, then recovery and
   # the reapers settle them.
-  sleep $(( lease + 1 ))
+  sleep $(( 2 * lease + 1 ))  # the lease, then the retry window of one more lease
   curl -fsS -X POST -H "Authorization: Bearer $token" "$base/v1/admin/checkouts/recover" >"$work/recover.$i.json"
   sleep 1.5
   if ! "$bin" verify --target "$base" --token "$token" --grace 0s; then

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
@@ -64,7 +65,9 @@ func TestCrashLoop(t *testing.T) {
 				_ = load.Wait()
 
 				s = startServer(t, nil, serveArgs...)
-				time.Sleep(crashLease + 500*time.Millisecond)
+				// Past the lease and the retry window (one more lease), after which
+				// the recovery pass takes over what nobody retried.
+				time.Sleep(2*crashLease + 500*time.Millisecond)
 				req, _ := http.NewRequest("POST", s.base+"/v1/admin/checkouts/recover", nil)
 				req.Header.Set("Authorization", "Bearer "+token)
 				res, err := http.DefaultClient.Do(req)
@@ -88,4 +91,110 @@ func TestCrashLoop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCrashRetryTakesOver is the customer's view of a crash: a guest
+// checkout is in flight (the simulator takes 3 s to charge) when the server is
+// SIGKILLed; the server restarts at once and the client retries with the same
+// Idempotency-Key. The retry takes the checkout over once the dead process's
+// leases run out (--checkout-lease, default 6 s) and answers 201 with the
+// order — before, it answered idempotency_key_in_progress for five minutes and
+// then checkout_aborted. verify right after reports no violation.
+func TestCrashRetryTakesOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test skipped in -short mode")
+	}
+	for _, engine := range []db.Engine{db.SQLite, db.Postgres} {
+		t.Run(string(engine), func(t *testing.T) {
+			dataDir := t.TempDir()
+			var dbArgs []string
+			if engine == db.Postgres {
+				dbArgs = []string{"--db", dbtest.DSN(t, db.Postgres)}
+			}
+			serveArgs := append([]string{"--data-dir", dataDir, "--recovery-interval", "1s", "--log-level", "warn"}, dbArgs...)
+			s := startServer(t, nil, serveArgs...)
+			out, err := exec.Command(binary, append([]string{"token", "--data-dir", dataDir}, append(dbArgs, "admin", "crash-test")...)...).Output()
+			if err != nil {
+				t.Fatalf("token: %v", err)
+			}
+			token := strings.TrimSpace(string(out))
+			fault, _ := http.NewRequest("PUT", s.base+"/v1/admin/faults/payment", strings.NewReader(`{"latency_ms":3000}`))
+			fault.Header.Set("Authorization", "Bearer "+token)
+			fault.Header.Set("Content-Type", "application/json")
+			if res, err := http.DefaultClient.Do(fault); err != nil || res.StatusCode != 200 {
+				t.Fatalf("payment fault: %v %v", res, err)
+			} else {
+				res.Body.Close()
+			}
+			body := guestCheckoutBody(t, s)
+			go func() { _, _ = checkoutOnce(s.base, "crash-retry", body) }() // dies with the server
+			time.Sleep(1500 * time.Millisecond)                              // inside the charge's 3 s
+			if err := s.cmd.Process.Kill(); err != nil {                     // SIGKILL
+				t.Fatal(err)
+			}
+			<-s.done
+			s = startServer(t, nil, serveArgs...)
+			start := time.Now()
+			var code int
+			var res map[string]any
+			for time.Since(start) < 2*time.Minute { // generous: the outcome is asserted, not the time
+				if code, res = checkoutOnce(s.base, "crash-retry", body); code == 201 || (code != 409 && code != 0) {
+					break
+				}
+				time.Sleep(time.Second)
+			}
+			took := time.Since(start)
+			if code != 201 || res["status"] != "confirmed" {
+				t.Fatalf("retry after the crash: %d %v\nstderr:\n%s", code, res, s.stderr)
+			}
+			if again, res2 := checkoutOnce(s.base, "crash-retry", body); again != 201 || res2["order_id"] != res["order_id"] {
+				t.Errorf("second retry: %d %v", again, res2)
+			}
+			var vout, verr bytes.Buffer
+			if err := run(context.Background(), []string{"verify", "--target", s.base, "--token", token, "--grace", "0s"}, &vout, &verr, func(string) string { return "" }); err != nil {
+				t.Fatalf("verify right after: %v\n%s%s", err, vout.String(), verr.String())
+			}
+			t.Logf("retry answered 201 %.1f s after the restart (order %v)", took.Seconds(), res["order_id"])
+		})
+	}
+}
+
+// guestCheckoutBody makes a guest cart with one demo product and returns the
+// checkout request for it.
+func guestCheckoutBody(t *testing.T, s *server) map[string]any {
+	t.Helper()
+	_, products := s.get(t, "/v1/products", "")
+	var list struct {
+		Products []struct {
+			ID string `json:"id"`
+		} `json:"products"`
+	}
+	if err := json.Unmarshal([]byte(products), &list); err != nil || len(list.Products) == 0 {
+		t.Fatalf("products: %v %s", err, products)
+	}
+	code, cart := s.post(t, "/v1/carts", "", map[string]any{}, nil)
+	if code != 201 {
+		t.Fatalf("cart: %d %v", code, cart)
+	}
+	id := cart["id"].(string)
+	if code, b := s.post(t, "/v1/carts/"+id+"/items", "", map[string]any{"product_id": list.Products[0].ID, "quantity": 1}, nil); code >= 300 {
+		t.Fatalf("add item: %d %v", code, b)
+	}
+	return map[string]any{"cart_id": id, "payment": map[string]any{"token": "tok_visa"}, "email": "guest@example.test"}
+}
+
+// checkoutOnce posts a guest checkout with key; code 0 means no answer.
+func checkoutOnce(base, key string, body map[string]any) (int, map[string]any) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", base+"/v1/checkout", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
 }

@@ -159,7 +159,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.services, "services", "all", "services this process runs: all, or a comma-separated subset of "+strings.Join(app.AllServices, ","))
 	fs.Var(&f.peers, "peer", "where a service this process needs but does not run listens: name=url (repeatable; or GODWIT_PEER_<NAME>=url)")
 	fs.DurationVar(&c.PeerTimeout, "peer-timeout", app.DefaultPeerTimeout, "how long one call to a peer service may take")
-	fs.DurationVar(&c.CheckoutLease, "checkout-lease", 2*time.Minute, "how long a running checkout is protected from the recovery pass (longer than any checkout takes)")
+	fs.DurationVar(&c.CheckoutLease, "checkout-lease", app.DefaultCheckoutLease, "lease of a running checkout and Idempotency-Key claim, renewed every third of it while it runs: a crashed process's work is taken over this long after the crash")
 	f.registerRetention(fs)
 }
 

@@ -195,7 +195,9 @@ func (c *cluster) checkout(member, cartID, key, payToken string, points int64) (
 // recoverAfterLease runs the recovery pass once the checkouts' leases ran out.
 func (c *cluster) recoverAfterLease() map[string]any {
 	c.t.Helper()
-	time.Sleep(2500 * time.Millisecond)
+	// The 2 s lease, then the retry window (one more lease) in which recovery
+	// leaves a checkout to its client's retry.
+	time.Sleep(4500 * time.Millisecond)
 	rep := c.must("checkout", "POST", "/v1/admin/checkouts/recover", c.admin, nil, 200)
 	if rep["errors"].(float64) != 0 {
 		c.t.Fatalf("recovery pass had errors: %v\ncheckout stderr:\n%s", rep, c.procs["checkout"].stderr)

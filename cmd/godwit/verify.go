@@ -28,25 +28,45 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	target := fs.String("target", "", "ask a running server (its admin endpoint) instead of opening the database")
 	token := fs.String("token", "", "admin token for --target")
 	grace := fs.Duration("grace", app.DefaultVerifyGrace, "how far past its expiry an open hold, reservation or checkout is tolerated")
+	wait := fs.Duration("wait", 0, "wait up to this long for work in flight (checkouts whose owner holds a lease) to settle before reporting")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	var (
-		rep app.VerifyReport
-		err error
-	)
-	if *target != "" {
-		rep, err = verifyRemote(ctx, *target, *token, *grace)
-	} else {
-		rep, err = verifyLocal(ctx, e, common, *grace)
+	check := func() (app.VerifyReport, error) {
+		if *target != "" {
+			return verifyRemote(ctx, *target, *token, *grace)
+		}
+		return verifyLocal(ctx, e, common, *grace)
 	}
+	rep, err := settled(ctx, *wait, check)
 	if err != nil {
 		return err
 	}
 	return printVerify(e.stdout, rep)
 }
 
+// settled runs check until nothing is in flight or wait has passed, and
+// returns the last report: work in flight settles on its own (its owner
+// finishes it, or its retry or the recovery pass takes it over).
+func settled(ctx context.Context, wait time.Duration, check func() (app.VerifyReport, error)) (app.VerifyReport, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		rep, err := check()
+		if err != nil || len(rep.InFlight) == 0 || !time.Now().Before(deadline) {
+			return rep, err
+		}
+		select {
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		case <-time.After(min(500*time.Millisecond, time.Until(deadline))):
+		}
+	}
+}
+
 func printVerify(w io.Writer, rep app.VerifyReport) error {
+	for _, f := range rep.InFlight {
+		fmt.Fprintf(w, "  in flight: %s\n", f)
+	}
 	if rep.OK {
 		fmt.Fprintf(w, "verify: ok, no violations (%.0f ms)\n", rep.TookMS)
 		return nil

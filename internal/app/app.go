@@ -95,8 +95,11 @@ type Config struct {
 	Peers map[string]string
 	// PeerTimeout bounds one attempt of a call to a peer; default 10s.
 	PeerTimeout time.Duration
-	// CheckoutLease is how long a running checkout is protected from the
-	// recovery pass; default 2 minutes (see checkout.Config.Lease).
+	// CheckoutLease is the lease of running work: a checkout saga and an
+	// Idempotency-Key claim are renewed every third of it while they run, and
+	// a crashed process's work is taken over (by the retry or the recovery
+	// pass) at most this long after the crash; default
+	// checkout.DefaultLease (see checkout.Config.Lease, idempotency.Options.Lease).
 	CheckoutLease time.Duration
 	// RateLimits caps requests per caller (zero values: no limit).
 	RateLimits httpx.RateLimits
@@ -106,6 +109,9 @@ type Config struct {
 	// failed checkouts' personal data are kept (zero: for ever).
 	Retention RetentionConfig
 }
+
+// DefaultCheckoutLease is Config.CheckoutLease when zero (for the serve flag).
+const DefaultCheckoutLease = checkout.DefaultLease
 
 // JobIntervals sets how often each background job runs.
 type JobIntervals struct {

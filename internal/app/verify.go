@@ -17,10 +17,15 @@ const DefaultVerifyGrace = 2 * time.Minute
 
 // VerifyReport is the outcome of Verify.
 type VerifyReport struct {
-	OK         bool          `json:"ok"`
-	Violations []string      `json:"violations"`
-	Took       time.Duration `json:"-"`
-	TookMS     float64       `json:"took_ms"`
+	OK         bool     `json:"ok"`
+	Violations []string `json:"violations"`
+	// InFlight lists work that is not finished but whose owner's lease (or the
+	// retry window after it) runs: not violations; each line says by when it
+	// settles. SettlesBy is the latest of those times.
+	InFlight  []string      `json:"in_flight,omitempty"`
+	SettlesBy time.Time     `json:"settles_by,omitzero"`
+	Took      time.Duration `json:"-"`
+	TookMS    float64       `json:"took_ms"`
 }
 
 // Verify checks every invariant of the ledger and the shop (see
@@ -35,7 +40,11 @@ func (a *App) Verify(ctx context.Context, grace time.Duration) (VerifyReport, er
 	if err != nil {
 		return VerifyReport{}, err
 	}
-	r := VerifyReport{Violations: append(loyal, shop...)}
+	inFlight, settlesBy, err := a.Checkout.InFlight(ctx, grace)
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	r := VerifyReport{Violations: append(loyal, shop...), InFlight: inFlight, SettlesBy: settlesBy}
 	if r.Violations == nil {
 		r.Violations = []string{}
 	}

@@ -213,7 +213,7 @@ func (w *wiring) peer(name, caller string) (string, *http.Client, httpx.TokenSou
 // buildAPI makes the route table: the admin and probe routes every process
 // serves, and the public and internal routes of each service it runs.
 func (a *App) buildAPI(ctx context.Context, cfg Config, w *wiring) error {
-	idem := idempotency.NewStore(a.DB, idempotency.Options{Now: cfg.Now})
+	idem := idempotency.NewStore(a.DB, idempotency.Options{Now: cfg.Now, Lease: cfg.CheckoutLease})
 	a.idem = idem
 	api := httpx.NewAPI(a.Keys, idem, a.log)
 	if l := cfg.RateLimits; l.Member.PerSecond > 0 || l.Service.PerSecond > 0 || l.Anonymous.PerSecond > 0 {

@@ -73,8 +73,10 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Logger         *slog.Logger
-	// Lease is how long a running checkout is protected from the recovery pass
-	// (longer than any checkout takes); default 2 minutes.
+	// Lease is how long a running checkout is protected from the recovery
+	// pass and from a retry past its last renewal: a heartbeat renews it every
+	// third of the lease while the saga runs (keepLease), so only a checkout
+	// whose process died loses it. Default DefaultLease.
 	Lease time.Duration
 	// FailAfter is a test-only fault point: called after each step's external
 	// effect and before the saga goes on, a non-nil error stops the saga there
@@ -113,7 +115,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	defaults.Fill(defaults.Fields{Now: &cfg.Now, Logger: &cfg.Logger, Tracer: &cfg.TracerProvider, Meter: &cfg.MeterProvider})
 	if cfg.Lease <= 0 {
-		cfg.Lease = 2 * time.Minute
+		cfg.Lease = DefaultLease
 	}
 	meter := cfg.MeterProvider.Meter("github.com/godwit-dev/godwit/internal/checkout")
 	s := &Service{cfg: cfg, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/checkout")}
@@ -197,7 +199,12 @@ func userID(memberID string) string {
 // a recovery pass may have claimed the checkout, so without this the saga could
 // charge or order after Recover has undone it.
 func (s *Service) leaseHeld(rec *record, step string) error {
-	if !s.cfg.Now().Before(rec.leaseUntil) {
+	switch {
+	case rec.lease == nil:
+		return interrupted(step, errLeaseExpired)
+	case rec.lease.lost.Load():
+		return interrupted(step, errLeaseLost)
+	case db.Micros(s.cfg.Now()) >= rec.lease.until.Load():
 		return interrupted(step, errLeaseExpired)
 	}
 	return nil
@@ -266,6 +273,17 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 	if sc := span.SpanContext(); sc.IsValid() {
 		traceID = sc.TraceID().String()
 	}
+	// A retry of a checkout that a crash interrupted takes it over and
+	// resumes it; an ended one is replayed.
+	if rec, err := s.takeOver(ctx, req); err != nil {
+		return Result{}, StepInitiated, withStep(err, StepInitiated)
+	} else if rec != nil {
+		if rec.State != stateInProgress {
+			return replay(span, rec)
+		}
+		defer s.keepLease(rec)()
+		return s.resumeTaken(ctx, span, req, rec)
+	}
 	if s.cfg.LocalTx {
 		return s.runLocal(ctx, span, req, traceID)
 	}
@@ -277,6 +295,7 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 	case stateCompleted, stateFailed:
 		return replay(span, rec)
 	}
+	defer s.keepLease(rec)()
 	if err := s.failPoint(StepInitiated); err != nil {
 		return Result{}, StepInitiated, err
 	}
@@ -286,9 +305,14 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 	if res, step, err := s.charge(ctx, span, req, rec); err != nil {
 		return res, step, err
 	}
+	return s.orderAndFinish(ctx, span, rec)
+}
 
-	// creating_order: not recorded; Recover finds the order by checkout id.
-	err = s.timed(ctx, span, StepCreatingOrder, func() error {
+// orderAndFinish runs creating_order and finishing when each service
+// commits on its own. creating_order is not recorded; Recover finds the order
+// by checkout id.
+func (s *Service) orderAndFinish(ctx context.Context, span trace.Span, rec *record) (Result, string, error) {
+	err := s.timed(ctx, span, StepCreatingOrder, func() error {
 		if err := s.leaseHeld(rec, StepCreatingOrder); err != nil {
 			return err
 		}
@@ -435,7 +459,9 @@ func orderCreated(span trace.Span, rec *record, o order.Order) {
 // finishDeferrable runs finishing once the order exists: the order is paid, so
 // from here nothing fails the checkout; a failure leaves the rest to Recover.
 func (s *Service) finishDeferrable(ctx context.Context, span trace.Span, rec *record) (Result, string, error) {
-	err := s.timed(ctx, span, StepFinishing, func() error { return s.finish(ctx, rec) })
+	err := s.timed(ctx, span, StepFinishing, func() error {
+		return s.inLocalTx(ctx, func(ctx context.Context, _ *db.Tx) error { return s.finish(ctx, rec) })
+	})
 	if err != nil {
 		if errors.Is(err, errInterrupted) {
 			return Result{}, StepFinishing, err
@@ -636,6 +662,9 @@ func markFailed(rec *record, step string, err error) {
 // own. The points hold, the stock reservation, the cart hold and the record
 // follow, in one transaction in one process (LocalTx). Each undo is idempotent.
 func (s *Service) abort(ctx context.Context, rec *record, mark func()) error {
+	if err := s.leaseHeld(rec, rec.Step); err != nil {
+		return err // taken over: undoing is now the new holder's decision
+	}
 	if rec.ChargeID != "" {
 		if _, err := s.cfg.Payments.Void(ctx, rec.ChargeID); err != nil {
 			return fmt.Errorf("void charge: %w", err)

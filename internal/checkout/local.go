@@ -84,6 +84,9 @@ func (s *Service) runLocal(ctx context.Context, span trace.Span, req Request, tr
 	case rec.State != stateInProgress:
 		return replay(span, rec)
 	}
+	// The heartbeat starts after the first commit: before it, the row it
+	// renews is not visible outside the transaction.
+	defer s.keepLease(rec)()
 	if err := s.failPointAt(AfterCommitBeforePayment, StepHoldingPoints); err != nil {
 		return Result{}, StepHoldingPoints, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
@@ -27,14 +28,18 @@ type Report struct {
 }
 
 // Recover resumes or compensates every checkout that is not finished and
-// whose lease has run out (its process died or gave up). A checkout that was
+// whose lease has run out (its process died or gave up) at least one more
+// lease ago: for that long a checkout is left to its client's retry, which
+// can finish it (it has the payment token; recovery can only undo what was not
+// paid). A checkout that was
 // charged is completed when its stock is still reserved, otherwise refunded;
 // one that was not charged is undone. Safe to run on several replicas at once:
 // each checkout is claimed with a conditional update before it is touched.
 func (s *Service) Recover(ctx context.Context) (Report, error) {
 	var rep Report
-	now := db.Micros(s.cfg.Now())
-	rows, err := s.cfg.DB.Read().QueryContext(ctx, `SELECT id FROM checkouts WHERE state = 'in_progress' AND lease_until <= $1 ORDER BY lease_until LIMIT 200`, now)
+	expiredBy := s.cfg.Now().Add(-s.cfg.Lease)
+	rows, err := s.cfg.DB.Read().QueryContext(ctx, `SELECT id FROM checkouts WHERE state = 'in_progress' AND lease_until <= $1 ORDER BY lease_until LIMIT 200`,
+		db.Micros(expiredBy))
 	if err != nil {
 		return rep, fmt.Errorf("checkout: recover: %w", err)
 	}
@@ -53,7 +58,7 @@ func (s *Service) Recover(ctx context.Context) (Report, error) {
 	}
 	var all []error
 	for _, id := range ids {
-		rec, err := s.claim(ctx, id)
+		rec, err := s.claim(ctx, id, expiredBy)
 		if err != nil {
 			all = append(all, err)
 			rep.Errors++
@@ -78,8 +83,9 @@ func (s *Service) Recover(ctx context.Context) (Report, error) {
 	return rep, errors.Join(all...)
 }
 
-// claim takes over an expired lease; nil means someone else holds it.
-func (s *Service) claim(ctx context.Context, id string) (*record, error) {
+// claim takes over a lease that ran out by expiredBy, with a conditional
+// update (so never two at once); nil means someone else holds it.
+func (s *Service) claim(ctx context.Context, id string, expiredBy time.Time) (*record, error) {
 	var rec *record
 	token := uuid.NewString()
 	err := s.cfg.DB.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
@@ -87,7 +93,7 @@ func (s *Service) claim(ctx context.Context, id string) (*record, error) {
 		now := s.cfg.Now()
 		leaseUntil := now.Add(s.cfg.Lease)
 		res, err := tx.ExecContext(ctx, `UPDATE checkouts SET lease_token = $2, lease_until = $3 WHERE id = $1 AND state = 'in_progress' AND lease_until <= $4`,
-			id, token, db.Micros(leaseUntil), db.Micros(now))
+			id, token, db.Micros(leaseUntil), db.Micros(expiredBy))
 		if err != nil {
 			return fmt.Errorf("checkout: claim %s: %w", id, err)
 		}
@@ -98,7 +104,7 @@ func (s *Service) claim(ctx context.Context, id string) (*record, error) {
 		if err != nil {
 			return fmt.Errorf("checkout: claim %s: %w", id, err)
 		}
-		rec.leaseUntil = leaseUntil
+		rec.setLease(leaseUntil)
 		return nil
 	})
 	return rec, err
@@ -116,6 +122,7 @@ func (s *Service) recoverOne(ctx context.Context, rec *record) (string, error) {
 	}
 	ctx, span := s.tracer.Start(ctx, "checkout.recover", opts...)
 	defer span.End()
+	defer s.keepLease(rec)()
 	outcome, err := s.resume(ctx, rec)
 	if err != nil {
 		span.RecordError(err)

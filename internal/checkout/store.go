@@ -55,8 +55,9 @@ type record struct {
 	FailureDetails                           map[string]any
 	TraceID, TraceParent                     string
 	LeaseToken                               string
-	// leaseUntil is the lease this process last wrote (not read back from the row).
-	leaseUntil time.Time
+	// lease is the lease this process holds (not read back from the row);
+	// nil until begin, claim or save writes one.
+	lease *leaseState
 }
 
 func (r *record) cash() (money.Money, error) {
@@ -135,12 +136,12 @@ func (s *Service) begin(ctx context.Context, req Request, traceID string) (*reco
 	err := s.cfg.DB.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		existing = nil
 		now := s.cfg.Now()
-		rec.leaseUntil = now.Add(s.cfg.Lease)
+		rec.setLease(now.Add(s.cfg.Lease))
 		res, err := tx.ExecContext(ctx, `INSERT INTO checkouts (id, cart_id, member_id, email, request_hash, state, step, points_redeemed,
 			trace_id, traceparent, lease_token, lease_until, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, 'in_progress', 'initiated', $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (id) DO NOTHING`,
 			rec.ID, rec.CartID, rec.MemberID, rec.Email, hash, rec.PointsRedeemed, rec.TraceID, rec.TraceParent, rec.LeaseToken,
-			db.Micros(rec.leaseUntil), db.Micros(now))
+			rec.lease.until.Load(), db.Micros(now))
 		if err != nil {
 			return fmt.Errorf("checkout: begin: %w", err)
 		}
@@ -210,7 +211,7 @@ func (s *Service) save(ctx context.Context, r *record) error {
 	if err != nil {
 		return interrupted(r.Step, err)
 	}
-	r.leaseUntil = leaseUntil
+	r.setLease(leaseUntil)
 	return nil
 }
 

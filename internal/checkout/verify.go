@@ -34,10 +34,17 @@ func (s *Service) Verify(ctx context.Context, grace time.Duration) ([]string, er
 	}
 	defer func() { _ = tx.Rollback() }()
 	cutoff := db.Micros(s.cfg.Now().Add(-grace))
+	// A checkout whose lease ran out less than one lease ago is left to its
+	// client's retry before the recovery pass takes it: still in flight.
+	leaseCutoff := db.Micros(s.cfg.Now().Add(-grace - s.cfg.Lease))
 	var problems []string
-	for _, c := range slices.Concat(invariants, boundsInvariants) {
+	leasedFrom := len(invariants) + len(boundsInvariants)
+	for i, c := range slices.Concat(invariants, boundsInvariants, leasedInvariants) {
 		var args []any
-		if c.sinceCutoff {
+		switch {
+		case i >= leasedFrom:
+			args = []any{leaseCutoff}
+		case c.sinceCutoff:
 			args = []any{cutoff}
 		}
 		lines, err := c.run(ctx, tx, args)
@@ -51,20 +58,23 @@ func (s *Service) Verify(ctx context.Context, grace time.Duration) ([]string, er
 
 // invariant is one of Verify's checks: a query whose every row (up to three
 // columns) is a violation, described by line. sinceCutoff says that the
-// query's $1 is the cutoff: now less the grace.
+// query's $1 is the cutoff: now less the grace (for leasedInvariants, less one
+// lease more).
 type invariant struct {
 	query       string
 	sinceCutoff bool
 	line        func(v []any) string
 }
 
+// inFlightCheckout is the condition, on a checkout id expression, that it
+// names a checkout in flight; $1 is the in-flight cutoff.
+func inFlightCheckout(id string) string {
+	return `EXISTS (SELECT 1 FROM checkouts f WHERE f.id = ` + id + ` AND f.state = 'in_progress' AND f.lease_until >= $1)`
+}
+
 // invariants are Verify's checks. FULL OUTER JOIN runs on both engines
 // (SQLite since 3.39).
 var invariants = []invariant{
-	{`SELECT c.id, c.status, c.amount FROM payment_charges c
-		WHERE c.status IN ('succeeded', 'partially_refunded')
-		AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.charge_id = c.id)`, false,
-		func(v []any) string { return fmt.Sprintf("charge %s (%s, %s): no order took it", v[0], v[1], v[2]) }},
 	{`SELECT o.id, o.status, o.charge_id FROM orders o
 		WHERE o.charged_amount > 0 AND o.status IN ('paid', 'confirmed', 'partially_refunded')
 		AND NOT EXISTS (SELECT 1 FROM payment_charges c WHERE c.id = o.charge_id AND c.status IN ('succeeded', 'partially_refunded'))
@@ -74,25 +84,8 @@ var invariants = []invariant{
 		}},
 	{`SELECT charge_id, COUNT(*) FROM orders WHERE charge_id <> '' GROUP BY charge_id HAVING COUNT(*) > 1`, false,
 		func(v []any) string { return fmt.Sprintf("charge %s: taken by %s orders", v[0], v[1]) }},
-	{`SELECT COALESCE(r.product_id, o.product_id), COALESCE(r.qty, 0), COALESCE(o.qty, 0) FROM
-		(SELECT ri.product_id, SUM(ri.quantity) AS qty FROM reservation_items ri
-			JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed' AND ` + unitsInBounds("ri.quantity") + `
-			GROUP BY ri.product_id) r
-		FULL OUTER JOIN
-		(SELECT oi.product_id, SUM(oi.quantity) AS qty FROM order_items oi
-			JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled' AND ` + unitsInBounds("oi.quantity") + `
-			GROUP BY oi.product_id) o
-		ON o.product_id = r.product_id
-		WHERE COALESCE(r.qty, 0) <> COALESCE(o.qty, 0)`, false,
-		func(v []any) string {
-			return fmt.Sprintf("product %s: %s units committed from stock but %s on orders", v[0], v[1], v[2])
-		}},
 	{`SELECT id, expires_at FROM reservations WHERE state = 'held' AND expires_at < $1`, true,
 		func(v []any) string { return fmt.Sprintf("reservation %s: still held past its expiry", v[0]) }},
-	{`SELECT id, step FROM checkouts WHERE state = 'in_progress' AND lease_until < $1`, true,
-		func(v []any) string {
-			return fmt.Sprintf("checkout %s: still in progress at step %s past its lease", v[0], v[1])
-		}},
 	{`SELECT o.id FROM orders o JOIN checkouts c ON c.id = o.checkout_id
 		WHERE o.status = 'confirmed' AND c.email <> '' AND o.created_at <= $1
 		AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.kind = 'order_confirmation' AND m.reference = o.id)`, true,
@@ -125,6 +118,36 @@ var boundsInvariants = []invariant{
 	outOfBounds("order_items", "order_id || '/' || product_id", "quantity", 1, bounds.MaxStock),
 	outOfBounds("cart_items", "cart_id || '/' || product_id", "quantity", 1, cart.MaxQuantity),
 	outOfBounds("products", "id", "price_amount", 0, bounds.MaxPriceAmount),
+}
+
+// leasedInvariants are the checks that involve checkouts' leases; their $1 is
+// the in-flight cutoff (Verify): the effects of a checkout in flight — in
+// progress under a lease that runs, or ran out less than one lease ago — are
+// not violations (inFlight reports them), and a checkout still in progress
+// past that is.
+var leasedInvariants = []invariant{
+	{`SELECT c.id, c.status, c.amount FROM payment_charges c
+		WHERE c.status IN ('succeeded', 'partially_refunded')
+		AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.charge_id = c.id)
+		AND NOT ` + inFlightCheckout("c.idempotency_key"), true,
+		func(v []any) string { return fmt.Sprintf("charge %s (%s, %s): no order took it", v[0], v[1], v[2]) }},
+	{`SELECT COALESCE(r.product_id, o.product_id), COALESCE(r.qty, 0), COALESCE(o.qty, 0) FROM
+		(SELECT ri.product_id, SUM(ri.quantity) AS qty FROM reservation_items ri
+			JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed'
+			AND ` + unitsInBounds("ri.quantity") + ` AND NOT ` + inFlightCheckout("rs.reference") + ` GROUP BY ri.product_id) r
+		FULL OUTER JOIN
+		(SELECT oi.product_id, SUM(oi.quantity) AS qty FROM order_items oi
+			JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled'
+			AND ` + unitsInBounds("oi.quantity") + ` AND NOT ` + inFlightCheckout("o.checkout_id") + ` GROUP BY oi.product_id) o
+		ON o.product_id = r.product_id
+		WHERE COALESCE(r.qty, 0) <> COALESCE(o.qty, 0)`, true,
+		func(v []any) string {
+			return fmt.Sprintf("product %s: %s units committed from stock but %s on orders", v[0], v[1], v[2])
+		}},
+	{`SELECT id, step FROM checkouts WHERE state = 'in_progress' AND lease_until < $1`, true,
+		func(v []any) string {
+			return fmt.Sprintf("checkout %s: still in progress at step %s past its lease", v[0], v[1])
+		}},
 }
 
 // run returns one line per row of the check's query.

@@ -232,7 +232,10 @@ func fingerprint(r *http.Request) (body []byte, hash string, err error) {
 
 // claimAndRun claims the key, waiting up to a.wait while a concurrent
 // duplicate holds it, then runs h and stores its response before answering.
-// A replay or a key still held elsewhere is answered without running h.
+// A replay or a key still held elsewhere is answered without running h. While
+// h runs, the claim's lease is renewed (idempotency.Held), so a retry takes
+// over only the claim of a process that died; if a renewal finds the claim
+// taken over, h's context is cancelled and its answer is not stored.
 func (a *API) claimAndRun(w http.ResponseWriter, r *http.Request, h HandlerFunc, owner, key, hash string) error {
 	waitCtx, cancel := context.WithTimeout(r.Context(), a.wait)
 	out, err := a.idem.Await(waitCtx, owner, key, hash)
@@ -243,9 +246,13 @@ func (a *API) claimAndRun(w http.ResponseWriter, r *http.Request, h HandlerFunc,
 	if done, err := answerClaimed(w, r, out); done || err != nil {
 		return err
 	}
-	rec := a.record(r, h, owner, key)
+	ctx, stop := context.WithCancelCause(r.Context())
+	defer stop(nil)
+	held := a.idem.Hold(owner, key, out, func() { stop(idempotency.ErrClaimLost) })
+	defer held.Stop()
+	rec := a.record(r.WithContext(ctx), h, held)
 	// Persist before answering, so a concurrent duplicate replays exactly this.
-	a.settle(r.Context(), owner, key, rec)
+	a.settle(r.Context(), held, rec)
 	rec.flush(w)
 	return nil
 }
@@ -253,14 +260,14 @@ func (a *API) claimAndRun(w http.ResponseWriter, r *http.Request, h HandlerFunc,
 // record runs h into a recorder; an error h returns is recorded as its
 // problem response. A panic frees the key for a retry and goes on to the
 // recoverer.
-func (a *API) record(r *http.Request, h HandlerFunc, owner, key string) *recorder {
+func (a *API) record(r *http.Request, h HandlerFunc, held *idempotency.Held) *recorder {
 	rec := &recorder{header: http.Header{}, status: http.StatusOK}
 	var herr error
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
 				// Free the key for a retry before the panic reaches the recoverer.
-				_ = a.idem.Release(context.WithoutCancel(r.Context()), owner, key)
+				_ = held.Release(context.WithoutCancel(r.Context()))
 				panic(p)
 			}
 		}()
@@ -275,14 +282,20 @@ func (a *API) record(r *http.Request, h HandlerFunc, owner, key string) *recorde
 
 // settle stores rec as the key's response, or releases the key when rec is a
 // 5xx so that a retry runs the request again. It outlives a cancelled request.
-func (a *API) settle(ctx context.Context, owner, key string, rec *recorder) {
+// A claim taken over meanwhile is the retry's to answer: nothing is stored.
+func (a *API) settle(ctx context.Context, held *idempotency.Held, rec *recorder) {
 	store := context.WithoutCancel(ctx)
+	var err error
 	if rec.status >= 500 {
-		if err := a.idem.Release(store, owner, key); err != nil {
-			a.log.ErrorContext(ctx, "idempotency release failed", "error", err)
-		}
-	} else if err := a.idem.Complete(store, owner, key, rec.response()); err != nil {
-		a.log.ErrorContext(ctx, "idempotency complete failed", "error", err)
+		err = held.Release(store)
+	} else {
+		err = held.Complete(store, rec.response())
+	}
+	switch {
+	case errors.Is(err, idempotency.ErrClaimLost):
+		a.log.WarnContext(ctx, "idempotency claim taken over while the request ran; its answer is not stored")
+	case err != nil:
+		a.log.ErrorContext(ctx, "idempotency settle failed", "error", err)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/defaults"
@@ -29,6 +31,9 @@ type Outcome struct {
 	Replay *Response
 	// InProgress: another request holds the claim right now.
 	InProgress bool
+	// Token names this holder of an Owned claim: Hold renews, completes and
+	// releases the claim only while the row still carries it.
+	Token string
 }
 
 // Store keeps idempotency records.
@@ -43,19 +48,24 @@ type Store struct {
 type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Lease is how long a claim protects a running request. A claim older than its
-	// lease belongs to a request whose process died, and a retry may take it over.
-	// Default 5 minutes, longer than any request's own timeout.
+	// Lease is how long a claim protects a running request past its last
+	// renewal: Hold renews it every third of the lease while the request runs,
+	// so a claim whose lease ran out belongs to a request whose process died,
+	// and a retry takes it over. Default DefaultLease.
 	Lease time.Duration
 	// Poll is the first interval between checks while waiting on a claim held elsewhere.
 	Poll time.Duration
 }
 
+// DefaultLease is the claim lease when Options.Lease is zero: a crashed
+// request's key is free for its retry at most this long after the crash.
+const DefaultLease = 6 * time.Second
+
 // NewStore returns a Store on d.
 func NewStore(d *db.DB, opts Options) *Store {
 	defaults.Fill(defaults.Fields{Now: &opts.Now})
 	if opts.Lease <= 0 {
-		opts.Lease = 5 * time.Minute
+		opts.Lease = DefaultLease
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = 5 * time.Millisecond
@@ -95,14 +105,15 @@ func (s *Store) Claim(ctx context.Context, owner, key, hash string) (Outcome, er
 func (s *Store) claimTx(ctx context.Context, tx *db.Tx, owner, key, hash string) (Outcome, error) {
 	var out Outcome
 	now := s.now()
-	res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until)
-		VALUES ($1, $2, $3, 'pending', $4, $5) ON CONFLICT (owner, key) DO NOTHING`,
-		owner, key, hash, db.Micros(now), db.Micros(now.Add(s.lease)))
+	token := uuid.NewString()
+	res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, state, created_at, claimed_until, claim_token)
+		VALUES ($1, $2, $3, 'pending', $4, $5, $6) ON CONFLICT (owner, key) DO NOTHING`,
+		owner, key, hash, db.Micros(now), db.Micros(now.Add(s.lease)), token)
 	if err != nil {
 		return out, fmt.Errorf("idempotency: claim: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
-		out.Owned = true
+		out.Owned, out.Token = true, token
 		return out, nil
 	}
 	var (
@@ -129,12 +140,22 @@ func (s *Store) claimTx(ctx context.Context, tx *db.Tx, owner, key, hash string)
 		out.InProgress = true
 		return out, nil
 	}
-	// The claim's lease ran out: its process died mid-request. Take it over.
-	if _, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET claimed_until = $3 WHERE owner = $1 AND key = $2`,
-		owner, key, db.Micros(now.Add(s.lease))); err != nil {
+	// The claim's lease ran out: its process died mid-request (a live one
+	// renews it). Take it over under a new token, which fences the old holder
+	// out: its renewals and its answer no longer match the row. The row is
+	// locked (FOR UPDATE; SQLite has one writer), and the update is
+	// conditional besides, so two retries never both take it.
+	res, err = tx.ExecContext(ctx, `UPDATE idempotency_keys SET claimed_until = $3, claim_token = $4
+		WHERE owner = $1 AND key = $2 AND state = 'pending' AND claimed_until <= $5`,
+		owner, key, db.Micros(now.Add(s.lease)), token, db.Micros(now))
+	if err != nil {
 		return out, fmt.Errorf("idempotency: take over claim: %w", err)
 	}
-	out.Owned = true
+	if n, _ := res.RowsAffected(); n == 0 {
+		out.InProgress = true
+		return out, nil
+	}
+	out.Owned, out.Token = true, token
 	return out, nil
 }
 

@@ -1,0 +1,122 @@
+package checkout_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godwit-dev/godwit/internal/checkout"
+	"github.com/godwit-dev/godwit/internal/platform/auth"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// TestRetryTakesOverCrashedCheckout stops the saga after each step as if its
+// process died (nothing compensated, the lease no longer renewed), lets one
+// lease pass and retries with the same Idempotency-Key: the retry takes the
+// checkout over and finishes it — 201 with the order, one charge, one order —
+// where before it answered checkout_in_progress until the recovery pass had
+// undone it (checkout_aborted).
+func TestRetryTakesOverCrashedCheckout(t *testing.T) {
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		f := newFixture(t, d, o)
+		p := f.product(t, "TAKE-1", 1500, 100)
+		member := "mem_take"
+		f.loyalty.setBalance(member, 10_000)
+		tok := f.token(t, auth.ScopeMember, member)
+		points := append([]string{}, checkout.Steps...)
+		if o.local {
+			points = append(points, checkout.AfterCommitBeforePayment, checkout.AfterCommitComplete)
+		}
+		for _, point := range points {
+			t.Run(point, func(t *testing.T) {
+				f.setFail(func(s string) error {
+					if s == point {
+						return errors.New("injected crash")
+					}
+					return nil
+				})
+				key := "take-" + point
+				id := checkout.ID((&auth.Principal{Scope: auth.ScopeMember, Subject: member}).Actor(), key)
+				body := checkoutBody(f.cart(t, member, map[string]int64{p.ID: 2}), "tok_visa", "m@example.com", 500)
+				if r := f.do(t, "POST", "/v1/checkout", tok, key, body); r.status != 503 && point != checkout.AfterCommitComplete {
+					t.Fatalf("crash response: %d %s", r.status, r.raw)
+				}
+				f.setFail(nil)
+				f.clock.Advance(checkout.DefaultLease + time.Second) // the crashed process's lease runs out
+				again := f.do(t, "POST", "/v1/checkout", tok, key, body)
+				if again.status != 201 || again.str("status") != "confirmed" || again.str("order_id") == "" {
+					t.Fatalf("retry after the crash: %d %s", again.status, again.raw)
+				}
+				if n := f.count(t, `SELECT COUNT(*) FROM payment_charges WHERE idempotency_key = $1`, id); n != 1 {
+					t.Errorf("%d charges for the checkout, want 1", n)
+				}
+				if n := f.count(t, `SELECT COUNT(*) FROM orders WHERE checkout_id = $1 AND status = 'confirmed'`, id); n != 1 {
+					t.Errorf("%d confirmed orders for the checkout, want 1", n)
+				}
+				if n := f.count(t, `SELECT COUNT(*) FROM outbox WHERE kind = 'order_confirmation' AND reference = $1`, again.str("order_id")); n != 1 {
+					t.Errorf("%d confirmations queued, want 1", n)
+				}
+				f.assertConsistent(t)
+				if replay := f.do(t, "POST", "/v1/checkout", tok, key, body); replay.status != 201 || replay.str("order_id") != again.str("order_id") {
+					t.Errorf("second retry: %d %s", replay.status, replay.raw)
+				}
+			})
+		}
+		orders := f.count(t, `SELECT COUNT(*) FROM orders WHERE status = 'confirmed'`)
+		// Each order: 2 × 15.00 − 5.00 in points = 25.00 charged → 25 points earned.
+		if want := 10_000 - orders*500 + orders*25; f.loyalty.Balance(member) != want {
+			t.Errorf("points balance = %d, want %d (%d orders)", f.loyalty.Balance(member), want, orders)
+		}
+	})
+}
+
+// TestVerifyTellsInFlightFromViolation runs Verify while a saga is between
+// its charge and its order: the charge without an order belongs to a
+// checkout whose owner holds its lease, so it is reported in flight, not as a
+// violation; once its lease and the retry window have passed without the
+// checkout settling, it is a violation.
+func TestVerifyTellsInFlightFromViolation(t *testing.T) {
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		f := newFixture(t, d, o)
+		p := f.product(t, "FLIGHT-1", 1500, 100)
+		tok := f.token(t, auth.ScopeMember, "mem_flight")
+		var problems, inFlight []string
+		var settlesBy time.Time
+		f.setFail(func(s string) error {
+			if s != checkout.StepProcessingPayment {
+				return nil
+			}
+			var err error
+			if problems, err = f.checkout.Verify(context.Background(), 0); err != nil {
+				t.Error(err)
+			}
+			if inFlight, settlesBy, err = f.checkout.InFlight(context.Background(), 0); err != nil {
+				t.Error(err)
+			}
+			return errors.New("injected crash")
+		})
+		body := checkoutBody(f.cart(t, "mem_flight", map[string]int64{p.ID: 1}), "tok_visa", "", 0)
+		if r := f.do(t, "POST", "/v1/checkout", tok, "flight", body); r.status != 503 {
+			t.Fatalf("crash response: %d %s", r.status, r.raw)
+		}
+		f.setFail(nil)
+		if len(problems) != 0 {
+			t.Errorf("work in flight reported as violations: %q", problems)
+		}
+		if len(inFlight) != 1 || !strings.Contains(inFlight[0], "in flight at step holding_points, settles by") || settlesBy.IsZero() {
+			t.Errorf("in flight = %q (settles by %v)", inFlight, settlesBy)
+		}
+		// Its owner is gone and nobody retries: past the lease and the retry
+		// window it is a violation until the recovery pass settles it.
+		f.clock.Advance(2*checkout.DefaultLease + time.Second)
+		if problems, _ := f.checkout.Verify(context.Background(), 0); len(problems) == 0 {
+			t.Error("a checkout abandoned past its lease is not reported")
+		}
+		if rep, err := f.checkout.Recover(context.Background()); err != nil || rep.Completed != 1 {
+			t.Fatalf("recover = %+v, %v", rep, err)
+		}
+		f.assertConsistent(t)
+	})
+}
