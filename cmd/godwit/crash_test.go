@@ -111,7 +111,7 @@ func TestCrashRetryTakesOver(t *testing.T) {
 			if engine == db.Postgres {
 				dbArgs = []string{"--db", dbtest.DSN(t, db.Postgres)}
 			}
-			serveArgs := append([]string{"--data-dir", dataDir, "--recovery-interval", "1s", "--log-level", "warn"}, dbArgs...)
+			serveArgs := append([]string{"--data-dir", dataDir, "--recovery-interval", "1s", "--log-level", "warn", "--demo"}, dbArgs...) // demo data on PostgreSQL too
 			s := startServer(t, nil, serveArgs...)
 			out, err := exec.Command(binary, append([]string{"token", "--data-dir", dataDir}, append(dbArgs, "admin", "crash-test")...)...).Output()
 			if err != nil {
