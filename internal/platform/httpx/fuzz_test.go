@@ -55,8 +55,9 @@ func checkProblem(t *testing.T, rec *httptest.ResponseRecorder) {
 
 // FuzzDecode sends arbitrary bodies and content types through a route that
 // decodes with httpx.Decode under a small body limit: the answer is 200 for a
-// single JSON object the struct accepts, and otherwise a 400, 413 or 415
-// problem — never a 5xx or a panic.
+// single JSON object the struct accepts, a 422 card_data_rejected problem for
+// a body holding what looks like a card number, and otherwise a 400, 413 or
+// 415 problem — never a 5xx or a panic.
 func FuzzDecode(f *testing.F) {
 	api := fzAPI(f, nil, httpx.Route{Method: "POST", Pattern: "/v1/fz", Access: auth.Public, MaxBody: 512,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
@@ -102,6 +103,15 @@ func FuzzDecode(f *testing.F) {
 			}
 		case 400, 413, 415:
 			checkProblem(t, rec)
+		case 422:
+			// What looks like a card number is refused as soon as the decoder
+			// reads it, even in a body that turns out not to be valid JSON.
+			checkProblem(t, rec)
+			var p struct{ Code string }
+			_ = json.Unmarshal(rec.Body.Bytes(), &p) // checkProblem parsed it
+			if p.Code != httpx.CodeCardDataRejected {
+				t.Fatalf("422 %q for %q %q", p.Code, contentType, body)
+			}
 		default:
 			t.Fatalf("status %d for %q %q: %s", rec.Code, contentType, body, rec.Body)
 		}
