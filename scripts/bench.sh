@@ -183,7 +183,8 @@ start_server() {
   datadir="$work/$name-data"
   local port=$(( 20000 + RANDOM % 10000 ))
   # Default rate limits: loadgen's load-test pass exempts its requests from them.
-  local args=(serve --addr "127.0.0.1:$port" --data-dir "$datadir" --log-level error)
+  # --demo: the demo catalogue and members loadgen drives (on by default only with SQLite).
+  local args=(serve --addr "127.0.0.1:$port" --data-dir "$datadir" --log-level error --demo)
   [ -n "$dsn" ] && args+=(--db "$dsn")
   local t0; t0=$(date +%s%N)
   OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sinkport" OTEL_TRACES_SAMPLER="$sampler" \

@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 
 start_serve() {
-  "$bin" serve --addr "127.0.0.1:$port" --data-dir "$work/data" "${db_args[@]}" --log-level warn \
+  "$bin" serve --addr "127.0.0.1:$port" --data-dir "$work/data" "${db_args[@]}" --log-level warn --demo \
     --reservation-ttl "${lease}s" --checkout-lease "${lease}s" --recovery-interval 1s --reaper-interval 1s \
     --hold-reaper-interval 1s --outbox-interval 500ms >>"$work/serve.out" 2>>"$work/serve.err" &
   serve_pid=$!

@@ -15,7 +15,8 @@ port=$(( 20000 + RANDOM % 20000 ))
 # The server keeps its default rate limits: loadgen sends a load-test pass (minted
 # with the data dir's secret) that exempts its requests, so its few members and one
 # loopback IP are not throttled (see `godwit loadgen -h`).
-args=(serve --addr "127.0.0.1:$port" --data-dir "$work/data" --log-level warn)
+# --demo: the demo catalogue and members loadgen drives (on by default only with SQLite).
+args=(serve --addr "127.0.0.1:$port" --data-dir "$work/data" --log-level warn --demo)
 [ -n "$dsn" ] && args+=(--db "$dsn")
 "$bin" "${args[@]}" >"$work/serve.out" 2>"$work/serve.err" &
 pid=$!

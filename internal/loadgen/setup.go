@@ -29,7 +29,7 @@ func (g *gen) prepare(ctx context.Context) error {
 			return err
 		}
 		if g.mix.has(OpCheckout) && len(g.products) == 0 {
-			return errors.New("loadgen: checkout is in the mix but GET /v1/products lists no products")
+			return errors.New("loadgen: checkout is in the mix but GET /v1/products lists no products (start the server with --demo for the demo catalogue, or add products)")
 		}
 	}
 	if g.mix.has(OpRedeem) {
