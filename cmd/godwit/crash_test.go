@@ -126,7 +126,7 @@ func TestCrashRetryTakesOver(t *testing.T) {
 			} else {
 				res.Body.Close()
 			}
-			body := guestCheckoutBody(t, s)
+			body := guestCheckoutBody(t, s, 1)
 			go func() { _, _ = checkoutOnce(s.base, "crash-retry", body) }() // dies with the server
 			time.Sleep(1500 * time.Millisecond)                              // inside the charge's 3 s
 			if err := s.cmd.Process.Kill(); err != nil {                     // SIGKILL
@@ -159,9 +159,9 @@ func TestCrashRetryTakesOver(t *testing.T) {
 	}
 }
 
-// guestCheckoutBody makes a guest cart with one demo product and returns the
-// checkout request for it.
-func guestCheckoutBody(t *testing.T, s *server) map[string]any {
+// guestCheckoutBody makes a guest cart holding qty of the first demo product
+// and returns the checkout request for it.
+func guestCheckoutBody(t *testing.T, s *server, qty int) map[string]any {
 	t.Helper()
 	_, products := s.get(t, "/v1/products", "")
 	var list struct {
@@ -177,7 +177,7 @@ func guestCheckoutBody(t *testing.T, s *server) map[string]any {
 		t.Fatalf("cart: %d %v", code, cart)
 	}
 	id := cart["id"].(string)
-	if code, b := s.post(t, "/v1/carts/"+id+"/items", "", map[string]any{"product_id": list.Products[0].ID, "quantity": 1}, nil); code >= 300 {
+	if code, b := s.post(t, "/v1/carts/"+id+"/items", "", map[string]any{"product_id": list.Products[0].ID, "quantity": qty}, nil); code >= 300 {
 		t.Fatalf("add item: %d %v", code, b)
 	}
 	return map[string]any{"cart_id": id, "payment": map[string]any{"token": "tok_visa"}, "email": "guest@example.test"}

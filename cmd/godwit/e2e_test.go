@@ -306,26 +306,7 @@ func TestServeWithStripeMock(t *testing.T) {
 	}
 	s := startServer(t, []string{"GODWIT_STRIPE_SECRET_KEY=sk_test_godwit"},
 		"--data-dir", t.TempDir(), "--payment", "stripe", "--stripe-api-base", base)
-	_, products := s.get(t, "/v1/products", "")
-	var list struct {
-		Products []struct {
-			ID string `json:"id"`
-		} `json:"products"`
-	}
-	if err := json.Unmarshal([]byte(products), &list); err != nil || len(list.Products) == 0 {
-		t.Fatalf("products: %v %s", err, products)
-	}
-	code, cart := s.post(t, "/v1/carts", "", map[string]any{}, nil)
-	if code != 201 {
-		t.Fatalf("cart: %d %v", code, cart)
-	}
-	id := cart["id"].(string)
-	if code, body := s.post(t, "/v1/carts/"+id+"/items", "", map[string]any{"product_id": list.Products[0].ID, "quantity": 2}, nil); code >= 300 {
-		t.Fatalf("add item: %d %v", code, body)
-	}
-	code, order := s.post(t, "/v1/checkout", "", map[string]any{
-		"cart_id": id, "payment": map[string]any{"token": "tok_visa"}, "email": "guest@example.test",
-	}, map[string]string{"Idempotency-Key": "stripe-e2e-1"})
+	code, order := s.post(t, "/v1/checkout", "", guestCheckoutBody(t, s, 2), map[string]string{"Idempotency-Key": "stripe-e2e-1"})
 	if code != 201 || order["status"] != "confirmed" {
 		t.Fatalf("checkout through stripe-mock: %d %v\nstderr:\n%s", code, order, s.stderr)
 	}
