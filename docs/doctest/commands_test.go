@@ -168,6 +168,8 @@ func (e *docEnv) command(t *testing.T, b block, dataDir string) *exec.Cmd {
 		"GODWIT_ADDR=127.0.0.1:0", // a server a block starts picks a free port
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A process the block leaves behind holding its output must not keep Wait waiting.
+	cmd.WaitDelay = 2 * time.Second
 	return cmd
 }
 
@@ -181,13 +183,14 @@ func (e *docEnv) run(t *testing.T, b block) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	defer stopGroup(cmd.Process.Pid, done) // and whatever the block left running
 	select {
 	case err := <-done:
+		done <- err
 		if err != nil {
 			b.fail(t, fmt.Sprintf("failed (%v)", err), out.String())
 		}
 	case <-time.After(blockTimeout):
-		stopGroup(cmd.Process.Pid, done)
 		b.fail(t, fmt.Sprintf("still running after %v: a block that starts a server needs <!-- doc-test: serves --> above it", blockTimeout), out.String())
 	}
 }
