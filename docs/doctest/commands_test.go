@@ -258,7 +258,8 @@ func readyz(base string, within time.Duration) (int, error) {
 // fail reports the block by file:line with its commands and output.
 func (b block) fail(t *testing.T, what, output string) {
 	t.Helper()
-	t.Errorf("%s:%d: %s\n--- the block\n%s--- its output\n%s", b.file, b.line, what, b.text, output)
+	t.Errorf("%s:%d: %s\n--- the block (bash's \"line N\" is line %d+N of %s)\n%s--- its output\n%s",
+		b.file, b.line, what, b.line, b.file, b.text, output)
 }
 
 // stopGroup stops a process group: SIGINT, then SIGKILL after 10 s. done receives the leader's
