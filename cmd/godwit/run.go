@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"expire":  {"expire loyalty points now, with a progress bar and a summary", runExpire},
 		"token":   {"mint a bearer token: godwit token admin|service|member <subject>", runToken},
 		"version": {"print the version", runVersion},
+		"backup":  {"copy the SQLite database while serving (consistent, online)", runBackup},
 		"verify":  {"check every ledger and shop invariant (database or running server)", runVerify},
 		"loadgen": {"generate realistic load against a server and report latency", runLoadgen},
 		"trace":   {"print a trace as a text waterfall (from a server or Jaeger)", runTrace},
