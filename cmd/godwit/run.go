@@ -31,7 +31,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the HTTP server and background jobs", runServe},
-		"migrate": {"apply database migrations and show their status", runMigrate},
+		"migrate": {"apply database migrations; status lists them, down rolls the last back", runMigrate},
 		"expire":  {"expire loyalty points now, with a progress bar and a summary", runExpire},
 		"token":   {"mint a bearer token: godwit token admin|service|member <subject>", runToken},
 		"version": {"print the version", runVersion},
