@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -39,14 +41,17 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 		t.Skip("drives the binary under load for several seconds")
 	}
 	dataDir := t.TempDir()
-	s := startServer(t, nil, "--data-dir", dataDir, "--log-level", "warn")
+	// Recovery every second settles the checkouts the interrupted load leaves in flight.
+	s := startServer(t, nil, "--data-dir", dataDir, "--log-level", "warn", "--recovery-interval", "1s")
 	if s.token == "" {
 		t.Fatal("no admin token printed on first start")
 	}
 	src := openReadOnly(t, filepath.Join(dataDir, "godwit.db"))
 
-	load := exec.Command(binary, "loadgen", "--target", s.base, "--data-dir", dataDir, "--duration", "8s",
-		"--vus", "8", "--members", "20", "--no-verify")
+	// Long enough for the backups on a busy machine; interrupted after them.
+	report := filepath.Join(t.TempDir(), "load.json")
+	load := exec.Command(binary, "loadgen", "--target", s.base, "--data-dir", dataDir, "--duration", "2m",
+		"--vus", "8", "--members", "20", "--no-verify", "--json", report)
 	var loadOut bytes.Buffer
 	load.Stdout, load.Stderr = &loadOut, &loadOut
 	if err := load.Start(); err != nil {
@@ -67,7 +72,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	}
 	var copies []taken
 	backups := t.TempDir()
-	waitForPostings(t, src, 200, loadDone)
+	waitForPostings(t, src, 200, loadDone, &loadOut)
 	for i := range 3 {
 		lo := maxPosting(t, src)
 		dst := filepath.Join(backups, fmt.Sprintf("during-%d.db", i))
@@ -77,15 +82,28 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 		}
 		hi := maxPosting(t, src)
 		copies = append(copies, taken{dst, lo, hi})
-		waitForPostings(t, src, hi+100, loadDone)
+		waitForPostings(t, src, hi+100, loadDone, &loadOut)
 	}
 	select {
 	case err := <-loadDone:
 		t.Fatalf("the load ended before the backups did (%v):\n%s", err, loadOut.String())
 	default:
 	}
-	if err := <-loadDone; err != nil {
-		t.Fatalf("loadgen: %v\n%s", err, loadOut.String())
+	if err := load.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	<-loadDone // interrupted: in-flight operations count as failed, so its exit status says nothing
+	var rep struct {
+		Total struct {
+			Count     int64 `json:"count"`
+			Status5xx int64 `json:"status_5xx"`
+		} `json:"total"`
+	}
+	if b, err := os.ReadFile(report); err != nil || json.Unmarshal(b, &rep) != nil {
+		t.Fatalf("no load report (%v):\n%s", err, loadOut.String())
+	}
+	if rep.Total.Count == 0 || rep.Total.Status5xx != 0 {
+		t.Errorf("load during the backups: %d operations, %d answered 5xx\n%s", rep.Total.Count, rep.Total.Status5xx, loadOut.String())
 	}
 	if copies[len(copies)-1].lo == copies[0].lo {
 		t.Fatal("no writes between the backups: the load did not run")
@@ -139,10 +157,24 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 		}
 	}
 
-	// The quiet end: a copy taken now equals the source, balance for balance.
+	// The quiet end: once nothing is in flight, a copy equals the source,
+	// balance for balance.
+	if out := runBinary(t, "verify", "--target", s.base, "--token", s.token, "--wait", "60s"); !strings.Contains(out, "verify: ok") || strings.Contains(out, "in flight") {
+		t.Fatalf("the source after the load:\n%s", out)
+	}
 	final := filepath.Join(backups, "final.db")
-	runBinary(t, "backup", "--data-dir", dataDir, final)
-	want := memberBalances(t, src)
+	var want map[string]int64
+	for attempt := 0; ; attempt++ {
+		before := memberBalances(t, src)
+		runBinary(t, "backup", "--force", "--data-dir", dataDir, final)
+		if want = memberBalances(t, src); maps.Equal(before, want) {
+			break
+		}
+		if attempt == 5 {
+			t.Fatal("the source kept changing after the load ended")
+		}
+		time.Sleep(time.Second)
+	}
 	if err, _ := s.stop(t); err != nil {
 		t.Fatalf("stop: %v\n%s", err, s.stderr)
 	}
@@ -239,13 +271,13 @@ func maxPosting(t *testing.T, d *sql.DB) int64 {
 }
 
 // waitForPostings waits until the ledger's last posting reaches n.
-func waitForPostings(t *testing.T, d *sql.DB, n int64, loadDone chan error) {
+func waitForPostings(t *testing.T, d *sql.DB, n int64, loadDone chan error, loadOut *bytes.Buffer) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); maxPosting(t, d) < n; time.Sleep(20 * time.Millisecond) {
 		select {
 		case err := <-loadDone:
 			loadDone <- err
-			t.Fatalf("the load ended (%v) before the ledger reached posting %d", err, n)
+			t.Fatalf("the load ended (%v) before the ledger reached posting %d:\n%s", err, n, loadOut)
 		default:
 		}
 		if time.Now().After(deadline) {
