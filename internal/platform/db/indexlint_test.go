@@ -274,3 +274,22 @@ func internalPostgres(t *testing.T) *DB {
 	t.Cleanup(func() { _ = d.Close() })
 	return d
 }
+
+// TestEveryMigrationHasADown: `godwit migrate down` can step back over any
+// migration, because each one says how to undo itself.
+func TestEveryMigrationHasADown(t *testing.T) {
+	for _, e := range []Engine{SQLite, Postgres} {
+		entries, err := fs.ReadDir(migrations, migrationDir(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range entries {
+			if !hasDown(e, en.Name()) {
+				t.Errorf("%s/%s: no statements under -- +goose Down", e, en.Name())
+			}
+		}
+		if hasDown(e, "00000_missing.sql") {
+			t.Error("hasDown found a Down section in a file that does not exist")
+		}
+	}
+}
