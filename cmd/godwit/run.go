@@ -31,10 +31,11 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the HTTP server and background jobs", runServe},
-		"migrate": {"apply database migrations and show their status", runMigrate},
+		"migrate": {"apply database migrations; status lists them, down rolls the last back", runMigrate},
 		"expire":  {"expire loyalty points now, with a progress bar and a summary", runExpire},
 		"token":   {"mint a bearer token: godwit token admin|service|member <subject>", runToken},
 		"version": {"print the version", runVersion},
+		"backup":  {"copy the SQLite database while serving (consistent, online)", runBackup},
 		"verify":  {"check every ledger and shop invariant (database or running server)", runVerify},
 		"loadgen": {"generate realistic load against a server and report latency", runLoadgen},
 		"trace":   {"print a trace as a text waterfall (from a server or Jaeger)", runTrace},

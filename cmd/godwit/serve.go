@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,8 @@ type serveFlags struct {
 	addr, logFormat, logLevel string
 	shutdownTimeout           time.Duration
 	pprofAddr, metricsAddr    string
+	tlsCertFile, tlsKeyFile   string
+	tls                       *tls.Config // nil: plain HTTP
 	services                  string
 	peers                     peerFlag
 	demo                      optionalBool
@@ -124,6 +127,8 @@ func (f *serveFlags) peerMap(getenv func(string) string) (map[string]string, err
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	c, def := &f.cfg, app.Defaults()
 	fs.StringVar(&f.addr, "addr", ":8080", "HTTP listen address")
+	fs.StringVar(&f.tlsCertFile, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key (default: plain HTTP, e.g. behind a TLS-terminating proxy)")
+	fs.StringVar(&f.tlsKeyFile, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 4*time.Second, "how long in-flight requests may take to finish on SIGINT/SIGTERM")
@@ -194,6 +199,9 @@ func (f *serveFlags) config(e env, common commonFlags) (app.Config, error) {
 	if err != nil {
 		return app.Config{}, err
 	}
+	if f.tls, err = loadTLS(f.tlsCertFile, f.tlsKeyFile); err != nil {
+		return app.Config{}, err
+	}
 	if f.cfg.PeerTimeout <= 0 {
 		return app.Config{}, errors.New("--peer-timeout must be positive")
 	}
@@ -256,8 +264,12 @@ func runServe(ctx context.Context, e env, args []string) error {
 	defer startJobs(ctx, a)()
 	a.Logger().Info("godwit serving", "addr", ln.Addr().String(), "database", a.Engine(), "payment", cfg.Payment.Provider, "version", version(),
 		"services", strings.Join(a.Services, ","), "peers", f.peerMapString(cfg.Peers))
-	fmt.Fprintf(e.stdout, "Godwit listening on http://%s (database: %s)\n", displayAddr(ln.Addr()), a.Engine())
-	return serveHTTP(ctx, a, ln, f.shutdownTimeout)
+	scheme := "http"
+	if f.tls != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(e.stdout, "Godwit listening on %s://%s (database: %s)\n", scheme, displayAddr(ln.Addr()), a.Engine())
+	return serveHTTP(ctx, a, ln, f.shutdownTimeout, f.tls)
 }
 
 // printFirstAdminToken shows the secret generated on first start and an admin
@@ -287,9 +299,27 @@ func startJobs(ctx context.Context, a *app.App) (stop func()) {
 	}
 }
 
+// loadTLS reads --tls-cert and --tls-key: both or neither. The pair is read
+// once, at start (a renewed certificate takes a restart, which replicas
+// behind a load balancer do one at a time).
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case certFile == "" || keyFile == "":
+		return nil, errors.New("--tls-cert and --tls-key (GODWIT_TLS_CERT, GODWIT_TLS_KEY) go together: give both files for HTTPS, or neither for plain HTTP")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s / --tls-key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
 // serveHTTP serves a's handler on ln until ctx ends, then lets in-flight
-// requests finish for up to shutdownTimeout.
-func serveHTTP(ctx context.Context, a *app.App, ln net.Listener, shutdownTimeout time.Duration) error {
+// requests finish for up to shutdownTimeout. With tlsCfg it serves HTTPS
+// (HTTP/2 included) on ln instead.
+func serveHTTP(ctx context.Context, a *app.App, ln net.Listener, shutdownTimeout time.Duration, tlsCfg *tls.Config) error {
 	log := a.Logger()
 	srv := &http.Server{
 		Handler:           a.Handler,
@@ -299,9 +329,16 @@ func serveHTTP(ctx context.Context, a *app.App, ln net.Listener, shutdownTimeout
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsCfg,
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if tlsCfg != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)

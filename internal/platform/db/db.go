@@ -71,6 +71,7 @@ type Options struct {
 // failing with "database is locked"; readers have their own pool (WAL mode).
 type DB struct {
 	engine      Engine
+	path        string // SQLite only: the database file
 	write       *sql.DB
 	read        *sql.DB
 	stmts       *stmtCache    // SQLite writer only
@@ -239,7 +240,7 @@ func openSQLite(path string, opts Options) (*DB, error) {
 		_ = read.Close()
 		return nil, err
 	}
-	return &DB{engine: SQLite, write: write, read: read, stmts: newStmtCache(write, 512), checkpoints: cp}, nil
+	return &DB{engine: SQLite, path: path, write: write, read: read, stmts: newStmtCache(write, 512), checkpoints: cp}, nil
 }
 
 // Engine reports which engine d runs on.
