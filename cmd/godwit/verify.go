@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,10 +81,19 @@ func printVerify(w io.Writer, rep app.VerifyReport) error {
 
 // verifyLocal checks the database directly, with telemetry from OTEL_* so a
 // run from cron is a trace (logs only from warnings up: stdout is the report).
+// It neither mints nor checks a token, so it signs with a throwaway secret
+// unless --secret gives one: reading <data-dir>/secret would create one there
+// when missing, and a check run against PostgreSQL from any directory would
+// leave a stray godwit-data/secret behind.
 func verifyLocal(ctx context.Context, e env, common commonFlags, grace time.Duration) (app.VerifyReport, error) {
-	secret, _, err := common.LoadSecret()
-	if err != nil {
-		return app.VerifyReport{}, err
+	secret := make([]byte, 32)
+	if common.Secret != "" {
+		var err error
+		if secret, _, err = common.LoadSecret(); err != nil {
+			return app.VerifyReport{}, err
+		}
+	} else if _, err := rand.Read(secret); err != nil {
+		return app.VerifyReport{}, fmt.Errorf("verify: %w", err)
 	}
 	obs := commandTelemetry(e)
 	obs.LogLevel = slog.LevelWarn

@@ -400,12 +400,17 @@ func (a *App) Close() error {
 	if a.revocations != nil {
 		_ = a.revocations.Close()
 	}
+	// Telemetry is flushed while the database is still open: shutting the
+	// meter provider down collects the metrics one last time, and the
+	// observable gauges that read the database (loyalty.points_outstanding)
+	// would otherwise query a closed pool and log "database is closed" on
+	// every clean shutdown.
+	if a.closeTel != nil {
+		a.closeTel()
+	}
 	var err error
 	if a.DB != nil {
 		err = a.DB.Close()
-	}
-	if a.closeTel != nil {
-		a.closeTel()
 	}
 	return err
 }
