@@ -19,6 +19,7 @@ func runExpire(ctx context.Context, e env, args []string) error {
 		"expire twice.")
 	var common commonFlags
 	common.register(fs)
+	common.registerPool(fs)
 	var (
 		programFile = fs.String("program", "", "loyalty program file (default: the built-in program)")
 		chunk       = fs.Int("chunk-size", app.DefaultExpireChunk, "members read per query and expired per transaction")
@@ -30,6 +31,9 @@ func runExpire(ctx context.Context, e env, args []string) error {
 	if fs.NArg() != 0 {
 		fmt.Fprintln(e.stderr, "godwit expire: takes no arguments")
 		return errUsage
+	}
+	if err := common.checkPool(0); err != nil {
+		return err
 	}
 	if *chunk <= 0 {
 		return fmt.Errorf("--chunk-size must be positive, not %d", *chunk)
@@ -45,7 +49,7 @@ func runExpire(ctx context.Context, e env, args []string) error {
 	bar := newProgress(e.stderr)
 	start := time.Now()
 	rep, err := app.RunExpire(ctx, app.ExpireConfig{
-		DSN: common.DatabaseDSN(), ProgramFile: *programFile, AsOf: now, ChunkSize: *chunk, Progress: bar.update,
+		DSN: common.DatabaseDSN(), DBMaxConns: common.MaxConns, ProgramFile: *programFile, AsOf: now, ChunkSize: *chunk, Progress: bar.update,
 		Observe: commandTelemetry(e),
 	})
 	bar.finish()

@@ -26,12 +26,18 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		"and every confirmed order one confirmation. Exits 1 listing any violation.")
 	var common commonFlags
 	common.register(fs)
+	common.registerPool(fs)
 	target := fs.String("target", "", "ask a running server (its admin endpoint) instead of opening the database")
 	token := fs.String("token", "", "admin token for --target")
 	grace := fs.Duration("grace", app.DefaultVerifyGrace, "how far past its expiry an open hold, reservation or checkout is tolerated")
 	wait := fs.Duration("wait", 0, "wait up to this long for work in flight (checkouts whose owner holds a lease) to settle before reporting")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
+	}
+	if *target == "" {
+		if err := common.checkPool(0); err != nil {
+			return err
+		}
 	}
 	check := func() (app.VerifyReport, error) {
 		if *target != "" {
@@ -97,7 +103,7 @@ func verifyLocal(ctx context.Context, e env, common commonFlags, grace time.Dura
 	}
 	obs := commandTelemetry(e)
 	obs.LogLevel = slog.LevelWarn
-	return app.VerifyDatabase(ctx, app.Config{DSN: common.DatabaseDSN(), DataDir: common.DataDir, Secret: secret, Observe: obs}, grace)
+	return app.VerifyDatabase(ctx, app.Config{DSN: common.DatabaseDSN(), DBMaxConns: common.MaxConns, DataDir: common.DataDir, Secret: secret, Observe: obs}, grace)
 }
 
 func verifyRemote(ctx context.Context, target, token string, grace time.Duration) (app.VerifyReport, error) {

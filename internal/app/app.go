@@ -44,6 +44,10 @@ import (
 // Config is what New needs. Zero values get the documented defaults.
 type Config struct {
 	DSN string // SQLite path or postgres:// URL
+	// DBMaxConns caps this process's database connections: the PostgreSQL
+	// pool, or SQLite's readers (see db.Options.MaxOpenConns); zero is
+	// DefaultDBMaxConns.
+	DBMaxConns int
 	// SQLiteStatementSpans traces each SQLite statement (see db.Options).
 	SQLiteStatementSpans bool
 	// Batching tunes the database write pipeline (see db.Batching).
@@ -271,7 +275,7 @@ func (a *App) openTelemetry(ctx context.Context, cfg Config) error {
 func openDatabase(ctx context.Context, cfg Config, tel *telemetry.Telemetry) (*db.DB, error) {
 	d, err := db.Open(ctx, cfg.DSN, db.Options{
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
-		SQLiteStatementSpans: cfg.SQLiteStatementSpans, Batching: cfg.Batching,
+		SQLiteStatementSpans: cfg.SQLiteStatementSpans, Batching: cfg.Batching, MaxOpenConns: cfg.DBMaxConns,
 	})
 	if err != nil {
 		return nil, err

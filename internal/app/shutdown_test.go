@@ -60,3 +60,15 @@ func TestCloseFlushesTelemetryBeforeTheDatabase(t *testing.T) {
 		})
 	}
 }
+
+// Config.DBMaxConns (serve's --db-max-conns) sizes the process's pool.
+func TestDBMaxConnsSizesThePool(t *testing.T) {
+	for _, e := range []db.Engine{db.SQLite, db.Postgres} {
+		t.Run(string(e), func(t *testing.T) {
+			r := newRig(t, rigOptions{engine: e, cfg: app.Config{DBMaxConns: 5}})
+			if got := r.a.DB.Read().Stats().MaxOpenConnections; got != 5 {
+				t.Fatalf("pool of %d connections, want 5", got)
+			}
+		})
+	}
+}
