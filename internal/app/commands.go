@@ -144,7 +144,7 @@ const DefaultExpireChunk = loyalty.DefaultExpireChunk
 // ExpireConfig is what RunExpire needs.
 type ExpireConfig struct {
 	DSN         string
-	DBMaxConns  int // zero: DefaultDBMaxConns
+	DBMaxConns  int       // zero: DefaultDBMaxConns
 	ProgramFile string    // "" is the built-in program
 	AsOf        time.Time // zero: now
 	ChunkSize   int       // zero: DefaultExpireChunk
