@@ -297,8 +297,15 @@ func (a *App) Engine() string { return string(a.DB.Engine()) }
 // instrument wraps the API in otelhttp: a SERVER span and metrics per request.
 // Card-like numbers are redacted from the path before otelhttp records
 // url.path (the API then refuses the request), so none reaches an exporter.
+//
+// The request reaches here routed by the outer mux under its prefix ("/v1/"),
+// which otelhttp would record as http.route on every span. The prefix is
+// dropped first: the API's own mux matches the route template, which the API
+// records as http.route and otelhttp then names the span after ("GET
+// /v1/members/{id}"); a request no route matches has no http.route, per the
+// HTTP semantic conventions.
 func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
-	return httpx.RedactCardNumbers(otelhttp.NewHandler(api, "http.server",
+	return httpx.RedactCardNumbers(unrouted(otelhttp.NewHandler(api, "http.server",
 		otelhttp.WithTracerProvider(tel.TracerProvider),
 		otelhttp.WithMeterProvider(tel.MeterProvider),
 		otelhttp.WithPropagators(tel.Propagator),
@@ -311,7 +318,19 @@ func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
 			}
 			return true
 		}),
-	))
+	)))
+}
+
+// unrouted passes on a copy of the request without the pattern an outer mux
+// matched it by.
+func unrouted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Pattern != "" {
+			r = r.WithContext(r.Context())
+			r.Pattern = ""
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // withUI serves the embedded web UI beside the instrumented API: asset requests
