@@ -3,6 +3,7 @@ package app_test
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -75,5 +76,36 @@ func TestServerSpansCarryTheRouteTemplate(t *testing.T) {
 	}
 	if s := routedSpan(t, r.tel, "GET", "/v1/no/such/route"); s.Attributes["http.route"] != nil || s.Name != "GET" {
 		t.Errorf("unmatched request: span %q with http.route %v, want GET and none", s.Name, s.Attributes["http.route"])
+	}
+}
+
+// The documented slow-checkout query finds checkouts although their root is
+// the server span: ?name= matches any span of a trace, and min_ms that span.
+func TestTraceListFindsCheckoutsBySpanName(t *testing.T) {
+	r := newRig(t, rigOptions{cfg: app.Config{Demo: true}})
+	w := seedWorld(r)
+	res := r.buy(w.selfToken, w.productID, map[string]any{"payment": map[string]any{"token": "tok_visa"}})
+	if res["status"] != "confirmed" {
+		t.Fatalf("checkout: %v", res)
+	}
+	checkoutTrace := res["trace_id"].(string)
+	list := func(query string) []string {
+		t.Helper()
+		m := r.must("GET", "/v1/admin/traces?"+query, w.adminToken, nil, nil)
+		var ids []string
+		for _, tr := range m["traces"].([]any) {
+			ids = append(ids, tr.(map[string]any)["trace_id"].(string))
+		}
+		return ids
+	}
+	// seedWorld checked out once too: two checkouts, and nothing else.
+	if got := list("name=checkout.process&min_ms=0"); len(got) != 2 || !slices.Contains(got, checkoutTrace) {
+		t.Errorf("?name=checkout.process = %v, want the two checkouts' traces, %s among them", got, checkoutTrace)
+	}
+	if got := list("name=POST%20/v1/checkout"); !slices.Contains(got, checkoutTrace) {
+		t.Errorf("?name=POST /v1/checkout (the root) = %v, want the checkout's trace", got)
+	}
+	if got := list("name=checkout.process&min_ms=600000"); len(got) != 0 {
+		t.Errorf("?name=checkout.process&min_ms=600000 = %v, want none", got)
 	}
 }
