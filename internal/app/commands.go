@@ -148,6 +148,8 @@ type ExpireConfig struct {
 	ProgramFile string    // "" is the built-in program
 	AsOf        time.Time // zero: now
 	ChunkSize   int       // zero: DefaultExpireChunk
+	// DryRun reports what would expire and writes nothing (loyalty.ExpireOptions.DryRun).
+	DryRun bool
 	// Progress, when set, is called after each chunk with the members done
 	// and the candidates found at the start.
 	Progress func(done, total int)
@@ -161,8 +163,9 @@ type ExpireReport struct {
 	ExpiryMonths     int
 	AsOf             time.Time
 	Candidates       int // members examined
-	AccountsAffected int // members who lost points
+	AccountsAffected int // members who lost points (would lose, in a dry run)
 	PointsExpired    int64
+	DryRun           bool // nothing was written
 }
 
 // RunExpire runs the loyalty points expiry job once, as serve does every
@@ -190,13 +193,13 @@ func RunExpire(ctx context.Context, cfg ExpireConfig) (ExpireReport, error) {
 	if err != nil {
 		return ExpireReport{}, err
 	}
-	rep, err := loy.ExpireBatch(ctx, loyalty.ExpireOptions{Now: cfg.AsOf, ChunkSize: cfg.ChunkSize, Progress: cfg.Progress})
+	rep, err := loy.ExpireBatch(ctx, loyalty.ExpireOptions{Now: cfg.AsOf, ChunkSize: cfg.ChunkSize, Progress: cfg.Progress, DryRun: cfg.DryRun})
 	if err != nil {
 		return ExpireReport{}, fmt.Errorf("expire: %w", err)
 	}
 	return ExpireReport{
 		Policy: rep.Policy, ExpiryMonths: prog.Expiry.Months, AsOf: rep.Now,
-		Candidates: rep.Candidates, AccountsAffected: rep.AccountsAffected, PointsExpired: rep.TotalPointsExpired,
+		Candidates: rep.Candidates, AccountsAffected: rep.AccountsAffected, PointsExpired: rep.TotalPointsExpired, DryRun: rep.DryRun,
 	}, nil
 }
 
