@@ -76,8 +76,8 @@ func newExpirySQL(d db.Dialect) expirySQL {
 	q := expirySQL{
 		lockMembers: members + d.ForUpdate(),
 		readMembers: members,
-		lots:    lots + lotOrder,
-		lotsDue: lots + ` AND expires_at <= $2` + lotOrder,
+		lots:        lots + lotOrder,
+		lotsDue:     lots + ` AND expires_at <= $2` + lotOrder,
 	}
 	txs := func(n int) string {
 		return `SELECT value->>0 AS tx_id, value->>1 AS member_id, value->>2 AS breakdown FROM ` + rows(n)
