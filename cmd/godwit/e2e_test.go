@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -208,7 +209,11 @@ func TestServeOnSQLiteWithOTLP(t *testing.T) {
 
 func TestServeOnPostgres(t *testing.T) {
 	dsn := dbtest.DSN(t, db.Postgres)
-	s := startServer(t, []string{"GODWIT_DB=" + dsn}, "--data-dir", t.TempDir())
+	s := startServer(t, []string{"GODWIT_DB=" + dsn, "GODWIT_DB_MAX_CONNS=6"}, "--data-dir", t.TempDir())
+	// GODWIT_DB_MAX_CONNS sized the pool: the pool's own gauge says so.
+	if _, body := s.get(t, "/metrics", ""); !regexp.MustCompile(`(?m)^db_sql_connection_max_open\{db_system_name="postgresql"[^}]*\} 6$`).MatchString(body) {
+		t.Errorf("/metrics lacks db_sql_connection_max_open 6 for GODWIT_DB_MAX_CONNS=6:\n%s", grepLines(body, "max_open"))
+	}
 	code, body := s.get(t, "/readyz", "")
 	var ready map[string]string
 	_ = json.Unmarshal([]byte(body), &ready)
@@ -350,4 +355,15 @@ func TestVerifyCommand(t *testing.T) {
 	if err == nil || !strings.Contains(out.String(), "violation") {
 		t.Fatalf("verify on a broken ledger: err=%v\n%s", err, out.String())
 	}
+}
+
+// grepLines returns the lines of s that contain sub, for a failure message.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

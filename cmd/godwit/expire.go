@@ -16,13 +16,16 @@ func runExpire(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "expire", "expire [flags]\n\n"+
 		"Runs the loyalty points expiry job once (the same job serve runs every --expiry-interval)\n"+
 		"and prints a summary. Safe to run while servers are running, and twice: points never\n"+
-		"expire twice.")
+		"expire twice. It writes: expired points are gone. To see first what a run would expire,\n"+
+		"add --dry-run, which reports the same figures and changes nothing.")
 	var common commonFlags
 	common.register(fs)
+	common.registerPool(fs)
 	var (
 		programFile = fs.String("program", "", "loyalty program file (default: the built-in program)")
 		chunk       = fs.Int("chunk-size", app.DefaultExpireChunk, "members read per query and expired per transaction")
-		asOf        = fs.String("as-of", "", "expire as of this RFC 3339 time instead of now (to preview or catch up)")
+		asOf        = fs.String("as-of", "", "expire as of this RFC 3339 time instead of now, to catch up after downtime; this writes, like any run (with --dry-run: what would expire by then)")
+		dryRun      = fs.Bool("dry-run", false, "report what would expire, per the program's expiry policy (accounts, points), and write nothing")
 	)
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
@@ -30,6 +33,9 @@ func runExpire(ctx context.Context, e env, args []string) error {
 	if fs.NArg() != 0 {
 		fmt.Fprintln(e.stderr, "godwit expire: takes no arguments")
 		return errUsage
+	}
+	if err := common.checkPool(0); err != nil {
+		return err
 	}
 	if *chunk <= 0 {
 		return fmt.Errorf("--chunk-size must be positive, not %d", *chunk)
@@ -45,12 +51,20 @@ func runExpire(ctx context.Context, e env, args []string) error {
 	bar := newProgress(e.stderr)
 	start := time.Now()
 	rep, err := app.RunExpire(ctx, app.ExpireConfig{
-		DSN: common.DatabaseDSN(), ProgramFile: *programFile, AsOf: now, ChunkSize: *chunk, Progress: bar.update,
+		DSN: common.DatabaseDSN(), DBMaxConns: common.MaxConns, ProgramFile: *programFile, AsOf: now, ChunkSize: *chunk, Progress: bar.update, DryRun: *dryRun,
 		Observe: commandTelemetry(e),
 	})
 	bar.finish()
 	if err != nil {
 		return err
+	}
+	if rep.DryRun {
+		fmt.Fprintf(e.stdout, "Dry run, nothing written: expiry (%s policy, %d months) as of %s\n", rep.Policy, rep.ExpiryMonths, rep.AsOf.Format(time.RFC3339))
+		fmt.Fprintf(e.stdout, "  members examined:         %d\n", rep.Candidates)
+		fmt.Fprintf(e.stdout, "  accounts that would lose: %d\n", rep.AccountsAffected)
+		fmt.Fprintf(e.stdout, "  points that would expire: %d\n", rep.PointsExpired)
+		fmt.Fprintf(e.stdout, "  took:                     %s\n", time.Since(start).Round(time.Millisecond))
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "Expiry (%s policy, %d months) as of %s\n", rep.Policy, rep.ExpiryMonths, rep.AsOf.Format(time.RFC3339))
 	fmt.Fprintf(e.stdout, "  members examined:  %d\n", rep.Candidates)

@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/godwit-dev/godwit/internal/app"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry/otlptest"
 )
 
@@ -96,5 +102,65 @@ func TestBatchCommandsExportTheirTrace(t *testing.T) {
 	}
 	if inTrace == 0 {
 		t.Errorf("verify's trace has only its root span; want its database work under it")
+	}
+}
+
+// `godwit expire --dry-run` reports what a run would expire and changes
+// nothing; the run that follows expires exactly that.
+func TestExpireDryRunWritesNothing(t *testing.T) {
+	for _, e := range []db.Engine{db.SQLite, db.Postgres} {
+		t.Run(string(e), func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			dsn := dbtest.DSN(t, e)
+			// The demo members, with their points.
+			a, err := app.New(ctx, app.Config{DSN: dsn, DataDir: dir, Secret: bytes.Repeat([]byte{1}, 32), Demo: true,
+				Observe: app.TelemetryConfig{LogOutput: io.Discard, Getenv: func(string) string { return "" }}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			state := func() string {
+				t.Helper()
+				d, err := db.Open(ctx, dsn, db.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer d.Close()
+				var tx, lots, balances, updated int64
+				if err := d.Read().QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM loyalty_transactions), (SELECT COALESCE(SUM(remaining), 0) FROM loyalty_lots),
+					(SELECT COALESCE(SUM(balance), 0) FROM loyalty_members), (SELECT COALESCE(SUM(updated_at), 0) FROM loyalty_members)`).Scan(&tx, &lots, &balances, &updated); err != nil {
+					t.Fatal(err)
+				}
+				return fmt.Sprintf("transactions %d, lots %d, balances %d, updated %d", tx, lots, balances, updated)
+			}
+			expire := func(args ...string) string {
+				t.Helper()
+				var out, errOut bytes.Buffer
+				args = append([]string{"expire", "--db", dsn, "--data-dir", dir, "--as-of", "2100-01-01T00:00:00Z"}, args...)
+				if err := run(ctx, args, &out, &errOut, func(string) string { return "" }); err != nil {
+					t.Fatalf("godwit %v: %v\n%s", args, err, errOut.String())
+				}
+				return out.String()
+			}
+			before := state()
+			preview := expire("--dry-run")
+			if after := state(); after != before {
+				t.Fatalf("--dry-run changed the database:\nbefore %s\nafter  %s", before, after)
+			}
+			m := regexp.MustCompile(`accounts that would lose: (\d+)\n  points that would expire: (\d+)`).FindStringSubmatch(preview)
+			if !strings.HasPrefix(preview, "Dry run, nothing written: expiry (inactivity policy") || m == nil || m[1] == "0" || m[2] == "0" {
+				t.Fatalf("--dry-run said:\n%s", preview)
+			}
+			real := expire()
+			if !strings.Contains(real, "accounts affected: "+m[1]+"\n") || !strings.Contains(real, "points expired:    "+m[2]+"\n") {
+				t.Errorf("the run expired other figures than its dry run (%s accounts, %s points):\n%s", m[1], m[2], real)
+			}
+			if state() == before {
+				t.Error("the run after the dry run changed nothing")
+			}
+		})
 	}
 }

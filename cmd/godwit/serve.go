@@ -26,6 +26,23 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Secret, "secret", "", "token signing secret, hex or at least 32 bytes (default: generated into <data-dir>/secret)")
 }
 
+// registerPool registers --db-max-conns, for the commands that hold a pool of
+// database connections while they run (serve, verify, expire).
+func (c *commonFlags) registerPool(fs *flag.FlagSet) {
+	fs.IntVar(&c.MaxConns, "db-max-conns", app.DefaultDBMaxConns, fmt.Sprintf("most database connections this process opens (PostgreSQL's pool; SQLite's readers, besides its one writer); at least %d. "+
+		"Every process's pool counts against PostgreSQL's max_connections (default 100): see docs/operations.md, Connection budget", app.MinDBMaxConns))
+}
+
+// checkPool checks --db-max-conns, and that writers (--write-batch-writers) fit in it.
+func (c *commonFlags) checkPool(writers int) error {
+	return app.CheckPool(c.DatabaseDSN(), c.MaxConns, writers, func(s string) string {
+		if s == "writers" {
+			return "--write-batch-writers"
+		}
+		return "--db-max-conns"
+	})
+}
+
 // serveFlags are runServe's flags beyond the common ones. Most land in the
 // app.Config directly; the rest are checked or read from the environment first.
 type serveFlags struct {
@@ -157,7 +174,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.SQLiteStatementSpans, "trace-sqlite-statements", false, "trace every SQLite statement, not only each transaction's begin and commit (PostgreSQL statements are always traced)")
 	fs.IntVar(&c.Batching.MaxSize, "write-batch-max", def.Batching.MaxSize, fmt.Sprintf("most write transactions that share one database commit (1: no batching; at most %d)", app.MaxWriteBatch))
 	fs.DurationVar(&c.Batching.Linger, "write-batch-linger", 0, "how long a writer waits for a batch to fill before it begins (0: batches form from what queues while the previous one commits)")
-	fs.IntVar(&c.Batching.Writers, "write-batch-writers", def.Batching.Writers, "PostgreSQL: how many batches may run at once, each on its own connection; at most half the 16-connection pool (SQLite has one writer)")
+	fs.IntVar(&c.Batching.Writers, "write-batch-writers", def.Batching.Writers, "PostgreSQL: how many batches may run at once, each on its own connection; at most half of --db-max-conns (SQLite has one writer)")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this separate address instead of the API's, e.g. 127.0.0.1:9464 or a private network's (default: on the API listener)")
 	fs.StringVar(&c.Metrics.Token, "metrics-token", "", fmt.Sprintf("require this bearer token (at least %d characters) on /metrics; prefer GODWIT_METRICS_TOKEN, a flag shows in ps (default: none)", app.MinMetricsTokenLen))
@@ -205,8 +222,11 @@ func (f *serveFlags) config(e env, common commonFlags) (app.Config, error) {
 	if f.cfg.PeerTimeout <= 0 {
 		return app.Config{}, errors.New("--peer-timeout must be positive")
 	}
+	if err := common.checkPool(f.cfg.Batching.Writers); err != nil {
+		return app.Config{}, err
+	}
 	cfg := f.cfg
-	cfg.DSN, cfg.DataDir = common.DatabaseDSN(), common.DataDir
+	cfg.DSN, cfg.DataDir, cfg.DBMaxConns = common.DatabaseDSN(), common.DataDir, common.MaxConns
 	cfg.Services, cfg.Peers = services, peers
 	cfg.Metrics.Separate = f.metricsAddr != ""
 	cfg.Demo = f.demo.or(app.DemoByDefault(cfg.DSN))
@@ -226,6 +246,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 		f      serveFlags
 	)
 	common.register(fs)
+	common.registerPool(fs)
 	f.register(fs)
 	if err := parseFlags(e, fs, args); err != nil {
 		return err

@@ -18,6 +18,7 @@ func serveConfig(t *testing.T, env map[string]string, args ...string) (serveFlag
 		f      serveFlags
 	)
 	common.register(fs)
+	common.registerPool(fs)
 	f.register(fs)
 	if err := parseFlags(e, fs, args); err != nil {
 		return f, err
@@ -130,5 +131,42 @@ func TestServeMetricsListener(t *testing.T) {
 	}
 	if !strings.Contains(open.stderr.String(), "/metrics is open") {
 		t.Errorf("no warning for /metrics open on all interfaces:\n%s", open.stderr)
+	}
+}
+
+// --db-max-conns (GODWIT_DB_MAX_CONNS) sizes the pool, at least 2, and on
+// PostgreSQL leaves half of it for reads: --write-batch-writers at most half.
+func TestServeDBMaxConns(t *testing.T) {
+	const pg = "postgres://u@127.0.0.1:1/db"
+	for _, c := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    int
+		wantErr string
+	}{
+		{"default", nil, nil, 16, ""},
+		{"flag", nil, []string{"--db-max-conns", "6"}, 6, ""},
+		{"environment", map[string]string{"GODWIT_DB_MAX_CONNS": "7"}, nil, 7, ""},
+		{"flag over environment", map[string]string{"GODWIT_DB_MAX_CONNS": "7"}, []string{"--db-max-conns=9"}, 9, ""},
+		{"one", nil, []string{"--db-max-conns", "1"}, 0, "at least 2"},
+		{"zero", nil, []string{"--db-max-conns", "0"}, 0, "at least 2"},
+		{"SQLite pool of two", nil, []string{"--db-max-conns", "2"}, 2, ""},
+		{"PostgreSQL pool of two, two writers", nil, []string{"--db", pg, "--db-max-conns", "2"}, 0, "--write-batch-writers 2 needs --db-max-conns of at least 4"},
+		{"PostgreSQL pool of two, one writer", nil, []string{"--db", pg, "--db-max-conns", "2", "--write-batch-writers", "1"}, 2, ""},
+		{"PostgreSQL eight writers", map[string]string{"GODWIT_WRITE_BATCH_WRITERS": "8"}, []string{"--db", pg}, 16, ""},
+		{"PostgreSQL nine writers", nil, []string{"--db", pg, "--write-batch-writers", "9"}, 0, "needs --db-max-conns of at least 18"},
+	} {
+		f, err := serveConfig(t, c.env, append([]string{"--data-dir", t.TempDir()}, c.args...)...)
+		switch {
+		case c.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("%s: err %v, want one saying %q", c.name, err, c.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case f.cfg.DBMaxConns != c.want:
+			t.Errorf("%s: DBMaxConns %d, want %d", c.name, f.cfg.DBMaxConns, c.want)
+		}
 	}
 }

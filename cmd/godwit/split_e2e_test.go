@@ -273,6 +273,10 @@ func testSplit(t *testing.T, dsn string) {
 	if a.code != 503 || a.body["failure_step"] != checkout.StepProcessingPayment {
 		t.Fatalf("checkout with payment killed = %d %v", a.code, a.body)
 	}
+	// The record names the step the answer named.
+	if st := c.checkoutState(member, "split-payment-killed"); st["step"] != checkout.StepProcessingPayment {
+		t.Errorf("payment-killed checkout recorded at %v, the answer said %s", st["step"], checkout.StepProcessingPayment)
+	}
 	c.start("payment")
 
 	// Order down after the charge: 503 at creating_order; recovery completes it.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,7 +28,7 @@ func runTrace(ctx context.Context, e env, args []string) error {
 	verbose := fs.Bool("v", false, "also print each span's key attributes and events")
 	sql := fs.Bool("sql", false, "include database (sql.*) spans")
 	width := fs.Int("width", 40, "width of the timeline in characters")
-	if err := parseFlags(e, fs, interspersed(fs, args)); err != nil {
+	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -63,40 +62,6 @@ func runTrace(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	return renderWaterfall(e.stdout, id, spans, waterfallOptions{Verbose: *verbose, SQL: *sql, Width: *width})
-}
-
-// interspersed moves flags given after the trace id in front of it, so both
-// `godwit trace -v ID` and `godwit trace ID -v` work.
-func interspersed(fs *flag.FlagSet, args []string) []string {
-	var flags, rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			rest = append(rest, args[i+1:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			rest = append(rest, a)
-			continue
-		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
-		}
-		f := fs.Lookup(name)
-		if f == nil {
-			continue
-		}
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			continue
-		}
-		if i+1 < len(args) {
-			flags = append(flags, args[i+1])
-			i++
-		}
-	}
-	return append(flags, rest...)
 }
 
 func isTraceID(s string) bool {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,12 +26,18 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		"and every confirmed order one confirmation. Exits 1 listing any violation.")
 	var common commonFlags
 	common.register(fs)
+	common.registerPool(fs)
 	target := fs.String("target", "", "ask a running server (its admin endpoint) instead of opening the database")
 	token := fs.String("token", "", "admin token for --target")
 	grace := fs.Duration("grace", app.DefaultVerifyGrace, "how far past its expiry an open hold, reservation or checkout is tolerated")
 	wait := fs.Duration("wait", 0, "wait up to this long for work in flight (checkouts whose owner holds a lease) to settle before reporting")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
+	}
+	if *target == "" {
+		if err := common.checkPool(0); err != nil {
+			return err
+		}
 	}
 	check := func() (app.VerifyReport, error) {
 		if *target != "" {
@@ -80,14 +87,23 @@ func printVerify(w io.Writer, rep app.VerifyReport) error {
 
 // verifyLocal checks the database directly, with telemetry from OTEL_* so a
 // run from cron is a trace (logs only from warnings up: stdout is the report).
+// It neither mints nor checks a token, so it signs with a throwaway secret
+// unless --secret gives one: reading <data-dir>/secret would create one there
+// when missing, and a check run against PostgreSQL from any directory would
+// leave a stray godwit-data/secret behind.
 func verifyLocal(ctx context.Context, e env, common commonFlags, grace time.Duration) (app.VerifyReport, error) {
-	secret, _, err := common.LoadSecret()
-	if err != nil {
-		return app.VerifyReport{}, err
+	secret := make([]byte, 32)
+	if common.Secret != "" {
+		var err error
+		if secret, _, err = common.LoadSecret(); err != nil {
+			return app.VerifyReport{}, err
+		}
+	} else if _, err := rand.Read(secret); err != nil {
+		return app.VerifyReport{}, fmt.Errorf("verify: %w", err)
 	}
 	obs := commandTelemetry(e)
 	obs.LogLevel = slog.LevelWarn
-	return app.VerifyDatabase(ctx, app.Config{DSN: common.DatabaseDSN(), DataDir: common.DataDir, Secret: secret, Observe: obs}, grace)
+	return app.VerifyDatabase(ctx, app.Config{DSN: common.DatabaseDSN(), DBMaxConns: common.MaxConns, DataDir: common.DataDir, Secret: secret, Observe: obs}, grace)
 }
 
 func verifyRemote(ctx context.Context, target, token string, grace time.Duration) (app.VerifyReport, error) {

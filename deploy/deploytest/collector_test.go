@@ -117,11 +117,16 @@ func TestCollectorRoundTrip(t *testing.T) {
 		"OTEL_METRIC_EXPORT_INTERVAL=500",
 		"OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=deploytest",
 	}
-	// Split mode: the payment service in its own process, everything else in the gateway.
+	// Split mode: the payment and order services in processes of their own (order on the
+	// gateway's database), everything else in the gateway. With order apart, the saga asks it
+	// for the checkout's order before creating one and gets the expected 404: a good
+	// checkout must still have no span in error, or the errors policy keeps every checkout.
 	payment := startGodwit(t, otel, "--services=payment", "--data-dir", t.TempDir(), "--secret", secret)
+	shared := t.TempDir()
+	order := startGodwit(t, otel, "--services=order", "--data-dir", shared, "--secret", secret)
 	gateway := startGodwit(t, otel,
-		"--services=checkout,cart,catalog,inventory,order,loyalty,notify",
-		"--peer", "payment="+payment.base, "--data-dir", t.TempDir(), "--secret", secret)
+		"--services=checkout,cart,catalog,inventory,loyalty,notify",
+		"--peer", "payment="+payment.base, "--peer", "order="+order.base, "--data-dir", shared, "--secret", secret)
 
 	tr := driveTraffic(t, gateway.base, payment.base, secret, slowCheckoutMS)
 	kept := append(slices.Clone(tr.failed), tr.slow...)
@@ -186,7 +191,7 @@ func TestCollectorRoundTrip(t *testing.T) {
 			}
 			services[fmt.Sprint(s.Resource["service.name"])] = true
 		}
-		want := map[string]bool{"godwit-payment": true, "godwit-checkout+cart+catalog+inventory+order+loyalty+notify": true}
+		want := map[string]bool{"godwit-payment": true, "godwit-order": true, "godwit-checkout+cart+catalog+inventory+loyalty+notify": true}
 		for name := range want {
 			if !services[name] {
 				t.Errorf("no span from service %s; services seen: %v", name, services)
@@ -240,6 +245,20 @@ func TestCollectorRoundTrip(t *testing.T) {
 				t.Errorf("slow checkout.process took %s", d)
 			}
 			wantAttrs(t, cp, map[string]any{"checkout.step": "complete", "user.id": "guest"}, "order.id", "checkout.total")
+			// A good checkout has no span in error on any side, the order lookup's expected
+			// 404 included (its client span in the gateway, its server span in order).
+			lookups := 0
+			for _, s := range ts {
+				if s.Status.Code == "error" {
+					t.Errorf("good checkout %s: span %s in %v is in error: %+v", id, s.Name, s.Resource["service.name"], s.Status)
+				}
+				if s.Name == "GET /internal/v1/orders/by-checkout/{checkout_id}" {
+					lookups++
+				}
+			}
+			if lookups != 2 {
+				t.Errorf("good checkout %s: %d spans of the order lookup, want its client and server spans", id, lookups)
+			}
 			gw := one(t, ts, "payment.gateway_call")
 			if ms, _ := gw.Attributes["payment.gateway_latency_ms"].(int64); ms < slowCheckoutMS {
 				t.Errorf("payment.gateway_latency_ms = %v, want at least %d", gw.Attributes["payment.gateway_latency_ms"], slowCheckoutMS)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +156,7 @@ type godwitService struct {
 	port     string            // from --addr
 	metrics  string            // the port /metrics is served on: --metrics-addr's, else port
 	peers    map[string]string // service -> base URL
+	maxConns int               // --db-max-conns
 }
 
 // godwitServices checks every godwit container's command and environment against the binary and
@@ -210,6 +212,14 @@ func godwitServices(t *testing.T, c composeFile) map[string]godwitService {
 		}
 		if v := got["addr"]; len(v) > 0 {
 			addr = v[len(v)-1]
+		}
+		g.maxConns = app.DefaultDBMaxConns
+		if v := lastSetting(s.Environment, got, "db-max-conns"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < app.MinDBMaxConns {
+				t.Errorf("%s: --db-max-conns %q: want a number of at least %d", name, v, app.MinDBMaxConns)
+			}
+			g.maxConns = n
 		}
 		g.port = portOf(t, addr)
 		g.metrics = g.port
@@ -550,5 +560,36 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 		if !used[want] {
 			t.Errorf("no dashboard panel or alert uses %s", want)
 		}
+	}
+}
+
+// The compose stack's connections fit in PostgreSQL's max_connections with
+// room to spare (docs/operations.md, "Connection budget"): every serve process
+// opens up to --db-max-conns pooled connections plus one for the revocation
+// listener. The room covers PostgreSQL's reserved superuser slots (3) and a
+// one-off command (migrate, verify, expire, psql) run beside the stack.
+func TestComposeConnectionBudget(t *testing.T) {
+	const headroom = 20
+	c := readCompose(t)
+	maxConnections := 100 // PostgreSQL's default
+	for _, a := range c.Services["postgres"].command() {
+		if v, ok := strings.CutPrefix(a, "max_connections="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("postgres: max_connections=%q", v)
+			}
+			maxConnections = n
+		}
+	}
+	total := 0
+	var parts []string
+	for name, g := range godwitServices(t, c) {
+		total += g.maxConns + 1
+		parts = append(parts, fmt.Sprintf("%s %d+1", name, g.maxConns))
+	}
+	slices.Sort(parts)
+	if total > maxConnections-headroom {
+		t.Errorf("the godwit containers may open %d connections (%s), more than max_connections %d less %d of headroom; set GODWIT_DB_MAX_CONNS lower",
+			total, strings.Join(parts, ", "), maxConnections, headroom)
 	}
 }

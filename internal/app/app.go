@@ -44,6 +44,10 @@ import (
 // Config is what New needs. Zero values get the documented defaults.
 type Config struct {
 	DSN string // SQLite path or postgres:// URL
+	// DBMaxConns caps this process's database connections: the PostgreSQL
+	// pool, or SQLite's readers (see db.Options.MaxOpenConns); zero is
+	// DefaultDBMaxConns.
+	DBMaxConns int
 	// SQLiteStatementSpans traces each SQLite statement (see db.Options).
 	SQLiteStatementSpans bool
 	// Batching tunes the database write pipeline (see db.Batching).
@@ -271,7 +275,7 @@ func (a *App) openTelemetry(ctx context.Context, cfg Config) error {
 func openDatabase(ctx context.Context, cfg Config, tel *telemetry.Telemetry) (*db.DB, error) {
 	d, err := db.Open(ctx, cfg.DSN, db.Options{
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
-		SQLiteStatementSpans: cfg.SQLiteStatementSpans, Batching: cfg.Batching,
+		SQLiteStatementSpans: cfg.SQLiteStatementSpans, Batching: cfg.Batching, MaxOpenConns: cfg.DBMaxConns,
 	})
 	if err != nil {
 		return nil, err
@@ -293,8 +297,15 @@ func (a *App) Engine() string { return string(a.DB.Engine()) }
 // instrument wraps the API in otelhttp: a SERVER span and metrics per request.
 // Card-like numbers are redacted from the path before otelhttp records
 // url.path (the API then refuses the request), so none reaches an exporter.
+//
+// The request reaches here routed by the outer mux under its prefix ("/v1/"),
+// which otelhttp would record as http.route on every span. The prefix is
+// dropped first: the API's own mux matches the route template, which the API
+// records as http.route and otelhttp then names the span after ("GET
+// /v1/members/{id}"); a request no route matches has no http.route, per the
+// HTTP semantic conventions.
 func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
-	return httpx.RedactCardNumbers(otelhttp.NewHandler(api, "http.server",
+	return httpx.RedactCardNumbers(unrouted(otelhttp.NewHandler(api, "http.server",
 		otelhttp.WithTracerProvider(tel.TracerProvider),
 		otelhttp.WithMeterProvider(tel.MeterProvider),
 		otelhttp.WithPropagators(tel.Propagator),
@@ -307,7 +318,19 @@ func instrument(api http.Handler, tel *telemetry.Telemetry) http.Handler {
 			}
 			return true
 		}),
-	))
+	)))
+}
+
+// unrouted passes on a copy of the request without the pattern an outer mux
+// matched it by.
+func unrouted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Pattern != "" {
+			r = r.WithContext(r.Context())
+			r.Pattern = ""
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // withUI serves the embedded web UI beside the instrumented API: asset requests
@@ -400,12 +423,17 @@ func (a *App) Close() error {
 	if a.revocations != nil {
 		_ = a.revocations.Close()
 	}
+	// Telemetry is flushed while the database is still open: shutting the
+	// meter provider down collects the metrics one last time, and the
+	// observable gauges that read the database (loyalty.points_outstanding)
+	// would otherwise query a closed pool and log "database is closed" on
+	// every clean shutdown.
+	if a.closeTel != nil {
+		a.closeTel()
+	}
 	var err error
 	if a.DB != nil {
 		err = a.DB.Close()
-	}
-	if a.closeTel != nil {
-		a.closeTel()
 	}
 	return err
 }

@@ -25,6 +25,30 @@ type Storage struct {
 	DataDir string // holds the SQLite database and the secret by default
 	DSN     string // a postgres:// URL or a SQLite path; default <DataDir>/godwit.db
 	Secret  string // hex or at least 32 bytes; default read from (or generated into) <DataDir>/secret
+	// MaxConns caps the connections the command opens (see
+	// db.Options.MaxOpenConns); zero is db.DefaultMaxOpenConns.
+	MaxConns int
+}
+
+// DefaultDBMaxConns and MinDBMaxConns bound Storage.MaxConns and Config.DBMaxConns.
+const (
+	DefaultDBMaxConns = db.DefaultMaxOpenConns
+	MinDBMaxConns     = db.MinOpenConns
+)
+
+// CheckPool checks a pool size and, on PostgreSQL, that the write pipeline's
+// writers fit in it (at most half the pool writes, so a writer that reads
+// through the pool always finds a connection); flag names the settings in
+// the error, as the caller spells them.
+func CheckPool(dsn string, maxConns, writers int, flag func(setting string) string) error {
+	if maxConns < MinDBMaxConns {
+		return fmt.Errorf("%s must be at least %d, not %d", flag("max-conns"), MinDBMaxConns, maxConns)
+	}
+	if db.IsPostgresDSN(dsn) && writers > maxConns/2 {
+		return fmt.Errorf("%s %d needs %s of at least %d: each writer holds a connection and may wait for a read through the pool, so at most half the pool writes",
+			flag("writers"), writers, flag("max-conns"), 2*writers)
+	}
+	return nil
 }
 
 // DatabaseDSN is the database to open.
@@ -120,9 +144,12 @@ const DefaultExpireChunk = loyalty.DefaultExpireChunk
 // ExpireConfig is what RunExpire needs.
 type ExpireConfig struct {
 	DSN         string
+	DBMaxConns  int       // zero: DefaultDBMaxConns
 	ProgramFile string    // "" is the built-in program
 	AsOf        time.Time // zero: now
 	ChunkSize   int       // zero: DefaultExpireChunk
+	// DryRun reports what would expire and writes nothing (loyalty.ExpireOptions.DryRun).
+	DryRun bool
 	// Progress, when set, is called after each chunk with the members done
 	// and the candidates found at the start.
 	Progress func(done, total int)
@@ -136,8 +163,9 @@ type ExpireReport struct {
 	ExpiryMonths     int
 	AsOf             time.Time
 	Candidates       int // members examined
-	AccountsAffected int // members who lost points
+	AccountsAffected int // members who lost points (would lose, in a dry run)
 	PointsExpired    int64
+	DryRun           bool // nothing was written
 }
 
 // RunExpire runs the loyalty points expiry job once, as serve does every
@@ -156,7 +184,7 @@ func RunExpire(ctx context.Context, cfg ExpireConfig) (ExpireReport, error) {
 		return ExpireReport{}, err
 	}
 	defer flush()
-	d, err := openDatabase(ctx, Config{DSN: cfg.DSN}, tel)
+	d, err := openDatabase(ctx, Config{DSN: cfg.DSN, DBMaxConns: cfg.DBMaxConns}, tel)
 	if err != nil {
 		return ExpireReport{}, err
 	}
@@ -165,13 +193,13 @@ func RunExpire(ctx context.Context, cfg ExpireConfig) (ExpireReport, error) {
 	if err != nil {
 		return ExpireReport{}, err
 	}
-	rep, err := loy.ExpireBatch(ctx, loyalty.ExpireOptions{Now: cfg.AsOf, ChunkSize: cfg.ChunkSize, Progress: cfg.Progress})
+	rep, err := loy.ExpireBatch(ctx, loyalty.ExpireOptions{Now: cfg.AsOf, ChunkSize: cfg.ChunkSize, Progress: cfg.Progress, DryRun: cfg.DryRun})
 	if err != nil {
 		return ExpireReport{}, fmt.Errorf("expire: %w", err)
 	}
 	return ExpireReport{
 		Policy: rep.Policy, ExpiryMonths: prog.Expiry.Months, AsOf: rep.Now,
-		Candidates: rep.Candidates, AccountsAffected: rep.AccountsAffected, PointsExpired: rep.TotalPointsExpired,
+		Candidates: rep.Candidates, AccountsAffected: rep.AccountsAffected, PointsExpired: rep.TotalPointsExpired, DryRun: rep.DryRun,
 	}, nil
 }
 

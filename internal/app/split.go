@@ -186,7 +186,7 @@ func peerHTTPClient(tel *telemetry.Telemetry, timeout time.Duration) *http.Clien
 	base.MaxIdleConnsPerHost = 64
 	return &http.Client{
 		Timeout: timeout,
-		Transport: otelhttp.NewTransport(base,
+		Transport: otelhttp.NewTransport(httpx.ExpectedAnswers(base),
 			otelhttp.WithTracerProvider(tel.TracerProvider),
 			otelhttp.WithMeterProvider(tel.MeterProvider),
 			otelhttp.WithPropagators(tel.Propagator),

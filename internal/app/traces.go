@@ -12,7 +12,7 @@ import (
 // recentFilter reads ?name=&errors=true&min_ms=&limit= for the recent-trace list.
 func recentFilter(r *http.Request) (telemetry.RecentFilter, error) {
 	q := r.URL.Query()
-	f := telemetry.RecentFilter{RootNamePrefix: q.Get("name")}
+	f := telemetry.RecentFilter{SpanName: q.Get("name")}
 	if v := q.Get("errors"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

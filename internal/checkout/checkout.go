@@ -622,6 +622,7 @@ func (s *Service) fail(ctx context.Context, rec *record, step string, err error)
 		// Recover decide with fresh information rather than guess here.
 		if step != StepValidatingCart && step != StepReservingInventory {
 			s.log.ErrorContext(ctx, "checkout step failed; left for recovery", "checkout_id", rec.ID, "step", step, "error", err.Error())
+			s.recordStep(ctx, rec, step)
 			return Result{}, step, interrupted(step, err)
 		}
 	}
@@ -629,6 +630,26 @@ func (s *Service) fail(ctx context.Context, rec *record, step string, err error)
 		s.log.ErrorContext(ctx, "checkout compensation failed; left for recovery", "checkout_id", rec.ID, "step", step, "error", aerr.Error())
 	}
 	return Result{}, step, withStep(err, step)
+}
+
+// recordStep records on a checkout left for recovery the step it stopped at
+// when that step is later than the one recorded: processing_payment and
+// creating_order are not recorded as they start (a write each on the happy
+// path), so a checkout whose payment service was down answered 503 at
+// processing_payment while its record said holding_points, and the recovery
+// that undid it then named holding_points as the failing step. Best effort:
+// a failed save (the lease lost, the database gone) leaves the record as it
+// was, which recovery handles alike, only naming the earlier step.
+func (s *Service) recordStep(ctx context.Context, rec *record, step string) {
+	if rec.State != stateInProgress || stepRank[step] <= stepRank[rec.Step] {
+		return
+	}
+	prev := rec.Step
+	rec.Step = step
+	if err := s.save(context.WithoutCancel(ctx), rec); err != nil {
+		rec.Step = prev
+		s.log.WarnContext(ctx, "checkout step not recorded", "checkout_id", rec.ID, "step", step, "error", err.Error())
+	}
 }
 
 // isBusiness reports whether err is a rule's answer (insufficient stock, a

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,6 +275,42 @@ type fixture struct {
 
 	failMu    sync.Mutex
 	failAfter func(string) error
+	// payDown makes every payment call fail as a split-mode client does when
+	// the payment process is down.
+	payDown atomic.Bool
+}
+
+// downablePayments is the payment service, or its absence: with down set,
+// every call fails with peer_unavailable, as payment.Client's do when the
+// payment process cannot be reached.
+type downablePayments struct {
+	checkout.Payments
+	down *atomic.Bool
+}
+
+func (p downablePayments) unavailable() error {
+	return errs.Coded(errs.Unavailable, "peer_unavailable", "the payment service is unavailable").With("peer", "payment")
+}
+
+func (p downablePayments) Charge(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
+	if p.down.Load() {
+		return payment.Charge{}, p.unavailable()
+	}
+	return p.Payments.Charge(ctx, req)
+}
+
+func (p downablePayments) Lookup(ctx context.Context, key string) (payment.Charge, error) {
+	if p.down.Load() {
+		return payment.Charge{}, p.unavailable()
+	}
+	return p.Payments.Lookup(ctx, key)
+}
+
+func (p downablePayments) Void(ctx context.Context, id string) (payment.Charge, error) {
+	if p.down.Load() {
+		return payment.Charge{}, p.unavailable()
+	}
+	return p.Payments.Void(ctx, id)
 }
 
 type fixtureOpts struct {
@@ -310,7 +347,7 @@ func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
 	pay := payment.New(payment.Config{Provider: f.sim, Now: now, TracerProvider: o.tp})
 	f.orders = order.New(order.Config{DB: d, Now: now, TracerProvider: o.tp})
 	var err error
-	f.checkout, err = checkout.New(checkout.Config{DB: d, Carts: f.carts, Products: f.catalog, Inventory: f.inv, Payments: pay,
+	f.checkout, err = checkout.New(checkout.Config{DB: d, Carts: f.carts, Products: f.catalog, Inventory: f.inv, Payments: downablePayments{pay, &f.payDown},
 		Orders: f.orders, Loyalty: loy, LocalTx: o.local, Now: now, TracerProvider: o.tp, MeterProvider: o.mp,
 		FailAfter: func(step string) error {
 			f.failMu.Lock()

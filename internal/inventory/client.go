@@ -46,7 +46,7 @@ func (c *Client) Release(ctx context.Context, reservationID string) (bool, error
 func (c *Client) ReservationByReference(ctx context.Context, reference string) (Reservation, error) {
 	var out Reservation
 	err := c.peer.Do(ctx, httpx.Call{Method: "GET", Route: "/internal/v1/inventory/reservations/by-reference/{ref}",
-		Path: "/internal/v1/inventory/reservations/by-reference/" + url.PathEscape(reference), Out: &out})
+		Path: "/internal/v1/inventory/reservations/by-reference/" + url.PathEscape(reference), Out: &out, Expected: []string{CodeReservationNotFound}})
 	return out, err
 }
 

@@ -34,12 +34,19 @@ type ExpireOptions struct {
 	// and the number of candidates found at the start (done may pass total
 	// when members become candidates during the run).
 	Progress func(done, total int)
+	// DryRun reports what the run would expire, by the same rules, and
+	// writes nothing: no lot, ledger transaction or balance changes, and no
+	// row is locked.
+	DryRun bool
 }
 
 // ExpireReport summarises an ExpireBatch run.
 type ExpireReport struct {
 	Policy string
 	Now    time.Time
+	// DryRun says nothing was written: AccountsAffected and
+	// TotalPointsExpired are what a run would have expired.
+	DryRun bool
 	// Candidates is how many members were examined.
 	Candidates int
 	// AccountsAffected is how many members lost points.
@@ -79,10 +86,11 @@ func (s *Service) ExpireBatch(ctx context.Context, opts ExpireOptions) (rep Expi
 	if chunk <= 0 {
 		chunk = DefaultExpireChunk
 	}
-	rep = ExpireReport{Policy: s.prog.Expiry.Policy, Now: now}
+	rep = ExpireReport{Policy: s.prog.Expiry.Policy, Now: now, DryRun: opts.DryRun}
 	ctx, span := s.tracer.Start(ctx, "loyalty.expiration_batch", trace.WithAttributes(
 		attribute.String("loyalty.transaction_type", "expiration"),
 		attribute.String("loyalty.expiry_policy", rep.Policy),
+		attribute.Bool("loyalty.dry_run", opts.DryRun),
 	))
 	defer func() {
 		span.SetAttributes(
@@ -107,7 +115,18 @@ func (s *Service) ExpireBatch(ctx context.Context, opts ExpireOptions) (rep Expi
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if len(ids) > 0 {
+		if len(ids) > 0 && opts.DryRun {
+			c, err := s.previewChunk(ctx, ids, now)
+			if err != nil {
+				return rep, internal("expire: dry run", err)
+			}
+			rep.Candidates += len(ids)
+			rep.AccountsAffected += c.affected
+			rep.TotalPointsExpired += c.total
+			if opts.Progress != nil {
+				opts.Progress(rep.Candidates, total)
+			}
+		} else if len(ids) > 0 {
 			s.expireMembers(ctx, ids, now, &rep, &failures)
 			if ctx.Err() != nil {
 				return rep, ctx.Err()

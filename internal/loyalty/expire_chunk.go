@@ -27,8 +27,9 @@ import (
 // in one statement (data-modifying CTEs: one round trip, the rows parsed
 // once) and SQLite, which has no such CTEs, in four.
 type expirySQL struct {
-	// lockMembers reads and locks the members in $1 ([[id], …]) in id order.
-	lockMembers string
+	// lockMembers reads and locks the members in $1 ([[id], …]) in id order;
+	// readMembers reads them without locking, for a dry run.
+	lockMembers, readMembers string
 	// lots reads the remaining lots of the members in $1 ([[id], …]),
 	// soonest-expiring first; lotsDue only those expired at $2.
 	lots, lotsDue string
@@ -70,11 +71,13 @@ func newExpirySQL(d db.Dialect) expirySQL {
 	lots := `SELECT member_id, id, remaining FROM loyalty_lots
 		WHERE member_id IN (SELECT value->>0 FROM ` + rows(1) + `) AND remaining > 0`
 	const lotOrder = ` ORDER BY member_id, expires_at, earned_at, id`
+	members := `SELECT id, balance, held, last_activity_at, created_at FROM loyalty_members
+			WHERE id IN (SELECT value->>0 FROM ` + rows(1) + `) ORDER BY id`
 	q := expirySQL{
-		lockMembers: `SELECT id, balance, held, last_activity_at, created_at FROM loyalty_members
-			WHERE id IN (SELECT value->>0 FROM ` + rows(1) + `) ORDER BY id` + d.ForUpdate(),
-		lots:    lots + lotOrder,
-		lotsDue: lots + ` AND expires_at <= $2` + lotOrder,
+		lockMembers: members + d.ForUpdate(),
+		readMembers: members,
+		lots:        lots + lotOrder,
+		lotsDue:     lots + ` AND expires_at <= $2` + lotOrder,
 	}
 	txs := func(n int) string {
 		return `SELECT value->>0 AS tx_id, value->>1 AS member_id, value->>2 AS breakdown FROM ` + rows(n)
@@ -197,10 +200,25 @@ func (s *Service) memberSpans(ctx context.Context, c *chunkExpiry, start, end ti
 // expireChunkTx runs in the chunk's transaction; it may run more than once,
 // so it starts by forgetting what an earlier attempt decided.
 func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *chunkExpiry, now time.Time) error {
+	if err := s.decideChunk(ctx, tx, q.lockMembers, q, c, now); err != nil || len(c.uses) == 0 {
+		return err
+	}
+	return s.writeExpiries(ctx, tx, q, c, now)
+}
+
+// querier is a transaction or a pool to read through.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// decideChunk decides what the chunk's members lose, on c (members, uses,
+// affected, total), reading them with membersQuery (lockMembers in the
+// chunk's transaction; readMembers for a dry run) and then their lots.
+func (s *Service) decideChunk(ctx context.Context, qr querier, membersQuery string, q expirySQL, c *chunkExpiry, now time.Time) error {
 	clear(c.members)
 	c.uses, c.affected, c.total = c.uses[:0], 0, 0
 	ids := jsonRows(nil, len(c.ids), func(b []byte, i int) []byte { return appendJSONString(b, c.ids[i]) })
-	due, err := s.lockDueMembers(ctx, tx, q, c, ids, now)
+	due, err := s.dueMembers(ctx, qr, membersQuery, c, ids, now)
 	if err != nil || len(due) == 0 {
 		return err
 	}
@@ -208,9 +226,9 @@ func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *
 	dueIDs := jsonRows(ids[:0], len(due), func(b []byte, k int) []byte { return appendJSONString(b, c.ids[due[k]]) })
 	var rows *sql.Rows
 	if s.prog.Expiry.Policy == program.ExpiryLot {
-		rows, err = tx.QueryContext(ctx, q.lotsDue, string(dueIDs), db.Micros(now))
+		rows, err = qr.QueryContext(ctx, q.lotsDue, string(dueIDs), db.Micros(now))
 	} else {
-		rows, err = tx.QueryContext(ctx, q.lots, string(dueIDs))
+		rows, err = qr.QueryContext(ctx, q.lots, string(dueIDs))
 	}
 	if err != nil {
 		return fmt.Errorf("read lots: %w", err)
@@ -218,17 +236,29 @@ func (s *Service) expireChunkTx(ctx context.Context, tx *db.Tx, q expirySQL, c *
 	if err := c.takeLots(rows); err != nil {
 		return fmt.Errorf("read lots: %w", err)
 	}
-	if len(c.uses) == 0 {
-		return nil
-	}
-	return s.writeExpiries(ctx, tx, q, c, now)
+	return nil
 }
 
-// lockDueMembers locks the chunk's members (ids, as JSON rows) and returns
-// the indexes of those who can lose points at all: a spendable balance, and
-// under the inactivity policy an inactivity deadline that has passed.
-func (s *Service) lockDueMembers(ctx context.Context, tx *db.Tx, q expirySQL, c *chunkExpiry, ids []byte, now time.Time) ([]int, error) {
-	rows, err := tx.QueryContext(ctx, q.lockMembers, string(ids))
+// previewChunk decides what the members ids would lose, as expireChunk
+// would, reading without locks and writing nothing: a dry run.
+func (s *Service) previewChunk(ctx context.Context, ids []string, now time.Time) (*chunkExpiry, error) {
+	c := &chunkExpiry{ids: ids, index: make(map[string]int, len(ids)), members: make([]expiryCandidate, len(ids))}
+	for i, id := range ids {
+		c.index[id] = i
+	}
+	q := newExpirySQL(s.db.Dialect())
+	if err := s.decideChunk(ctx, s.db.Read(), q.readMembers, q, c, now); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// dueMembers reads the chunk's members (ids, as JSON rows) with query,
+// which locks them in the chunk's transaction, and returns the indexes of
+// those who can lose points at all: a spendable balance, and under the
+// inactivity policy an inactivity deadline that has passed.
+func (s *Service) dueMembers(ctx context.Context, qr querier, query string, c *chunkExpiry, ids []byte, now time.Time) ([]int, error) {
+	rows, err := qr.QueryContext(ctx, query, string(ids))
 	if err != nil {
 		return nil, fmt.Errorf("lock members: %w", err)
 	}

@@ -37,7 +37,7 @@ func (c *Client) Create(ctx context.Context, no NewOrder) (Order, error) {
 // ByCheckout returns the order a checkout created, or errs NotFound CodeOrderNotFound.
 func (c *Client) ByCheckout(ctx context.Context, checkoutID string) (Order, error) {
 	return c.order(ctx, httpx.Call{Method: "GET", Route: "/internal/v1/orders/by-checkout/{checkout_id}",
-		Path: "/internal/v1/orders/by-checkout/" + url.PathEscape(checkoutID)})
+		Path: "/internal/v1/orders/by-checkout/" + url.PathEscape(checkoutID), Expected: []string{CodeOrderNotFound}})
 }
 
 // Get returns an order.

@@ -48,7 +48,7 @@ func withDecline(err error) error {
 func (c *Client) Lookup(ctx context.Context, idempotencyKey string) (Charge, error) {
 	var out chargeJSON
 	err := c.peer.Do(ctx, httpx.Call{Method: "GET", Route: "/internal/v1/payments/charges/by-key/{key}",
-		Path: "/internal/v1/payments/charges/by-key/" + url.PathEscape(idempotencyKey), Out: &out})
+		Path: "/internal/v1/payments/charges/by-key/" + url.PathEscape(idempotencyKey), Out: &out, Expected: []string{CodeChargeNotFound}})
 	if err != nil {
 		return Charge{}, err
 	}

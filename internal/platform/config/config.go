@@ -15,8 +15,33 @@ func EnvName(flagName string) string {
 
 // Parse parses args into fs, then fills every flag not given on the command
 // line from its GODWIT_* environment variable. Flags win over the environment.
+//
+// Flags may come before, between or after the positional arguments
+// (`godwit token admin ops --secret X` as well as `godwit token --secret X
+// admin ops`): the standard flag package stops at the first argument that is
+// not a flag, which left a flag typed at the end of a command line silently
+// taken for an argument. "--" still ends the flags; what follows it is
+// positional even if it starts with "-". fs.Args() returns the positional
+// arguments in order.
 func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// Parsing a lone "--" sets fs.Args() to the positional arguments and no flag.
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
 		return err
 	}
 	given := map[string]bool{}

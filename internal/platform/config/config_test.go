@@ -39,3 +39,41 @@ func TestParseBadEnvNamesVariable(t *testing.T) {
 		t.Fatalf("err = %v, want one naming GODWIT_PORT", err)
 	}
 }
+
+// Flags may follow positional arguments (the flag package alone stops at the
+// first one), and "--" still ends the flags.
+func TestParseFlagsAfterArguments(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		args       []string
+		secret     string
+		verbose    bool
+		positional []string
+	}{
+		{"flags first", []string{"--secret", "s", "-v", "admin", "ops"}, "s", true, []string{"admin", "ops"}},
+		{"flags last", []string{"admin", "ops", "--secret", "s"}, "s", false, []string{"admin", "ops"}},
+		{"flags between", []string{"admin", "--secret=s", "ops", "-v"}, "s", true, []string{"admin", "ops"}},
+		{"double dash", []string{"admin", "--", "-v", "--secret", "s"}, "", false, []string{"admin", "-v", "--secret", "s"}},
+		{"lone dash is an argument", []string{"-", "-v"}, "", true, []string{"-"}},
+		{"none", nil, "", false, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("token", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			secret := fs.String("secret", "", "")
+			verbose := fs.Bool("v", false, "")
+			if err := config.Parse(fs, c.args, func(string) string { return "" }); err != nil {
+				t.Fatal(err)
+			}
+			if *secret != c.secret || *verbose != c.verbose || strings.Join(fs.Args(), " ") != strings.Join(c.positional, " ") {
+				t.Fatalf("secret %q verbose %v args %q; want %q %v %q", *secret, *verbose, fs.Args(), c.secret, c.verbose, c.positional)
+			}
+		})
+	}
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.String("secret", "", "")
+	if err := config.Parse(fs, []string{"admin", "--no-such-flag"}, func(string) string { return "" }); err == nil {
+		t.Fatal("an unknown flag after an argument was accepted")
+	}
+}

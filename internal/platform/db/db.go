@@ -51,7 +51,10 @@ type Options struct {
 	// MaxAttempts bounds how often a transaction is run when it fails with a
 	// serialisation failure, deadlock or busy database. Default 8.
 	MaxAttempts int
-	// MaxOpenConns caps the PostgreSQL pool and the SQLite reader pool. Default 16.
+	// MaxOpenConns caps the PostgreSQL pool and the SQLite reader pool.
+	// Default DefaultMaxOpenConns; at least MinOpenConns. Every process
+	// opens up to this many connections, so their sum must stay within
+	// PostgreSQL's max_connections (docs/operations.md, "Connection budget").
 	MaxOpenConns int
 	// SQLiteStatementSpans traces every SQLite statement, not only each
 	// transaction's begin, commit and rollback. SQLite statements are
@@ -64,6 +67,15 @@ type Options struct {
 	// transactions share commits (see InTx).
 	Batching Batching
 }
+
+// Bounds of Options.MaxOpenConns.
+const (
+	DefaultMaxOpenConns = 16
+	// MinOpenConns is the smallest pool: a write transaction may read
+	// through the pool while it holds a connection of its own (joined
+	// services do), so one connection alone could wait on itself.
+	MinOpenConns = 2
+)
 
 // DB is an open database. Writes go through InTx; reads outside a transaction
 // use Read. On SQLite, writes are funnelled through a single connection that
@@ -87,8 +99,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 8
 	}
-	if opts.MaxOpenConns <= 0 {
-		opts.MaxOpenConns = 16
+	switch {
+	case opts.MaxOpenConns == 0:
+		opts.MaxOpenConns = DefaultMaxOpenConns
+	case opts.MaxOpenConns < MinOpenConns:
+		return nil, fmt.Errorf("db: max open connections %d: must be at least %d", opts.MaxOpenConns, MinOpenConns)
 	}
 	engine := SQLite
 	if IsPostgresDSN(dsn) {

@@ -32,7 +32,7 @@ type Batching struct {
 	// each on a connection of its own: one runs its statements while the
 	// others commit, so a commit's wait for the log flush overlaps the next
 	// batch's work and no two batches ever wait on each other's locks.
-	// Default 2, at most half of MaxOpenConns (the rest stay free for reads,
+	// Default 2 (1 in a pool of 2 or 3), at most half of MaxOpenConns (the rest stay free for reads,
 	// which a writer may wait on). SQLite has one writer connection.
 	Writers int
 }
@@ -58,7 +58,7 @@ func (b Batching) withDefaults(e Engine, maxConns int) (Batching, error) {
 	case e == SQLite:
 		b.Writers = 1
 	case b.Writers == 0:
-		b.Writers = DefaultBatchWriters
+		b.Writers = max(1, min(DefaultBatchWriters, maxConns/2))
 	case b.Writers < 0 || b.Writers > maxConns/2:
 		// A write transaction may read through the pool while it holds its
 		// connection (joined services do): with every connection held by a

@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
@@ -125,6 +127,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mux.ServeHTTP(&muxErrors{ResponseWriter: w, r: r, log: a.log}, r)
+	// The mux set r.Pattern to the route it matched ("GET /v1/members/{id}"):
+	// the server span's http.route is its template, without the method.
+	if _, route, ok := strings.Cut(r.Pattern, "/"); ok {
+		trace.SpanFromContext(r.Context()).SetAttributes(semconv.HTTPRoute("/" + route))
+	}
 }
 
 func (a *API) wrap(rt Route) http.Handler {

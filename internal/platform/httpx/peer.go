@@ -9,10 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
@@ -107,13 +111,22 @@ type Call struct {
 	// Idempotent marks a call whose repetition has no further effect even
 	// without a key (the operation is idempotent on its own arguments).
 	Idempotent bool
+	// Expected lists problem codes that answer the call rather than fail it,
+	// such as "order_not_found" from a lookup that often misses: Do still
+	// returns them as errors, but the client span (through ExpectedAnswers)
+	// is not marked in error, so a normal outcome does not count as a failed
+	// trace in tail sampling and `godwit trace`.
+	Expected []string
 }
 
 func (c Call) retryable() bool {
 	return c.Method == http.MethodGet || c.Method == http.MethodHead || c.IdempotencyKey != "" || c.Idempotent
 }
 
-type routeKey struct{}
+type (
+	routeKey    struct{}
+	expectedKey struct{}
+)
 
 // ClientSpanName names otelhttp client spans after the call's route template
 // ("POST /internal/v1/orders"), falling back to the method alone; pass it to
@@ -144,6 +157,9 @@ func (p *Peer) Do(ctx context.Context, c Call) error {
 		route = c.Path
 	}
 	ctx = context.WithValue(ctx, routeKey{}, route)
+	if len(c.Expected) > 0 {
+		ctx = context.WithValue(ctx, expectedKey{}, c.Expected)
+	}
 	var last error
 	for attempt := 1; ; attempt++ {
 		retry, err := p.once(ctx, c, body)
@@ -305,3 +321,43 @@ func ErrorFromResponse(res *http.Response) error {
 	}
 	return e
 }
+
+// ExpectedAnswers wraps the transport that otelhttp's client transport
+// calls: when a problem answer carries a code the call listed in
+// Call.Expected, it marks the client span Ok. An Ok status outranks the Error
+// otelhttp then sets for the 4xx (a span's status only rises from Unset to
+// Error to Ok), so an expected miss leaves no error span while any other 4xx
+// or 5xx still does. The answer's body is read here (it is small: a problem
+// document) and handed on unchanged.
+func ExpectedAnswers(base http.RoundTripper) http.RoundTripper {
+	return expectedAnswers{base: base}
+}
+
+type expectedAnswers struct{ base http.RoundTripper }
+
+func (t expectedAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := t.base.RoundTrip(req)
+	expected, _ := req.Context().Value(expectedKey{}).([]string)
+	if err != nil || len(expected) == 0 || res.StatusCode < 400 {
+		return res, err
+	}
+	body, rerr := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	_ = res.Body.Close()
+	if rerr != nil {
+		res.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{rerr}))
+		return res, nil
+	}
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	var p struct {
+		Code string `json:"code"`
+	}
+	if json.Unmarshal(body, &p) == nil && p.Code != "" && slices.Contains(expected, p.Code) {
+		trace.SpanFromContext(req.Context()).SetStatus(codes.Ok, "")
+	}
+	return res, nil
+}
+
+// errReader fails every read with err: the rest of a body whose reading failed.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }

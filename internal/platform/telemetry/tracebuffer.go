@@ -244,10 +244,13 @@ func spanView(s sdktrace.ReadOnlySpan) SpanView {
 
 // RecentFilter selects traces for Recent. The zero value returns the 50 newest traces.
 type RecentFilter struct {
-	RootNamePrefix string        // keep traces whose root span name starts with this
-	ErrorsOnly     bool          // keep traces with at least one span in error
-	MinDuration    time.Duration // keep traces lasting at least this long
-	Limit          int           // default 50, at most 500
+	// SpanName keeps traces holding a span, the root or any other, whose name
+	// starts with it: "checkout.process" finds checkouts, whose root is the
+	// server span "POST /v1/checkout"; "POST /v1/" finds API requests.
+	SpanName    string
+	ErrorsOnly  bool          // keep traces with at least one span in error
+	MinDuration time.Duration // keep traces lasting at least this long; with SpanName, whose matching span does
+	Limit       int           // default 50, at most 500
 }
 
 // TraceSummary is one row of the recent-traces list.
@@ -273,10 +276,13 @@ func (b *TraceBuffer) Recent(f RecentFilter) []TraceSummary {
 	b.mu.Lock()
 	out := make([]TraceSummary, 0, min(limit, len(b.traces)))
 	for id, t := range b.traces {
-		if (f.ErrorsOnly && !t.failed) || t.end.Sub(t.start) < f.MinDuration {
+		if f.ErrorsOnly && !t.failed {
 			continue
 		}
-		if f.RootNamePrefix != "" && !strings.HasPrefix(t.root.Name(), f.RootNamePrefix) {
+		if f.SpanName == "" && t.end.Sub(t.start) < f.MinDuration {
+			continue
+		}
+		if f.SpanName != "" && !t.holds(f.SpanName, f.MinDuration) {
 			continue
 		}
 		out = append(out, TraceSummary{
@@ -297,6 +303,17 @@ func (b *TraceBuffer) Recent(f RecentFilter) []TraceSummary {
 		out = out[:limit]
 	}
 	return out
+}
+
+// holds reports whether t has a span whose name starts with name and that
+// lasted at least minDuration.
+func (t *bufferedTrace) holds(name string, minDuration time.Duration) bool {
+	for _, s := range t.spans {
+		if strings.HasPrefix(s.Name(), name) && s.EndTime().Sub(s.StartTime()) >= minDuration {
+			return true
+		}
+	}
+	return false
 }
 
 func serviceName(s sdktrace.ReadOnlySpan) string {

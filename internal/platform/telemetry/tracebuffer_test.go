@@ -184,11 +184,19 @@ func TestTraceBufferRecent(t *testing.T) {
 		want   []string
 	}{
 		{"all, newest first", telemetry.RecentFilter{}, []string{"POST /v1/inventory/reserve", "POST /v1/earn", "POST /v1/checkout", "GET /v1/catalog"}},
-		{"root name prefix", telemetry.RecentFilter{RootNamePrefix: "POST /v1/"}, []string{"POST /v1/inventory/reserve", "POST /v1/earn", "POST /v1/checkout"}},
+		{"root name prefix", telemetry.RecentFilter{SpanName: "POST /v1/"}, []string{"POST /v1/inventory/reserve", "POST /v1/earn", "POST /v1/checkout"}},
+		// The slow-checkout query: a span below the root, by name and duration.
+		{"inner span name", telemetry.RecentFilter{SpanName: "reserve inventory"}, []string{"POST /v1/checkout"}},
+		{"inner span name prefix", telemetry.RecentFilter{SpanName: "UPDATE"}, []string{"POST /v1/inventory/reserve"}},
+		{"inner span long enough", telemetry.RecentFilter{SpanName: "reserve inventory", MinDuration: 10 * time.Millisecond}, []string{"POST /v1/checkout"}},
+		// The trace lasted 300 ms, but the named span only 10 ms.
+		{"inner span too short", telemetry.RecentFilter{SpanName: "reserve inventory", MinDuration: 11 * time.Millisecond}, []string{}},
+		{"no such span", telemetry.RecentFilter{SpanName: "checkout.process"}, []string{}},
 		{"errors only", telemetry.RecentFilter{ErrorsOnly: true}, []string{"POST /v1/checkout"}},
 		{"min duration", telemetry.RecentFilter{MinDuration: 50 * time.Millisecond}, []string{"POST /v1/earn", "POST /v1/checkout"}},
 		{"limit", telemetry.RecentFilter{Limit: 2}, []string{"POST /v1/inventory/reserve", "POST /v1/earn"}},
-		{"combined", telemetry.RecentFilter{RootNamePrefix: "POST", ErrorsOnly: true, MinDuration: time.Second}, []string{}},
+		{"combined", telemetry.RecentFilter{SpanName: "POST", ErrorsOnly: true, MinDuration: time.Second}, []string{}},
+		{"combined, inner span", telemetry.RecentFilter{SpanName: "reserve", ErrorsOnly: true, MinDuration: 5 * time.Millisecond}, []string{"POST /v1/checkout"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
