@@ -15,6 +15,8 @@ func EnvName(flagName string) string {
 
 // Parse parses args into fs, then fills every flag not given on the command
 // line from its GODWIT_* environment variable. Flags win over the environment.
+// Confirmations of destructive actions (--yes, --force) are read from the
+// command line only.
 //
 // Flags may come before, between or after the positional arguments
 // (`godwit token admin ops --secret X` as well as `godwit token --secret X
@@ -48,7 +50,7 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || given[f.Name] {
+		if err != nil || given[f.Name] || commandLineOnly(f.Name) {
 			return
 		}
 		if v := getenv(EnvName(f.Name)); v != "" {
@@ -58,4 +60,16 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 		}
 	})
 	return err
+}
+
+// commandLineOnly reports whether flag name confirms a destructive action
+// (`migrate down --yes`, `backup --force`). Such a flag is never read from the
+// environment: a GODWIT_YES exported once would otherwise confirm every later
+// rollback silently.
+func commandLineOnly(name string) bool {
+	switch name {
+	case "yes", "force":
+		return true
+	}
+	return false
 }

@@ -77,3 +77,23 @@ func TestParseFlagsAfterArguments(t *testing.T) {
 		t.Fatal("an unknown flag after an argument was accepted")
 	}
 }
+
+func TestParseConfirmationsOnlyFromCommandLine(t *testing.T) {
+	env := map[string]string{"GODWIT_YES": "true", "GODWIT_FORCE": "true"}
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	yes := fs.Bool("yes", false, "")
+	force := fs.Bool("force", false, "")
+	if err := config.Parse(fs, []string{"down"}, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if *yes || *force {
+		t.Fatalf("yes=%v force=%v from the environment; confirmations must be typed", *yes, *force)
+	}
+	if err := config.Parse(fs, []string{"down", "--yes"}, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if !*yes {
+		t.Fatal("--yes on the command line not honoured")
+	}
+}
