@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -518,7 +519,7 @@ func TestBrowserDemoAdminOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Close() })
-	srv := httptest.NewServer(a.Handler)
+	srv := apitest.Server(t, a.Handler)
 	t.Cleanup(srv.Close)
 
 	tc := tab(t, bctx)

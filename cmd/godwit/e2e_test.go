@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry/otlptest"
@@ -92,7 +93,9 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	}()
 	select {
 	case base := <-ready:
-		s.base = base
+		// The tests talk to the process through a proxy that holds every
+		// request and response to the OpenAPI document.
+		s.base = apitest.Proxy(t, base).URL
 	case err := <-s.done:
 		t.Fatalf("godwit serve exited early: %v\nstderr:\n%s", err, s.stderr)
 	case <-time.After(20 * time.Second):

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/checkout"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -29,10 +30,13 @@ var splitServices = []string{"checkout", "cart", "catalog", "inventory", "paymen
 
 // cluster is Godwit split into one process per service, sharing one database.
 type cluster struct {
-	t       *testing.T
-	env     []string
-	common  []string // --data-dir/--db/--secret
-	addrs   map[string]string
+	t      *testing.T
+	env    []string
+	common []string // --data-dir/--db/--secret
+	addrs  map[string]string
+	// peers are the URLs the processes call each other at: a proxy per
+	// service that holds the internal calls to the OpenAPI document.
+	peers   map[string]string
 	procs   map[string]*server
 	keys    *auth.Keys
 	admin   string
@@ -75,7 +79,7 @@ func newCluster(t *testing.T, recv *otlptest.Receiver, dsn string) *cluster {
 		t.Fatal(err)
 	}
 	c := &cluster{t: t, keys: keys, admin: admin, dataDir: t.TempDir(), dsn: dsn,
-		addrs: map[string]string{}, procs: map[string]*server{},
+		addrs: map[string]string{}, peers: map[string]string{}, procs: map[string]*server{},
 		env: []string{
 			"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.Endpoint(),
 			"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
@@ -87,6 +91,7 @@ func newCluster(t *testing.T, recv *otlptest.Receiver, dsn string) *cluster {
 	}
 	for _, s := range splitServices {
 		c.addrs[s] = freeAddr(t)
+		c.peers[s] = apitest.Proxy(t, "http://"+c.addrs[s]).URL
 	}
 	for _, s := range splitServices {
 		c.start(s)
@@ -103,7 +108,7 @@ func (c *cluster) start(s string) {
 		"--demo"}, c.common...) // demo data on PostgreSQL too
 	for _, p := range splitServices {
 		if p != s {
-			args = append(args, "--peer", p+"=http://"+c.addrs[p])
+			args = append(args, "--peer", p+"="+c.peers[p])
 		}
 	}
 	c.procs[s] = startServer(c.t, c.env, args...)

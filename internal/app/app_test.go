@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
@@ -49,7 +50,7 @@ func newTestAppWith(t *testing.T, cfg app.Config) *app.App {
 
 func TestOpenAPIIsServed(t *testing.T) {
 	a := newTestApp(t)
-	srv := httptest.NewServer(a.Handler)
+	srv := apitest.Server(t, a.Handler)
 	defer srv.Close()
 	res, err := http.Get(srv.URL + "/v1/openapi.yaml")
 	if err != nil {

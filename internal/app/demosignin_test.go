@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
@@ -51,7 +52,7 @@ func demoSignIn(t *testing.T, srv *httptest.Server, host, body string, hdr http.
 // (a proxy on this machine), and admin unless --demo-admin asked for it.
 func TestDemoSignInRefusesBypasses(t *testing.T) {
 	a := newTestAppWith(t, app.Config{DSN: dbtest.DSN(t, db.SQLite), Demo: true})
-	srv := httptest.NewServer(a.Handler)
+	srv := apitest.Server(t, a.Handler)
 	t.Cleanup(srv.Close)
 	port := strings.TrimPrefix(srv.URL, "http://127.0.0.1:")
 	const member, admin = `{"role":"member","member_id":"ava"}`, `{"role":"admin"}`
@@ -100,7 +101,7 @@ func TestDemoSignInRefusesBypasses(t *testing.T) {
 
 func TestDemoAdminSignInOnlyWhenAsked(t *testing.T) {
 	a := newTestAppWith(t, app.Config{DSN: dbtest.DSN(t, db.SQLite), Demo: true, DemoAdmin: true})
-	srv := httptest.NewServer(a.Handler)
+	srv := apitest.Server(t, a.Handler)
 	t.Cleanup(srv.Close)
 	if st, code := demoSignIn(t, srv, "", `{"role":"admin"}`, nil); st != http.StatusCreated {
 		t.Errorf("admin sign-in with DemoAdmin = %d %q, want 201", st, code)

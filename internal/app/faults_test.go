@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -370,7 +371,7 @@ func TestFaultPointsInSplitMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler)
+	srv := apitest.Server(t, a.Handler)
 	defer srv.Close()
 	tok, err := a.Keys.Mint(auth.ScopeAdmin, "split", time.Hour)
 	if err != nil {

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -82,7 +82,7 @@ func TestMemberBuysWithPointsAndEarns(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = a.Close() })
-			srv := httptest.NewServer(a.Handler)
+			srv := apitest.Server(t, a.Handler)
 			t.Cleanup(srv.Close)
 			c := client{t: t, base: srv.URL}
 			svc := mint(t, a, auth.ScopeService, "airline")

@@ -3,11 +3,11 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/notify"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
@@ -60,7 +60,7 @@ func TestTwoReplicasOneDatabase(t *testing.T) {
 			var jobsDone sync.WaitGroup
 			clients := make([]client, len(replicas))
 			for i, a := range replicas {
-				srv := httptest.NewServer(a.Handler)
+				srv := apitest.Server(t, a.Handler)
 				t.Cleanup(srv.Close)
 				clients[i] = client{t: t, base: srv.URL}
 				jobsDone.Go(func() { a.RunJobs(ctx) })

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -75,7 +76,7 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = a.Close() })
-	srv := httptest.NewServer(a.Handler)
+	srv := apitest.Server(tb, a.Handler)
 	tb.Cleanup(srv.Close)
 	return &rig{tb: tb, a: a, srv: srv, tel: tel}
 }

@@ -1,10 +1,10 @@
 package app_test
 
 import (
-	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
@@ -19,7 +19,7 @@ func TestRevokedTokenIsRefusedOnEveryReplica(t *testing.T) {
 			dsn := dbtest.DSN(t, engine)
 			one := newTestAppWith(t, app.Config{DSN: dsn})
 			two := newTestAppWith(t, app.Config{DSN: dsn})
-			s1, s2 := httptest.NewServer(one.Handler), httptest.NewServer(two.Handler)
+			s1, s2 := apitest.Server(t, one.Handler), apitest.Server(t, two.Handler)
 			t.Cleanup(s1.Close)
 			t.Cleanup(s2.Close)
 			c1, c2 := client{t: t, base: s1.URL}, client{t: t, base: s2.URL}

@@ -3,10 +3,10 @@ package app_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 )
 
@@ -15,7 +15,7 @@ import (
 // they cannot add spans to a known checkout's trace.
 func TestUntrustedTraceparentStartsLinkedTrace(t *testing.T) {
 	a := newTestApp(t)
-	srv := httptest.NewServer(a.Handler)
+	srv := apitest.Server(t, a.Handler)
 	t.Cleanup(srv.Close)
 	admin, _ := a.Keys.Mint(auth.ScopeAdmin, "trace-test", time.Hour)
 	service, _ := a.Keys.Mint(auth.ScopeService, "checkout", time.Hour)

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/cart"
 	"github.com/godwit-dev/godwit/internal/catalog"
 	"github.com/godwit-dev/godwit/internal/checkout"
@@ -377,7 +378,7 @@ func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
 		// As in the server: otelhttp makes the request span, so problems carry the trace id.
 		h = otelhttp.NewHandler(api, "http.server", otelhttp.WithTracerProvider(o.tp))
 	}
-	f.srv = httptest.NewServer(h)
+	f.srv = apitest.Server(t, h)
 	t.Cleanup(f.srv.Close)
 	return f
 }

@@ -16,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/godwit-dev/godwit/api/apitest"
 	"github.com/godwit-dev/godwit/internal/loyalty"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/money"
@@ -85,7 +86,7 @@ func newEnvWith(t *testing.T, d *db.DB, prog *program.Program) *env {
 	}
 	api := httpx.NewAPI(e.keys, idempotency.NewStore(d, idempotency.Options{}), nil)
 	api.Add(svc.Routes()...)
-	e.srv = httptest.NewServer(otelhttp.NewHandler(api, "http.server", otelhttp.WithTracerProvider(tp)))
+	e.srv = apitest.Server(t, otelhttp.NewHandler(api, "http.server", otelhttp.WithTracerProvider(tp)))
 	t.Cleanup(e.srv.Close)
 	return e
 }
