@@ -87,7 +87,8 @@ func Problem(err error, r *http.Request) (int, map[string]any) {
 }
 
 // WriteError writes err as problem+json, records it on the request's span and
-// logs server-side failures with their cause.
+// logs server-side failures with their cause. An error carrying the detail
+// retry_after_seconds (an int; see RetryLater) also gets a Retry-After header.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status, body := Problem(err, r)
 	span := trace.SpanFromContext(r.Context())
@@ -103,6 +104,11 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="godwit"`)
+	}
+	if after := retryAfter(err); after != "" {
+		// A problem that says when to retry is not a final answer; an
+		// Idempotency-Key is not settled with it (see settle).
+		w.Header().Set("Retry-After", after)
 	}
 	w.Header().Set("Content-Type", ProblemContentType)
 	w.Header().Set("Cache-Control", "no-store")
