@@ -8,8 +8,15 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	osexec "os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -555,4 +562,137 @@ func withParam(t *testing.T, dsn, key, value string) string {
 	q.Set(key, value)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// cluster is a throwaway PostgreSQL server a test starts with the Debian
+// server binaries (initdb, pg_ctl), on a free port, in a directory of its own.
+type cluster struct {
+	t    *testing.T
+	bin  string // the directory of initdb and pg_ctl
+	dir  string
+	data string
+	port int
+	uid  int // run the binaries as this user; -1: as this process
+}
+
+// startCluster starts a throwaway cluster, stopped and removed at cleanup. It
+// skips the test, saying why, where the server binaries are absent, or when
+// running as root (as CI does) without a postgres user to run them as:
+// initdb refuses to run as root.
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	initdbs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(initdbs) == 0 {
+		t.Skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb): the restart test needs initdb and pg_ctl (Debian's postgresql package)")
+	}
+	sort.Slice(initdbs, func(i, j int) bool { return versionOf(initdbs[i]) < versionOf(initdbs[j]) })
+	c := &cluster{t: t, bin: filepath.Dir(initdbs[len(initdbs)-1]), uid: -1}
+	gid := -1
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Skip("running as root and there is no postgres user: initdb refuses to run as root, and the restart test runs it as postgres")
+		}
+		if _, err := osexec.LookPath("runuser"); err != nil {
+			t.Skip("running as root without runuser: the restart test runs initdb as the postgres user through it")
+		}
+		c.uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	}
+	dir, err := os.MkdirTemp("", "godwit-pgcluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.dir, c.data = dir, filepath.Join(dir, "data")
+	if c.uid >= 0 {
+		if err := os.Chown(dir, c.uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = c.command("pg_ctl", "-D", c.data, "-m", "immediate", "-w", "stop").Run()
+		_ = os.RemoveAll(dir)
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.port = l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	c.run("initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+	c.run("pg_ctl", "-D", c.data, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "60",
+		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", c.port, dir), "start")
+	return c
+}
+
+// versionOf is the major version in a /usr/lib/postgresql/<v>/bin path.
+func versionOf(path string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(path))))
+	return v
+}
+
+// DSN is the cluster's postgres database.
+func (c *cluster) DSN() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+}
+
+func (c *cluster) command(name string, args ...string) *osexec.Cmd {
+	path := filepath.Join(c.bin, name)
+	var cmd *osexec.Cmd
+	if c.uid >= 0 {
+		cmd = osexec.Command("runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
+	} else {
+		cmd = osexec.Command(path, args...)
+	}
+	cmd.Dir = c.dir // the postgres user may not enter the test's directory
+	// pg_ctl leaves the server running; should it hold the output open, do
+	// not wait for it.
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+func (c *cluster) run(name string, args ...string) {
+	c.t.Helper()
+	if out, err := c.command(name, args...).CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
+		c.t.Fatalf("%s %v: %v\n%s\nserver log:\n%s", name, args, err, out, log)
+	}
+}
+
+// restart restarts the server with pg_ctl's shutdown mode: fast (sessions
+// terminated, a clean shutdown) or immediate (the server crashes and replays
+// its WAL on start).
+func (c *cluster) restart(mode string) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	// -l again: without it the new server would write to pg_ctl's output.
+	c.run("pg_ctl", "-D", c.data, "-l", filepath.Join(c.dir, "server.log"), "-m", mode, "-w", "-t", "60", "restart")
+	return time.Since(start)
+}
+
+// TestPostgresServerRestarted restarts a throwaway PostgreSQL server under
+// mixed load, once with a fast shutdown and once with an immediate one (a
+// crash: the server replays its WAL): every operation still gets a final
+// answer, nothing acknowledged is lost or doubled, verify is clean, and the
+// service answers again by itself, without a restart of its own.
+func TestPostgresServerRestarted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the restart test starts a PostgreSQL cluster of its own; skipped in -short mode")
+	}
+	c := startCluster(t)
+	r, l := faultRig(t, c.DSN())
+	before := l.baseline(t, r.a.DB.Read())
+	stop := make(chan struct{})
+	wait := l.run(4, stop)
+	var took []string
+	for _, mode := range []string{"fast", "immediate"} {
+		time.Sleep(1500 * time.Millisecond)
+		took = append(took, fmt.Sprintf("%s %s", mode, c.restart(mode).Round(time.Millisecond)))
+	}
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wait()
+	t.Logf("restarts: %s; %s", strings.Join(took, ", "), l.summary())
+	l.recovers(t)
+	l.check(t, r, before)
 }
