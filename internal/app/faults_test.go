@@ -297,7 +297,7 @@ func TestFaultPointRoutes(t *testing.T) {
 				m := p.(map[string]any)
 				points[m["point"].(string)] = m
 			}
-			for _, name := range []string{"payment.charge", "inventory.reserve", "loyalty.fulfillment", "loyalty.partner.northwind-airways"} {
+			for _, name := range []string{"payment.charge", "inventory.reserve", "loyalty.fulfillment", "loyalty.partner.northwind-airways", "order.create", "order.created"} {
 				if points[name] == nil {
 					t.Errorf("GET /v1/admin/faults lacks %s: %v", name, list)
 				}
@@ -387,7 +387,7 @@ func TestFaultPointsInSplitMode(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	if code, body := get("/v1/admin/faults"); code != 200 || !strings.Contains(body, `"inventory.reserve"`) || strings.Contains(body, "payment.charge") || strings.Contains(body, "loyalty.") {
+	if code, body := get("/v1/admin/faults"); code != 200 || !strings.Contains(body, `"inventory.reserve"`) || strings.Contains(body, "payment.charge") || strings.Contains(body, "loyalty.") || strings.Contains(body, "order.") {
 		t.Errorf("inventory process lists %d %s, want only inventory.reserve", code, body)
 	}
 	if code, _ := get("/v1/admin/faults/payment.charge"); code != 404 {
