@@ -516,12 +516,17 @@ func IsUniqueViolation(err error) bool {
 // or the connection was lost (a terminated backend, a restarting server), as
 // opposed to a statement failing.
 func IsUnavailable(err error) bool {
+	// Any failure to connect, whatever the server said (a database not
+	// accepting connections is 55000 inside it).
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P03"
 	}
-	var connErr *pgconn.ConnectError
-	return errors.As(err, &connErr) || errors.Is(err, sql.ErrConnDone) ||
+	return errors.Is(err, sql.ErrConnDone) ||
 		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, driver.ErrBadConn) // the connection was lost earlier
 }
 
