@@ -2479,7 +2479,7 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/admin/expirations (the `RunExpiry` operationId).
 	RunExpiry(ctx context.Context, body RunExpiryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListFaults Every fault point of this process and its setting (admin). The fault points are payment.charge, inventory.reserve, loyalty.fulfillment and loyalty.partner.<id> (and those other services register); in split mode a process lists only the points of the services it runs. The per-service routes below remain, with their own bodies.
+	// ListFaults Every fault point of this process and its setting (admin). The fault points are payment.charge, inventory.reserve, loyalty.fulfillment, loyalty.partner.<id>, order.create (delays an order's creation before it is written) and order.created (after it); in split mode a process lists only the points of the services it runs. The per-service routes below remain, with their own bodies.
 	//
 	// Corresponds with GET /v1/admin/faults (the `ListFaults` operationId).
 	ListFaults(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3594,7 +3594,7 @@ func (c *Client) RunExpiry(ctx context.Context, body RunExpiryJSONRequestBody, r
 	return c.Client.Do(req)
 }
 
-// ListFaults Every fault point of this process and its setting (admin). The fault points are payment.charge, inventory.reserve, loyalty.fulfillment and loyalty.partner.<id> (and those other services register); in split mode a process lists only the points of the services it runs. The per-service routes below remain, with their own bodies.
+// ListFaults Every fault point of this process and its setting (admin). The fault points are payment.charge, inventory.reserve, loyalty.fulfillment, loyalty.partner.<id>, order.create (delays an order's creation before it is written) and order.created (after it); in split mode a process lists only the points of the services it runs. The per-service routes below remain, with their own bodies.
 //
 // Corresponds with GET /v1/admin/faults (the `ListFaults` operationId).
 func (c *Client) ListFaults(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8466,7 +8466,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/admin/expirations (the `RunExpiry` operationId).
 	RunExpiryWithResponse(ctx context.Context, body RunExpiryJSONRequestBody, reqEditors ...RequestEditorFn) (*RunExpiryResponse, error)
 
-	// ListFaultsWithResponse Every fault point of this process and its setting (admin). The fault points are payment.charge, inventory.reserve, loyalty.fulfillment and loyalty.partner.<id> (and those other services register); in split mode a process lists only the points of the services it runs. The per-service routes below remain, with their own bodies.
+	// ListFaultsWithResponse Every fault point of this process and its setting (admin). The fault points are payment.charge, inventory.reserve, loyalty.fulfillment, loyalty.partner.<id>, order.create (delays an order's creation before it is written) and order.created (after it); in split mode a process lists only the points of the services it runs. The per-service routes below remain, with their own bodies.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -13849,7 +13849,7 @@ func (c *ClientWithResponses) RunExpiryWithResponse(ctx context.Context, body Ru
 	return ParseRunExpiryResponse(rsp)
 }
 
-// ListFaultsWithResponse Every fault point of this process and its setting (admin). The fault points are payment.charge, inventory.reserve, loyalty.fulfillment and loyalty.partner.<id> (and those other services register); in split mode a process lists only the points of the services it runs. The per-service routes below remain, with their own bodies.
+// ListFaultsWithResponse Every fault point of this process and its setting (admin). The fault points are payment.charge, inventory.reserve, loyalty.fulfillment, loyalty.partner.<id>, order.create (delays an order's creation before it is written) and order.created (after it); in split mode a process lists only the points of the services it runs. The per-service routes below remain, with their own bodies.
 //
 // Returns a wrapper object for the known response body format(s).
 //

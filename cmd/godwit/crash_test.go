@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,22 +97,37 @@ func TestCrashLoop(t *testing.T) {
 }
 
 // TestCrashRetryTakesOver is the customer's view of a crash: a guest
-// checkout is in flight (the simulator takes 3 s to charge) when the server is
-// SIGKILLed; the server restarts at once and the client retries with the same
-// Idempotency-Key. The retry takes the checkout over once the dead process's
-// leases run out (--checkout-lease, default 6 s) and answers 201 with the
-// order — before, it answered idempotency_key_in_progress for five minutes and
-// then checkout_aborted. verify right after reports no violation.
+// checkout is in flight when the server is SIGKILLed, held by a 3 s latency
+// fault at one of three places — the payment simulator's charge (killed
+// before the charge), order.create (after the charge, before the order) and
+// order.created (after the order) — and the server restarts at once. Right
+// after the restart verify reports no violation (the dead saga's effects are
+// in flight until its lease runs out); the client then retries with the same
+// Idempotency-Key, and the retry takes the checkout over once the dead
+// process's leases run out (--checkout-lease, default 6 s) and answers 201 with
+// the order — before, it answered idempotency_key_in_progress for five minutes
+// and then checkout_aborted. Exactly one charge and one order exist, and
+// verify is clean again.
 func TestCrashRetryTakesOver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
 	}
+	kills := []struct {
+		name, path      string
+		charges, orders int // what the kill leaves of the checkout
+	}{
+		{"before the charge", "/v1/admin/faults/payment", 0, 0},
+		{"between the charge and the order", "/v1/admin/faults/order.create", 1, 0},
+		{"after the order", "/v1/admin/faults/order.created", 1, 1},
+	}
 	for _, engine := range []db.Engine{db.SQLite, db.Postgres} {
 		t.Run(string(engine), func(t *testing.T) {
 			dataDir := t.TempDir()
+			dsn := filepath.Join(dataDir, "godwit.db")
 			var dbArgs []string
 			if engine == db.Postgres {
-				dbArgs = []string{"--db", dbtest.DSN(t, db.Postgres)}
+				dsn = dbtest.DSN(t, db.Postgres)
+				dbArgs = []string{"--db", dsn}
 			}
 			serveArgs := append([]string{"--data-dir", dataDir, "--recovery-interval", "1s", "--log-level", "warn", "--demo"}, dbArgs...) // demo data on PostgreSQL too
 			s := startServer(t, nil, serveArgs...)
@@ -118,45 +136,100 @@ func TestCrashRetryTakesOver(t *testing.T) {
 				t.Fatalf("token: %v", err)
 			}
 			token := strings.TrimSpace(string(out))
-			fault, _ := http.NewRequest("PUT", s.base+"/v1/admin/faults/payment", strings.NewReader(`{"latency_ms":3000}`))
-			fault.Header.Set("Authorization", "Bearer "+token)
-			fault.Header.Set("Content-Type", "application/json")
-			if res, err := http.DefaultClient.Do(fault); err != nil || res.StatusCode != 200 {
-				t.Fatalf("payment fault: %v %v", res, err)
-			} else {
-				res.Body.Close()
-			}
-			body := guestCheckoutBody(t, s, 1)
-			go func() { _, _ = checkoutOnce(s.base, "crash-retry", body) }() // dies with the server
-			time.Sleep(1500 * time.Millisecond)                              // inside the charge's 3 s
-			if err := s.cmd.Process.Kill(); err != nil {                     // SIGKILL
-				t.Fatal(err)
-			}
-			<-s.done
-			s = startServer(t, nil, serveArgs...)
-			start := time.Now()
-			var code int
-			var res map[string]any
-			for time.Since(start) < 2*time.Minute { // generous: the outcome is asserted, not the time
-				if code, res = checkoutOnce(s.base, "crash-retry", body); code == 201 || (code != 409 && code != 0) {
-					break
+			verify := func(when string) {
+				t.Helper()
+				var vout, verr bytes.Buffer
+				if err := run(context.Background(), []string{"verify", "--target", s.base, "--token", token, "--grace", "0s"}, &vout, &verr, func(string) string { return "" }); err != nil {
+					t.Fatalf("verify %s: %v\n%s%s", when, err, vout.String(), verr.String())
 				}
-				time.Sleep(time.Second)
 			}
-			took := time.Since(start)
-			if code != 201 || res["status"] != "confirmed" {
-				t.Fatalf("retry after the crash: %d %v\nstderr:\n%s", code, res, s.stderr)
+			engineT := t // the restarted server outlives each kill's subtest
+			for i, kill := range kills {
+				t.Run(kill.name, func(t *testing.T) {
+					setFault(t, s.base, token, kill.path, 3000)
+					body := guestCheckoutBody(t, s, 1)
+					charges, orders := chargesAndOrders(t, dsn, "")
+					key := "crash-retry-" + strconv.Itoa(i)
+					go func() { _, _ = checkoutOnce(s.base, key, body) }() // dies with the server
+					time.Sleep(1500 * time.Millisecond)                    // inside the fault's 3 s
+					if err := s.cmd.Process.Kill(); err != nil {           // SIGKILL
+						t.Fatal(err)
+					}
+					<-s.done
+					s = startServer(engineT, nil, serveArgs...)
+					start := time.Now()
+					// The fault held the saga where the kill was meant to land.
+					if c, o := chargesAndOrders(t, dsn, ""); c-charges != kill.charges || o-orders != kill.orders {
+						t.Errorf("the kill left %d charges and %d orders, want %d and %d", c-charges, o-orders, kill.charges, kill.orders)
+					}
+					verify("right after the restart")
+					setFault(t, s.base, token, kill.path, 0) // the retry is not held again
+					var code int
+					var res map[string]any
+					for time.Since(start) < 2*time.Minute { // generous: the outcome is asserted; the time is logged
+						if code, res = checkoutOnce(s.base, key, body); code == 201 || (code != 409 && code != 0) {
+							break
+						}
+						time.Sleep(time.Second)
+					}
+					took := time.Since(start)
+					if code != 201 || res["status"] != "confirmed" {
+						t.Fatalf("retry after the crash: %d %v\nstderr:\n%s", code, res, s.stderr)
+					}
+					if again, res2 := checkoutOnce(s.base, key, body); again != 201 || res2["order_id"] != res["order_id"] {
+						t.Errorf("second retry: %d %v", again, res2)
+					}
+					checkoutID, _ := res["checkout_id"].(string)
+					if charges, orders := chargesAndOrders(t, dsn, checkoutID); charges != 1 || orders != 1 {
+						t.Errorf("checkout %s: %d charges and %d orders, want one of each", checkoutID, charges, orders)
+					}
+					verify("after the retry")
+					t.Logf("killed %s: the retry answered 201 %.1f s after the restart (order %v)", kill.name, took.Seconds(), res["order_id"])
+				})
 			}
-			if again, res2 := checkoutOnce(s.base, "crash-retry", body); again != 201 || res2["order_id"] != res["order_id"] {
-				t.Errorf("second retry: %d %v", again, res2)
-			}
-			var vout, verr bytes.Buffer
-			if err := run(context.Background(), []string{"verify", "--target", s.base, "--token", token, "--grace", "0s"}, &vout, &verr, func(string) string { return "" }); err != nil {
-				t.Fatalf("verify right after: %v\n%s%s", err, vout.String(), verr.String())
-			}
-			t.Logf("retry answered 201 %.1f s after the restart (order %v)", took.Seconds(), res["order_id"])
 		})
 	}
+}
+
+// setFault sets the latency of the fault point at path (an admin route).
+func setFault(t *testing.T, base, token, path string, latencyMS int) {
+	t.Helper()
+	body := fmt.Sprintf(`{"delay_ms":%d}`, latencyMS)
+	if path == "/v1/admin/faults/payment" {
+		body = fmt.Sprintf(`{"latency_ms":%d}`, latencyMS)
+	}
+	req, _ := http.NewRequest("PUT", base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("fault %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		b, _ := io.ReadAll(res.Body)
+		t.Fatalf("fault %s: %d %s", path, res.StatusCode, b)
+	}
+}
+
+// chargesAndOrders counts a checkout's charges (any status but declined:
+// the gateway's idempotency key is the checkout id) and orders, reading the
+// database directly; every checkout's for an empty checkoutID.
+func chargesAndOrders(t *testing.T, dsn, checkoutID string) (charges, orders int) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := db.Open(ctx, dsn, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM payment_charges WHERE ($1 = '' OR idempotency_key = $1) AND status <> 'declined'`, checkoutID).Scan(&charges); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE ($1 = '' OR checkout_id = $1)`, checkoutID).Scan(&orders); err != nil {
+		t.Fatal(err)
+	}
+	return charges, orders
 }
 
 // guestCheckoutBody makes a guest cart holding qty of the first demo product

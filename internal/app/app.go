@@ -195,7 +195,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.Keys, err = auth.NewKeys(cfg.Secret, cfg.Now); err != nil {
 		return nil, err
 	}
-	if a.DB, err = openDatabase(ctx, cfg, a.tel); err != nil {
+	dbName := cfg.Observe.ServiceName // as telemetry names the process
+	if dbName == "" {
+		dbName = ServiceName(a.Services)
+	}
+	if a.DB, err = openDatabase(ctx, cfg, a.tel, dbName); err != nil {
 		return nil, err
 	}
 	w := newWiring(a, cfg, topo)
@@ -271,11 +275,14 @@ func (a *App) openTelemetry(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// openDatabase opens and migrates the database, traced with tel.
-func openDatabase(ctx context.Context, cfg Config, tel *telemetry.Telemetry) (*db.DB, error) {
+// openDatabase opens and migrates the database, traced with tel. On
+// PostgreSQL its sessions carry application_name name (the process's service
+// name: godwit, godwit-inventory, godwit-expire…) unless the DSN sets one.
+func openDatabase(ctx context.Context, cfg Config, tel *telemetry.Telemetry, name string) (*db.DB, error) {
 	d, err := db.Open(ctx, cfg.DSN, db.Options{
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 		SQLiteStatementSpans: cfg.SQLiteStatementSpans, Batching: cfg.Batching, MaxOpenConns: cfg.DBMaxConns,
+		ApplicationName: name,
 	})
 	if err != nil {
 		return nil, err

@@ -118,7 +118,7 @@ type MigrationState struct {
 // Migrate applies pending migrations to the database at dsn, logging each to
 // logOut, and returns every migration's state.
 func Migrate(ctx context.Context, dsn string, logOut io.Writer) ([]MigrationState, error) {
-	d, err := db.Open(ctx, dsn, db.Options{})
+	d, err := db.Open(ctx, dsn, db.Options{ApplicationName: "godwit-migrate"})
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func RunExpire(ctx context.Context, cfg ExpireConfig) (ExpireReport, error) {
 		return ExpireReport{}, err
 	}
 	defer flush()
-	d, err := openDatabase(ctx, Config{DSN: cfg.DSN, DBMaxConns: cfg.DBMaxConns}, tel)
+	d, err := openDatabase(ctx, Config{DSN: cfg.DSN, DBMaxConns: cfg.DBMaxConns}, tel, cfg.Observe.ServiceName)
 	if err != nil {
 		return ExpireReport{}, err
 	}

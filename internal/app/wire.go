@@ -78,7 +78,7 @@ func (w *wiring) build(cfg Config, ad adapters) error {
 		{ServiceInventory, func() error { w.inventory = newInventory(w.base, cfg.ReservationTTL, w.faults); return nil }},
 		{ServiceCart, func() error { w.carts = newCart(w.base, w.prices(ServiceCart)); return nil }},
 		{ServicePayment, func() error { w.buildPayment(ad.provider); return nil }},
-		{ServiceOrder, func() error { w.orders = newOrder(w.base); return nil }},
+		{ServiceOrder, func() error { w.orders = newOrder(w.base, w.faults); return nil }},
 		{ServiceCheckout, func() (err error) { w.checkout, err = w.newCheckout(cfg); return err }},
 		{ServiceNotify, func() error { w.outbox = newOutbox(w.base, ad.sender(cfg.DataDir)); return nil }},
 	}
@@ -121,8 +121,8 @@ func (w *wiring) buildPayment(provider payment.Provider) {
 	w.payments = payment.New(payment.Config{Provider: w.provider, Now: w.now, TracerProvider: w.tel.TracerProvider, Logger: w.log})
 }
 
-func newOrder(b base) *order.Service {
-	return order.New(order.Config{DB: b.db, Now: b.now, TracerProvider: b.tel.TracerProvider, Logger: b.log})
+func newOrder(b base, fs *faults.Store) *order.Service {
+	return order.New(order.Config{DB: b.db, Now: b.now, TracerProvider: b.tel.TracerProvider, Logger: b.log, Faults: fs})
 }
 
 // newCheckout builds the checkout saga on its six dependencies, each local or remote.

@@ -313,6 +313,9 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 // by checkout id.
 func (s *Service) orderAndFinish(ctx context.Context, span trace.Span, rec *record) (Result, string, error) {
 	err := s.timed(ctx, span, StepCreatingOrder, func() error {
+		if err := s.orderFault(ctx, order.FaultPointCreate); err != nil {
+			return err
+		}
 		if err := s.leaseHeld(rec, StepCreatingOrder); err != nil {
 			return err
 		}
@@ -321,12 +324,29 @@ func (s *Service) orderAndFinish(ctx context.Context, span trace.Span, rec *reco
 			return err
 		}
 		orderCreated(span, rec, o)
+		if err := s.orderFault(ctx, order.FaultPointCreated); err != nil {
+			return err
+		}
 		return s.failPoint(StepCreatingOrder)
 	})
 	if err != nil {
 		return s.fail(ctx, rec, StepCreatingOrder, err)
 	}
 	return s.finishDeferrable(ctx, span, rec)
+}
+
+// orderFault waits out the delay of an order fault point when the order
+// service is in this process (see orderFaults). The request ending meanwhile
+// interrupts the saga, leaving it to the retry or the recovery pass.
+func (s *Service) orderFault(ctx context.Context, point string) error {
+	of, ok := s.cfg.Orders.(orderFaults)
+	if !ok {
+		return nil
+	}
+	if err := of.WaitFault(ctx, point); err != nil {
+		return interrupted(StepCreatingOrder, err)
+	}
+	return nil
 }
 
 // replay answers a checkout that has already ended with its recorded outcome.

@@ -5,16 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/checkout"
 	"github.com/godwit-dev/godwit/internal/inventory"
-	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
+	"github.com/godwit-dev/godwit/internal/platform/httpx"
 )
 
 // TestFlashSale: 200 buyers for 50 units at once. In local mode on
@@ -189,28 +190,34 @@ func TestSimulatorFailureModes(t *testing.T) {
 	})
 }
 
+// TestCardDataRejected sends card numbers in every form checkout could be
+// handed one — plain, grouped, in an unknown field, as a JSON number, hidden
+// behind \u escapes — on both engines: each is refused 422
+// card_data_rejected at the initiated step and nothing is stored.
 func TestCardDataRejected(t *testing.T) {
-	d := dbtest.New(t, db.SQLite)
-	f := newFixture(t, d, fixtureOpts{})
-	p := f.product(t, "CARD-1", 1000, 5)
-	c := f.cart(t, "", map[string]int64{p.ID: 1})
-	for name, body := range map[string]string{
-		"token":    checkoutBody(c, "4242424242424242", "g@example.com", 0),
-		"grouped":  checkoutBody(c, "tok_visa", "4000 0566 5566 5556", 0),
-		"extra":    `{"cart_id":"` + c + `","payment":{"token":"tok_visa","number":"5555-5555-5555-4444"},"email":"g@example.com"}`,
-		"unquoted": `{"cart_id":"` + c + `","payment":{"token":"tok_visa"},"points_to_redeem":4111111111111111,"email":"g@example.com"}`,
-	} {
-		r := f.do(t, "POST", "/v1/checkout", "", "card-"+name, body)
-		if r.status != 422 || r.str("code") != "card_data_rejected" {
-			t.Errorf("%s: %d %s", name, r.status, r.raw)
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d, fixtureOpts{})
+		p := f.product(t, "CARD-1", 1000, 5)
+		c := f.cart(t, "", map[string]int64{p.ID: 1})
+		for name, body := range map[string]string{
+			"token":    checkoutBody(c, "4242424242424242", "g@example.com", 0),
+			"grouped":  checkoutBody(c, "tok_visa", "4000 0566 5566 5556", 0),
+			"extra":    `{"cart_id":"` + c + `","payment":{"token":"tok_visa","number":"5555-5555-5555-4444"},"email":"g@example.com"}`,
+			"unquoted": `{"cart_id":"` + c + `","payment":{"token":"tok_visa"},"points_to_redeem":4111111111111111,"email":"g@example.com"}`,
+			"escaped":  `{"cart_id":"` + c + `","payment":{"token":"tok_visa"},"email":"\u0034111111111111111@example.test"}`,
+		} {
+			r := f.do(t, "POST", "/v1/checkout", "", "card-"+name, body)
+			if r.status != 422 || r.str("code") != httpx.CodeCardDataRejected || r.str("failure_step") != checkout.StepInitiated {
+				t.Errorf("%s: %d %s", name, r.status, r.raw)
+			}
+			if strings.Contains(r.raw, "1111111111") || strings.Contains(r.raw, "5556") || strings.Contains(r.raw, "4444") {
+				t.Errorf("%s: the answer echoes the number: %s", name, r.raw)
+			}
 		}
-	}
-	if n := f.count(t, `SELECT COUNT(*) FROM checkouts`); n != 0 {
-		t.Errorf("%d checkouts stored", n)
-	}
-	if !payment.ContainsCardNumber([]byte("x 378282246310005 y")) || payment.ContainsCardNumber([]byte("order 1234567890123 ok")) {
-		t.Error("card detection wrong")
-	}
+		if n := f.count(t, `SELECT COUNT(*) FROM checkouts`); n != 0 {
+			t.Errorf("%d checkouts stored", n)
+		}
+	})
 }
 
 // TestCrashRecovery stops the saga right after each step's effect, before it is

@@ -61,6 +61,15 @@ type Orders interface {
 	FinishRefund(ctx context.Context, orderID, refundID string) (order.Order, error)
 }
 
+// orderFaults is implemented by an order service in this process with
+// injectable delays around the order's creation (order.FaultPointCreate
+// before it, order.FaultPointCreated after it): the saga waits them out
+// outside its transactions, so a delay never holds a write transaction. An
+// order service reached over HTTP applies them itself.
+type orderFaults interface {
+	WaitFault(ctx context.Context, point string) error
+}
+
 // PointsEarned is the result of EarnPurchase.
 type PointsEarned struct {
 	Points        int64

@@ -323,6 +323,8 @@ type fixtureOpts struct {
 	local bool
 	// realLoyalty uses the real loyalty service without LocalTx.
 	realLoyalty bool
+	// lease is Config.Lease (0: the default).
+	lease time.Duration
 }
 
 func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
@@ -349,7 +351,7 @@ func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
 	f.orders = order.New(order.Config{DB: d, Now: now, TracerProvider: o.tp})
 	var err error
 	f.checkout, err = checkout.New(checkout.Config{DB: d, Carts: f.carts, Products: f.catalog, Inventory: f.inv, Payments: downablePayments{pay, &f.payDown},
-		Orders: f.orders, Loyalty: loy, LocalTx: o.local, Now: now, TracerProvider: o.tp, MeterProvider: o.mp,
+		Orders: f.orders, Loyalty: loy, LocalTx: o.local, Lease: o.lease, Now: now, TracerProvider: o.tp, MeterProvider: o.mp,
 		FailAfter: func(step string) error {
 			f.failMu.Lock()
 			fn := f.failAfter
@@ -435,10 +437,17 @@ func (r resp) str(k string) string { s, _ := r.body[k].(string); return s }
 
 func (f *fixture) do(t testing.TB, method, path, tok, key, body string) resp {
 	t.Helper()
+	r, _ := f.doHeader(t, method, path, tok, key, body)
+	return r
+}
+
+// doHeader is do that also returns the response's header.
+func (f *fixture) doHeader(t testing.TB, method, path, tok, key, body string) (resp, http.Header) {
+	t.Helper()
 	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Error(err)
-		return resp{}
+		return resp{}, nil
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if tok != "" {
@@ -450,13 +459,13 @@ func (f *fixture) do(t testing.TB, method, path, tok, key, body string) resp {
 	res, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Error(err)
-		return resp{}
+		return resp{}, nil
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	out := resp{status: res.StatusCode, raw: string(raw)}
 	_ = json.Unmarshal(raw, &out.body)
-	return out
+	return out, res.Header
 }
 
 func checkoutBody(cartID, token, email string, points int64) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/order"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/httpx"
 )
 
 // DefaultLease is Config.Lease when zero. A live saga renews its lease every
@@ -104,6 +105,19 @@ func (s *Service) renewLease(id, token string, timeout time.Duration) (time.Time
 	return next, err
 }
 
+// CodeCheckoutInProgress (409, with Retry-After) answers a retry of a
+// checkout that another live process still runs.
+const CodeCheckoutInProgress = "checkout_in_progress"
+
+// errInProgress answers a retry that found the checkout held by a live
+// process. It is not the Idempotency-Key's final answer (httpx.RetryLater):
+// once the owner finishes or dies, the same request must run again (and
+// replay or take over the checkout), not be answered this 409 for as long as
+// the key is kept.
+func errInProgress() *errs.Error {
+	return httpx.RetryLater(errs.Coded(errs.Conflict, CodeCheckoutInProgress, "this checkout is still being processed; retry shortly"), 1)
+}
+
 // takeOver looks for a checkout already begun under req's id, before begin,
 // for a retry: nil means there is none. One that has ended is returned as it
 // is (to be replayed). One still in progress belongs either to a live process
@@ -131,7 +145,7 @@ func (s *Service) takeOver(ctx context.Context, req Request) (*record, error) {
 			return claimed, err
 		}
 		if time.Now().After(deadline) {
-			return nil, errs.Coded(errs.Conflict, "checkout_in_progress", "this checkout is still being processed; retry shortly")
+			return nil, errInProgress()
 		}
 		select {
 		case <-ctx.Done():

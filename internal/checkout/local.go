@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/errs"
+	"github.com/godwit-dev/godwit/internal/order"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
 
@@ -161,6 +162,9 @@ func (s *Service) recordFailure(ctx context.Context, req Request, traceID string
 // Recover, as when each service commits on its own.
 func (s *Service) afterPayment(ctx context.Context, span trace.Span, rec *record) (Result, string, error) {
 	lines := s.orderLines(ctx, rec)
+	if err := s.orderFault(ctx, order.FaultPointCreate); err != nil {
+		return s.fail(ctx, rec, StepCreatingOrder, err)
+	}
 	before := *rec
 	step := StepCreatingOrder
 	err := s.inLocalTx(ctx, func(ctx context.Context, _ *db.Tx) error {
@@ -183,6 +187,11 @@ func (s *Service) afterPayment(ctx context.Context, span trace.Span, rec *record
 		return s.timed(ctx, span, StepFinishing, func() error { return s.finish(ctx, rec) })
 	})
 	if err == nil {
+		// The order, and the whole checkout with it, is durable; a delay here
+		// holds the answer.
+		if err := s.orderFault(ctx, order.FaultPointCreated); err != nil {
+			return Result{}, StepFinishing, err
+		}
 		if err := s.failPointAt(AfterCommitComplete, StepFinishing); err != nil {
 			return Result{}, StepFinishing, err
 		}

@@ -164,7 +164,7 @@ func (s *Service) begin(ctx context.Context, req Request, traceID string) (*reco
 		return nil, errs.Coded(errs.Unprocessable, "idempotency_key_reused", "this Idempotency-Key was already used for a different checkout")
 	}
 	if existing.State == stateInProgress {
-		return nil, errs.Coded(errs.Conflict, "checkout_in_progress", "this checkout is still being processed; retry shortly")
+		return nil, errInProgress()
 	}
 	return existing, nil
 }

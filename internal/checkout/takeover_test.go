@@ -10,6 +10,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/checkout"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
 )
 
 // TestRetryTakesOverCrashedCheckout stops the saga after each step as if its
@@ -70,6 +71,54 @@ func TestRetryTakesOverCrashedCheckout(t *testing.T) {
 			t.Errorf("points balance = %d, want %d (%d orders)", f.loyalty.Balance(member), want, orders)
 		}
 	})
+}
+
+// TestInProgressIsNotTheKeysAnswer retries a checkout whose owner still
+// holds its lease (a live but stalled process: its clock never lets the lease
+// run out): after takeOver's bounded wait the retry answers 409
+// checkout_in_progress with Retry-After. That answer must not become the
+// Idempotency-Key's: once the lease runs out, the next retry takes the
+// checkout over and answers 201 — before, it replayed the stored 409 for as
+// long as the key was kept.
+func TestInProgressIsNotTheKeysAnswer(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, d *db.DB) {
+				o := m.opts
+				o.lease = 300 * time.Millisecond // the retry waits one lease and 2 s
+				f := newFixture(t, d, o)
+				p := f.product(t, "STALL-1", 1500, 10)
+				f.setFail(func(s string) error {
+					if s == checkout.StepProcessingPayment {
+						return errors.New("stalled after the charge")
+					}
+					return nil
+				})
+				body := checkoutBody(f.cart(t, "", map[string]int64{p.ID: 1}), "tok_visa", "g@example.com", 0)
+				if r := f.do(t, "POST", "/v1/checkout", "", "stalled", body); r.status != 503 {
+					t.Fatalf("first attempt: %d %s", r.status, r.raw)
+				}
+				f.setFail(nil)
+				// The fake clock stands still: the first attempt's lease still runs.
+				r, header := f.doHeader(t, "POST", "/v1/checkout", "", "stalled", body)
+				if r.status != 409 || r.str("code") != checkout.CodeCheckoutInProgress || header.Get("Retry-After") == "" {
+					t.Fatalf("retry while the lease runs: %d %s (Retry-After %q)", r.status, r.raw, header.Get("Retry-After"))
+				}
+				f.clock.Advance(time.Second) // the lease runs out
+				again := f.do(t, "POST", "/v1/checkout", "", "stalled", body)
+				if again.status != 201 || again.str("status") != "confirmed" {
+					t.Fatalf("retry after the lease ran out: %d %s", again.status, again.raw)
+				}
+				if n := f.count(t, `SELECT COUNT(*) FROM payment_charges`); n != 1 {
+					t.Errorf("%d charges, want 1", n)
+				}
+				if n := f.count(t, `SELECT COUNT(*) FROM orders`); n != 1 {
+					t.Errorf("%d orders, want 1", n)
+				}
+				f.assertConsistent(t)
+			})
+		})
+	}
 }
 
 // TestVerifyTellsInFlightFromViolation runs Verify while a saga is between

@@ -16,6 +16,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/ledger"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/httpx"
 )
 
 // Redemption statuses.
@@ -119,7 +120,7 @@ func (s *Service) Redeem(ctx context.Context, memberID, optionID, reference stri
 		return replay, nil
 	}
 	confirmation, ferr := s.fulfil(ctx, FulfillmentRequest{RedemptionID: r.id, MemberID: r.member.ID, Option: opt, Points: r.cost.Final})
-	res, settled, err := s.settleRedemption(ctx, r, confirmation, ferr)
+	res, settled, err := s.settleDurably(ctx, r, confirmation, ferr)
 	if err != nil {
 		span.SetAttributes(attribute.String("loyalty.redemption_result", resultDebitFailed))
 		return RedemptionResult{}, internal("redeem: settle", err)
@@ -204,8 +205,10 @@ func replayRedemption(prior RedemptionResult, memberID, optionID string) (Redemp
 			"this idempotency key was used for another redemption")
 	}
 	if prior.Status == RedemptionPending {
-		return RedemptionResult{}, errs.Coded(errs.Conflict, "redemption_in_progress",
-			"a redemption with this idempotency key is still being fulfilled; retry shortly").With("redemption_id", prior.RedemptionID)
+		// Not the key's final answer (httpx.RetryLater): a retry once the
+		// redemption settles must replay its outcome, not this.
+		return RedemptionResult{}, httpx.RetryLater(errs.Coded(errs.Conflict, "redemption_in_progress",
+			"a redemption with this idempotency key is still being fulfilled; retry shortly").With("redemption_id", prior.RedemptionID), 1)
 	}
 	prior.Replayed = true
 	return prior, nil
@@ -255,8 +258,10 @@ func (s *Service) traceDebit(ctx context.Context, span trace.Span, start time.Ti
 // caller has gone (the hold must not wait for the reaper): capture the hold
 // with the redemption marked successful (one statement on PostgreSQL), or,
 // when fulfilment failed or the hold expired meanwhile, void it and mark
-// the redemption failed. It says whether the redemption succeeded.
-func (s *Service) settleRedemption(ctx context.Context, r *redemption, confirmation string, ferr error) (RedemptionResult, bool, error) {
+// the redemption failed. It says whether the redemption succeeded. With
+// recheck (a rerun, see settleDurably) a redemption already settled is
+// answered as it stands.
+func (s *Service) settleRedemption(ctx context.Context, r *redemption, confirmation string, ferr error, recheck bool) (RedemptionResult, bool, error) {
 	res := RedemptionResult{
 		Status: RedemptionSuccess, RedemptionID: r.id, MemberID: r.member.ID, OptionID: r.opt.ID, RedemptionType: r.opt.Type,
 		ListPoints: r.cost.Points, Discount: r.cost.Discount, PointsDeducted: r.cost.Final, Confirmation: confirmation,
@@ -265,6 +270,24 @@ func (s *Service) settleRedemption(ctx context.Context, r *redemption, confirmat
 	settled := false
 	err := s.updateMember(context.WithoutCancel(ctx), r.member.ID, func(ctx context.Context, tx *db.Tx, m Member) error {
 		settled = false
+		if recheck {
+			// Settled already, by an attempt whose commit this process did
+			// not hear about (settleDurably): answer from the row.
+			var status string
+			var newBalance sql.NullInt64
+			var txID sql.NullString
+			if err := tx.QueryRowContext(ctx, `SELECT status, new_balance, transaction_id FROM loyalty_redemptions WHERE id = $1`, r.id).
+				Scan(&status, &newBalance, &txID); err != nil {
+				return fmt.Errorf("loyalty: read redemption %s: %w", r.id, err)
+			}
+			switch status {
+			case RedemptionSuccess:
+				res.TransactionID, res.NewBalance, settled = txID.String, newBalance.Int64, true
+				return nil
+			case RedemptionFailed:
+				return nil
+			}
+		}
 		at := s.now().UTC()
 		if ferr == nil {
 			txID, bal, err := s.capture(ctx, tx, r.hold, m, TxRedeem, AccountRedemption,
@@ -285,6 +308,32 @@ func (s *Service) settleRedemption(ctx context.Context, r *redemption, confirmat
 		return failRedemption(ctx, tx, r, failure, at)
 	})
 	return res, settled, err
+}
+
+// settleAttempts bounds settleDurably: about 3 s of backoff in all.
+const settleAttempts = 7
+
+// settleDurably runs settleRedemption until it is known to have happened.
+// Only this process knows the fulfilment's outcome, so a settle lost with
+// its database connection — before the commit (InTx reruns those), during it
+// (whether it committed is then unknown), or while the server restarts — is
+// run again, a few times with backoff: settleRedemption then first reads
+// whether the redemption is already settled, so a commit that did happen is
+// answered from its row, never applied twice (the first attempt skips that
+// read: a round trip under the member's lock). If the database stays away, the
+// redemption stays pending (a retry answers redemption_in_progress) until the
+// hold reaper voids its hold after the hold TTL.
+func (s *Service) settleDurably(ctx context.Context, r *redemption, confirmation string, ferr error) (RedemptionResult, bool, error) {
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		res, settled, err := s.settleRedemption(ctx, r, confirmation, ferr, attempt > 1)
+		if err == nil || !db.IsUnavailable(err) || attempt == settleAttempts {
+			return res, settled, err
+		}
+		s.log.WarnContext(ctx, "redemption settle lost its database connection; settling again", "redemption_id", r.id, "attempt", attempt)
+		time.Sleep(wait)
+		wait *= 2
+	}
 }
 
 // failRedemption voids the redemption's hold if it is still pending and

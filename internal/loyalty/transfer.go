@@ -19,6 +19,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/ledger"
 	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/httpx"
 )
 
 // Transfer kinds (the loyalty.transfer_kind attribute).
@@ -169,8 +170,9 @@ func transferByReference(ctx context.Context, tx *db.Tx, reference, memberID str
 		return TransferResult{}, false, errs.Coded(errs.Conflict, "transfer_reference_conflict", "this idempotency key was used for another transfer")
 	}
 	if r.Status == TransferPending {
-		return TransferResult{}, false, errs.Coded(errs.Conflict, "transfer_in_progress", "a transfer with this idempotency key is still in progress; retry shortly").
-			With("transfer_id", r.TransferID)
+		// Not the key's final answer (httpx.RetryLater), as for redemptions.
+		return TransferResult{}, false, httpx.RetryLater(errs.Coded(errs.Conflict, "transfer_in_progress", "a transfer with this idempotency key is still in progress; retry shortly").
+			With("transfer_id", r.TransferID), 1)
 	}
 	r.Replayed = true
 	return r, true, nil

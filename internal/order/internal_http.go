@@ -103,7 +103,15 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.Decode(r, &b); err != nil {
 		return err
 	}
+	// The fault points' delays, applied here for a saga in another process
+	// (in one process the saga waits them out itself: WaitFault).
+	if err := s.WaitFault(r.Context(), FaultPointCreate); err != nil {
+		return err
+	}
 	o, err := s.Create(r.Context(), b.toNewOrder())
+	if err == nil {
+		err = s.WaitFault(r.Context(), FaultPointCreated)
+	}
 	return httpx.Reply(w, http.StatusOK, toOrderJSON(o), err)
 }
 

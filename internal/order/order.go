@@ -23,6 +23,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/notify"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/defaults"
+	"github.com/godwit-dev/godwit/internal/platform/faults"
 )
 
 // CodeOrderNotFound is the error code when an order (by id or by checkout)
@@ -112,6 +113,9 @@ type Config struct {
 	Now            func() time.Time
 	TracerProvider trace.TracerProvider
 	Logger         *slog.Logger
+	// Faults holds the order service's fault points (FaultPointCreate,
+	// FaultPointCreated); nil: a store of its own.
+	Faults *faults.Store
 }
 
 // Service manages orders.
@@ -120,12 +124,14 @@ type Service struct {
 	now    func() time.Time
 	tracer trace.Tracer
 	log    *slog.Logger
+	faults *faults.Store
 }
 
 // New returns an order Service.
 func New(cfg Config) *Service {
 	defaults.Fill(defaults.Fields{Now: &cfg.Now, Logger: &cfg.Logger, Tracer: &cfg.TracerProvider})
-	return &Service{db: cfg.DB, now: cfg.Now, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/order")}
+	return &Service{db: cfg.DB, now: cfg.Now, log: cfg.Logger, faults: newFaults(cfg),
+		tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/order")}
 }
 
 // Create places the order for a checkout, paid, and queues its confirmation in

@@ -66,6 +66,11 @@ type Options struct {
 	// Batching tunes the write pipeline that lets concurrent write
 	// transactions share commits (see InTx).
 	Batching Batching
+	// ApplicationName is PostgreSQL's application_name for every connection
+	// (default DefaultApplicationName), unless the DSN sets one: it names
+	// Godwit's sessions in pg_stat_activity, the server's log and
+	// pg_terminate_backend filters. SQLite ignores it.
+	ApplicationName string
 }
 
 // Bounds of Options.MaxOpenConns.
@@ -76,6 +81,9 @@ const (
 	// services do), so one connection alone could wait on itself.
 	MinOpenConns = 2
 )
+
+// DefaultApplicationName is Options.ApplicationName when empty.
+const DefaultApplicationName = "godwit"
 
 // DB is an open database. Writes go through InTx; reads outside a transaction
 // use Read. On SQLite, writes are funnelled through a single connection that
@@ -188,6 +196,10 @@ func otelOptions(system attribute.KeyValue, opts Options) []otelsql.Option {
 
 func openPostgres(dsn string, opts Options) (*DB, error) {
 	o := otelOptions(semconv.DBSystemNamePostgreSQL, opts)
+	dsn, err := withApplicationName(dsn, opts.ApplicationName)
+	if err != nil {
+		return nil, err
+	}
 	pool, err := otelsql.Open("pgx", dsn, o...)
 	if err != nil {
 		return nil, fmt.Errorf("db: open postgres: %w", err)
@@ -197,6 +209,27 @@ func openPostgres(dsn string, opts Options) (*DB, error) {
 	pool.SetConnMaxIdleTime(5 * time.Minute)
 	_, _ = otelsql.RegisterDBStatsMetrics(pool, o...)
 	return &DB{engine: Postgres, write: pool, read: pool}, nil
+}
+
+// withApplicationName adds application_name=name (default
+// DefaultApplicationName) to a PostgreSQL URL that does not set one; pgx
+// sends it as a run-time parameter when each connection starts.
+func withApplicationName(dsn, name string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// Not echoed: the DSN may hold a password.
+		return "", errors.New("db: the PostgreSQL DSN is not a valid URL")
+	}
+	q := u.Query()
+	if q.Get("application_name") != "" {
+		return dsn, nil
+	}
+	if name == "" {
+		name = DefaultApplicationName
+	}
+	q.Set("application_name", name)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 func openSQLite(path string, opts Options) (*DB, error) {
@@ -367,8 +400,9 @@ func (tx *Tx) joined(ctx context.Context, fn func(ctx context.Context, tx *Tx) e
 }
 
 // InTx runs fn in a write transaction and commits it when fn returns nil. A
-// serialisation failure, deadlock or busy database makes it roll back and run fn
-// again, at most Options.MaxAttempts times in all, with jittered backoff; fn must
+// serialisation failure, deadlock or busy database, or a connection lost
+// before the commit (see rerunnable), makes it roll back and run fn again, at
+// most Options.MaxAttempts times in all, with jittered backoff; fn must
 // therefore have no effects outside the transaction. Under a context from Join,
 // fn runs inside the joined transaction instead.
 //
@@ -390,8 +424,8 @@ func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) erro
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = d.group.run(ctx, fn)
-		if err == nil || !IsRetryable(err) || attempt >= d.maxAttempts {
-			if err != nil && IsRetryable(err) {
+		if err == nil || !rerunnable(err) || attempt >= d.maxAttempts {
+			if err != nil && rerunnable(err) {
 				return fmt.Errorf("db: gave up after %d attempts: %w", attempt, err)
 			}
 			return err
@@ -404,6 +438,21 @@ func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) erro
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// errCommit marks a failed commit: whether the transaction committed is
+// then unknown, so a lost connection there is not rerun (see rerunnable).
+var errCommit = errors.New("db: commit")
+
+// rerunnable reports whether InTx may run a failed transaction again: a
+// transient concurrency failure (IsRetryable), or a connection lost before the
+// commit was sent (a terminated backend, a restarting server), which rolled
+// the transaction back. A connection lost during the commit is not: the
+// transaction may have committed, and the caller must find out.
+func rerunnable(err error) bool {
+	// A commit on a connection already known to be closed was never sent
+	// (pgconn.SafeToRetry).
+	return IsRetryable(err) || (IsUnavailable(err) && (!errors.Is(err, errCommit) || pgconn.SafeToRetry(err)))
 }
 
 // underSavepoint runs fn inside tx, rolling fn's writes back to a savepoint
@@ -479,15 +528,34 @@ func IsUniqueViolation(err error) bool {
 	return false
 }
 
-// IsUnavailable reports whether err means the database could not be reached,
-// as opposed to a statement failing.
+// IsUnavailable reports whether err means the database could not be reached
+// or the connection was lost (a terminated backend, a restarting server), as
+// opposed to a statement failing.
 func IsUnavailable(err error) bool {
+	// Any failure to connect, whatever the server said (a database not
+	// accepting connections is 55000 inside it).
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P03"
 	}
-	var connErr *pgconn.ConnectError
-	return errors.As(err, &connErr) || errors.Is(err, sql.ErrConnDone)
+	return errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, driver.ErrBadConn) // the connection was lost earlier
+}
+
+// IsTimeout reports whether err is a statement the server cancelled because
+// a timeout it enforces ran out: statement_timeout (57014, query_canceled) or
+// lock_timeout (55P03). Godwit sets neither; an operator may, per role,
+// database or DSN.
+func IsTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "57014" || pgErr.Code == "55P03"
+	}
+	return false
 }
 
 // Micros converts t to the stored form: Unix microseconds, UTC.

@@ -381,7 +381,7 @@ func (g *groupCommitter) pass(ctx context.Context, batch []*txRequest, savepoint
 	err = sqlTx.Commit()
 	if err != nil {
 		_ = sqlTx.Rollback()
-		err = fmt.Errorf("db: commit: %w", err)
+		err = fmt.Errorf("%w: %w", errCommit, err)
 	}
 	for _, r := range ok {
 		r.finish(err)

@@ -151,10 +151,7 @@ func (a *API) wrap(rt Route) http.Handler {
 			}
 		}
 		if a.limits != nil {
-			err = a.limit(ctx, p, r, err)
-			if errs.KindOf(err) == errs.TooMany {
-				w.Header().Set("Retry-After", retryAfter(err))
-			}
+			err = a.limit(ctx, p, r, err) // a 429 says when to retry (WriteError)
 		}
 		if err == nil {
 			err = rt.Access.Check(p, r.PathValue)
@@ -287,13 +284,14 @@ func (a *API) record(r *http.Request, h HandlerFunc, held *idempotency.Held) *re
 	return rec
 }
 
-// settle stores rec as the key's response, or releases the key when rec is a
-// 5xx so that a retry runs the request again. It outlives a cancelled request.
-// A claim taken over meanwhile is the retry's to answer: nothing is stored.
+// settle stores rec as the key's response, or releases the key when rec is
+// not a final answer (notFinal) so that a retry runs the request again. It
+// outlives a cancelled request. A claim taken over meanwhile is the retry's to
+// answer: nothing is stored.
 func (a *API) settle(ctx context.Context, held *idempotency.Held, rec *recorder) {
 	store := context.WithoutCancel(ctx)
 	var err error
-	if rec.status >= 500 {
+	if rec.notFinal() {
 		err = held.Release(store)
 	} else {
 		err = held.Complete(store, rec.response())
@@ -306,7 +304,8 @@ func (a *API) settle(ctx context.Context, held *idempotency.Held, rec *recorder)
 	}
 }
 
-// errServerFailed rolls back an atomic request that answered 5xx.
+// errServerFailed rolls back an atomic request whose answer is not final
+// (5xx, or a problem saying when to retry).
 var errServerFailed = errors.New("httpx: handler answered 5xx")
 
 // atomically runs an Atomic route's handler inside the transaction that claims
@@ -326,7 +325,7 @@ func (a *API) atomically(w http.ResponseWriter, r *http.Request, h HandlerFunc, 
 			rec = &recorder{header: http.Header{}}
 			WriteError(rec, r, a.log, herr)
 		}
-		if rec.status >= 500 {
+		if rec.notFinal() {
 			return idempotency.Response{}, errServerFailed
 		}
 		return rec.response(), nil
@@ -388,6 +387,15 @@ type recorder struct {
 }
 
 func (rr *recorder) Header() http.Header { return rr.header }
+
+// notFinal reports whether the recorded answer must not become its
+// Idempotency-Key's answer: a server failure (5xx), or a problem that says
+// when to retry (Retry-After, e.g. 409 checkout_in_progress while another
+// process still holds the work). Stored, it would be replayed to every retry
+// for as long as the key is kept, though the work may since have finished.
+func (rr *recorder) notFinal() bool {
+	return rr.status >= 500 || rr.header.Get("Retry-After") != ""
+}
 
 // response is what gets stored for replay.
 func (rr *recorder) response() idempotency.Response {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/platform/cardnum"
+	"github.com/godwit-dev/godwit/internal/platform/db"
 )
 
 // statusOf is the one table mapping error kinds to HTTP status codes.
@@ -87,8 +88,10 @@ func Problem(err error, r *http.Request) (int, map[string]any) {
 }
 
 // WriteError writes err as problem+json, records it on the request's span and
-// logs server-side failures with their cause.
+// logs server-side failures with their cause. An error carrying the detail
+// retry_after_seconds (an int; see RetryLater) also gets a Retry-After header.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	err = databaseProblem(err)
 	status, body := Problem(err, r)
 	span := trace.SpanFromContext(r.Context())
 	span.SetAttributes(attribute.String("error.type", body["code"].(string)))
@@ -104,10 +107,51 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="godwit"`)
 	}
+	if after := retryAfter(err); after != "" {
+		// A problem that says when to retry is not a final answer; an
+		// Idempotency-Key is not settled with it (see settle).
+		w.Header().Set("Retry-After", after)
+	}
 	w.Header().Set("Content-Type", ProblemContentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// Codes of a database failure that reached the edge unclassified.
+const (
+	// CodeDatabaseUnavailable (503): the database could not be reached or the
+	// connection was lost (a restart, a terminated backend).
+	CodeDatabaseUnavailable = "database_unavailable"
+	// CodeDatabaseTimeout (503): the database cancelled a statement whose
+	// statement_timeout or lock_timeout ran out.
+	CodeDatabaseTimeout = "database_timeout"
+)
+
+// databaseProblem turns an unexpected error (kind Internal) caused by the
+// database being unreachable or timing out into a 503 the client may retry
+// (with the same Idempotency-Key: a 5xx is never stored as the key's answer)
+// instead of a 500 that reads like a bug. Details the error carried, such as
+// a checkout's failure_step, are kept; the cause is still logged.
+func databaseProblem(err error) error {
+	if errs.KindOf(err) != errs.Internal {
+		return err
+	}
+	var p *errs.Error
+	switch {
+	case db.IsUnavailable(err):
+		p = errs.Coded(errs.Unavailable, CodeDatabaseUnavailable, "the database is unavailable; retry shortly")
+	case db.IsTimeout(err):
+		p = errs.Coded(errs.Unavailable, CodeDatabaseTimeout, "the database did not answer in time; retry shortly")
+	default:
+		return err
+	}
+	if e, ok := errs.As(err); ok {
+		for k, v := range e.Details {
+			p = p.With(k, v)
+		}
+	}
+	return RetryLater(p, 1).Wrap(err)
 }
 
 // WriteJSON writes v as a JSON response with status.

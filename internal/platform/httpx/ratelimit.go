@@ -148,7 +148,7 @@ func (rl *rateLimiter) allow(p *auth.Principal, r *http.Request) error {
 		return nil
 	}
 	retry := int(math.Ceil(delay.Seconds()))
-	return errs.Coded(errs.TooMany, "rate_limited", "too many requests; retry in %d s", retry).With("retry_after_seconds", retry)
+	return RetryLater(errs.Coded(errs.TooMany, "rate_limited", "too many requests; retry in %d s", retry), retry)
 }
 
 // evictLocked makes room: callers idle for a minute go first (their buckets are
@@ -168,6 +168,15 @@ func (rl *rateLimiter) evictLocked() {
 	}
 }
 
+// RetryLater marks e as an answer that is not final: the client should
+// retry the same request after seconds. The problem carries
+// retry_after_seconds and a Retry-After header, and an Idempotency-Key is
+// released rather than settled with it, so the retry runs again.
+func RetryLater(e *errs.Error, seconds int) *errs.Error {
+	return e.With("retry_after_seconds", max(seconds, 1))
+}
+
+// retryAfter is the Retry-After value of err ("" when it has none).
 func retryAfter(err error) string {
 	if e, ok := errs.As(err); ok {
 		if v, ok := e.Details["retry_after_seconds"].(int); ok {
