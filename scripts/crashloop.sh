@@ -18,7 +18,7 @@
 #
 # Environment:
 #   CRASHLOOP_LEASE=3         seconds: --checkout-lease and --reservation-ttl
-#   CRASHLOOP_MAX_RUN_MS=4000 the kill comes 300..max ms into the load
+#   CRASHLOOP_MAX_RUN_MS=4000 the kill comes 1000..max ms into the load (after loadgen's setup)
 #   CRASHLOOP_SETTLE=1        0 skips the settle check (verify right after the restart only)
 #   CRASHLOOP_KEEP=0          1 keeps the work dir (data, logs) even on success;
 #                             it is always kept after a violation
@@ -50,6 +50,7 @@ violations=0
 restart_ms_total=0
 restart_ms_max=0
 settle_ms_total=0
+in_setup=0         # kills that came before the load started (loadgen's setup failed or took 30 s)
 started=$(date +%s)
 
 now_ms() { date +%s%3N; }
@@ -60,7 +61,11 @@ summary() {
   echo "crashloop: summary: engine=$([ -n "$dsn" ] && echo postgres || echo sqlite) kills=$survived/$kills violations=$violations" \
     "in_flight_findings=$in_flight_seen (after $restarts_with_in_flight restarts)" \
     "restart_ms_avg=$(( survived > 0 ? restart_ms_total / survived : 0 )) restart_ms_max=$restart_ms_max" \
-    "settle_ms_avg=$(( survived > 0 ? settle_ms_total / survived : 0 )) server_error_lines=${errors:-0} duration_s=$took"
+    "settle_ms_avg=$(( survived > 0 ? settle_ms_total / survived : 0 )) kills_before_load=$in_setup" \
+    "server_error_lines=${errors:-0} duration_s=$took"
+  # The server's error log lines (up to five): a kill may interrupt work that
+  # logs as it fails, but each is worth reading.
+  grep '"level":"ERROR"' "$work/serve.err" 2>/dev/null | head -5 | cut -c1-400 | sed 's/^/crashloop: server error: /' || true
 }
 
 cleanup() {
@@ -105,7 +110,16 @@ for i in $(seq 1 "$kills"); do
   "$bin" loadgen --target "$base" --data-dir "$work/data" "${db_args[@]}" --duration 60s --vus 8 --members 20 \
     --no-verify --seed "$i" >"$work/loadgen.$i.out" 2>&1 &
   load_pid=$!
-  sleep "$(awk -v r="$RANDOM" -v m="$max_run" 'BEGIN { printf "%.3f", (300 + r % (m - 300)) / 1000 }')"
+  # The kill lands in the load, not in loadgen's setup (creating and crediting
+  # members takes seconds on PostgreSQL): wait for its first progress line,
+  # printed one second into the load.
+  for _ in $(seq 1 600); do
+    grep -q 'req/s' "$work/loadgen.$i.out" 2>/dev/null && break
+    kill -0 "$load_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  grep -q 'req/s' "$work/loadgen.$i.out" 2>/dev/null || in_setup=$(( in_setup + 1 ))
+  sleep "$(awk -v r="$RANDOM" -v m="$max_run" 'BEGIN { printf "%.3f", (r % (m - 1000)) / 1000 }')"
   kill -KILL "$serve_pid"
   killed_at=$(now_ms)
   wait "$serve_pid" 2>/dev/null || true
@@ -142,7 +156,8 @@ for i in $(seq 1 "$kills"); do
     settle_ms_total=$(( settle_ms_total + $(now_ms) - t0 ))
   fi
   survived=$i
+  ops=$(grep -oE '[0-9]+ operations' "$work/loadgen.$i.out" | head -1 || true)
   echo "crashloop: kill $i/$kills survived: restart ${ms} ms, $n in flight right after" \
-    "($(grep -c . "$work/loadgen.$i.out" || true) loadgen lines)"
+    "(${ops:-no operations} of load before the kill)"
 done
 summary
