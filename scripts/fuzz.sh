@@ -12,10 +12,12 @@
 #   scripts/fuzz.sh 60 'Body$'      # only the targets matching the regexp
 #
 # FUZZ_PARALLEL (default 2) sets go test -parallel, the fuzzing workers.
-# FUZZ_MINIMIZE_TIME (default 5s) sets -fuzzminimizetime: how long each new
-# interesting input (and a failing one) is minimized. Go's default, 60 s, stops
-# the count for up to a minute per new input: a 1,000,000-input run of
-# FuzzParse spent most of its time minimizing large YAML inputs.
+# FUZZ_MINIMIZE (default 200x) sets -fuzzminimizetime: how much each new
+# interesting input (and a failing one) is minimized. A count, not a time: Go
+# kills and restarts a worker whose minimization runs out of time, and the app
+# targets rebuild the app (seconds) in every new worker; Go's default, 60 s,
+# stopped a 1,000,000-input FuzzParse run for a minute per new input. A
+# failing input is saved either way; minimize it further by hand if need be.
 # Prints one line per target with the inputs tried ("execs") and the time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +32,7 @@ else
   exit 2
 fi
 parallel=${FUZZ_PARALLEL:-2}
-minimize=${FUZZ_MINIMIZE_TIME:-5s}
+minimize=${FUZZ_MINIMIZE:-200x}
 status=0
 summary=()
 # Every package holding a Fuzz function, and its targets.
