@@ -325,6 +325,9 @@ type fixtureOpts struct {
 	realLoyalty bool
 	// lease is Config.Lease (0: the default).
 	lease time.Duration
+	// reservationTTL, when set, is the inventory's reservation TTL (default
+	// 15 minutes).
+	reservationTTL time.Duration
 }
 
 func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
@@ -344,7 +347,7 @@ func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
 		f.loyalty, loy = fake, fake
 	}
 	f.catalog = catalog.New(catalog.Config{DB: d, Now: now, TracerProvider: o.tp})
-	f.inv = inventory.New(inventory.Config{DB: d, Now: now, TracerProvider: o.tp})
+	f.inv = inventory.New(inventory.Config{DB: d, Now: now, TracerProvider: o.tp, ReservationTTL: o.reservationTTL})
 	f.carts = cart.New(cart.Config{DB: d, Catalog: f.catalog, Now: now, TracerProvider: o.tp})
 	f.sim = payment.NewSimulator(payment.SimulatorConfig{DB: d, Now: now, SlowDelay: 20 * time.Millisecond})
 	pay := payment.New(payment.Config{Provider: f.sim, Now: now, TracerProvider: o.tp})

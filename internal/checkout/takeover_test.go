@@ -3,6 +3,7 @@ package checkout_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +166,64 @@ func TestVerifyTellsInFlightFromViolation(t *testing.T) {
 		}
 		if rep, err := f.checkout.Recover(context.Background()); err != nil || rep.Completed != 1 {
 			t.Fatalf("recover = %+v, %v", rep, err)
+		}
+		f.assertConsistent(t)
+	})
+}
+
+// TestVerifyReservationOfCheckoutInFlight: a checkout's reservation can run
+// out while the checkout is still in flight (found by scripts/crashloop.sh,
+// whose reservation TTL equals the lease: verify right after a restart saw the
+// reservation of a killed checkout "still held past its expiry" before the
+// reaper had run, while the checkout itself was reported in flight). It is the
+// checkout's effect and settles with it, so it is in flight, not a violation;
+// once the checkout's lease and retry window have passed, it is a violation
+// until the reaper or recovery releases it.
+func TestVerifyReservationOfCheckoutInFlight(t *testing.T) {
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		o.reservationTTL = checkout.DefaultLease / 2
+		f := newFixture(t, d, o)
+		p := f.product(t, "RESV-1", 1500, 100)
+		tok := f.token(t, auth.ScopeMember, "mem_resv")
+		f.setFail(func(s string) error {
+			if s == checkout.StepProcessingPayment {
+				return errors.New("injected crash")
+			}
+			return nil
+		})
+		body := checkoutBody(f.cart(t, "mem_resv", map[string]int64{p.ID: 1}), "tok_visa", "", 0)
+		if r := f.do(t, "POST", "/v1/checkout", tok, "resv", body); r.status != 503 {
+			t.Fatalf("crash response: %d %s", r.status, r.raw)
+		}
+		f.setFail(nil)
+		if n := f.count(t, `SELECT COUNT(*) FROM reservations WHERE state = 'held'`); n != 1 {
+			t.Fatalf("%d reservations held after the crash, want 1", n)
+		}
+		// Past the reservation's expiry, within the lease and retry window.
+		f.clock.Advance(checkout.DefaultLease/2 + time.Second)
+		problems, err := f.checkout.Verify(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(problems) != 0 {
+			t.Errorf("the reservation of a checkout in flight reported as a violation: %q", problems)
+		}
+		inFlight, _, err := f.checkout.InFlight(context.Background(), 0)
+		if err != nil || len(inFlight) != 1 {
+			t.Errorf("in flight = %q, %v", inFlight, err)
+		}
+		// The checkout is no longer in flight: its held reservation is a
+		// violation again.
+		f.clock.Advance(2 * checkout.DefaultLease)
+		problems, err = f.checkout.Verify(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "still held past its expiry") }) {
+			t.Errorf("a reservation held past its expiry after its checkout settled is not reported: %q", problems)
+		}
+		if _, err := f.checkout.Recover(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 		f.assertConsistent(t)
 	})

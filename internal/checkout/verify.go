@@ -19,7 +19,8 @@ import (
 //   - units taken from stock are accounted for: per product, committed
 //     reservations equal the quantities on live orders;
 //   - no reservation is still held, and no checkout still in progress, past
-//     its expiry plus grace (meaningful once the reaper and recovery have run);
+//     its expiry plus grace (meaningful once the reaper and recovery have run),
+//     unless it belongs to a checkout in flight (see leasedInvariants);
 //   - every confirmed order of a checkout with an email has exactly one
 //     confirmation in the outbox, and none has two;
 //   - no stored quantity is impossible: stock, reserved and ordered units,
@@ -38,14 +39,15 @@ func (s *Service) Verify(ctx context.Context, grace time.Duration) ([]string, er
 	// client's retry before the recovery pass takes it: still in flight.
 	leaseCutoff := db.Micros(s.cfg.Now().Add(-grace - s.cfg.Lease))
 	var problems []string
-	leasedFrom := len(invariants) + len(boundsInvariants)
-	for i, c := range slices.Concat(invariants, boundsInvariants, leasedInvariants) {
+	for _, c := range slices.Concat(invariants, boundsInvariants, leasedInvariants) {
 		var args []any
-		switch {
-		case i >= leasedFrom:
-			args = []any{leaseCutoff}
-		case c.sinceCutoff:
+		switch c.params {
+		case expiryParam:
 			args = []any{cutoff}
+		case leaseParam:
+			args = []any{leaseCutoff}
+		case expiryAndLeaseParams:
+			args = []any{cutoff, leaseCutoff}
 		}
 		lines, err := c.run(ctx, tx, args)
 		if err != nil {
@@ -57,19 +59,32 @@ func (s *Service) Verify(ctx context.Context, grace time.Duration) ([]string, er
 }
 
 // invariant is one of Verify's checks: a query whose every row (up to three
-// columns) is a violation, described by line. sinceCutoff says that the
-// query's $1 is the cutoff: now less the grace (for leasedInvariants, less one
-// lease more).
+// columns) is a violation, described by line. params says which cutoffs the
+// query takes.
 type invariant struct {
-	query       string
-	sinceCutoff bool
-	line        func(v []any) string
+	query  string
+	params params
+	line   func(v []any) string
 }
 
+// params names the placeholders of an invariant's query.
+type params int
+
+const (
+	noParams params = iota
+	// expiryParam: $1 is now less the grace.
+	expiryParam
+	// leaseParam: $1 is the in-flight cutoff, now less the grace and one
+	// lease more.
+	leaseParam
+	// expiryAndLeaseParams: $1 is the expiry cutoff and $2 the in-flight one.
+	expiryAndLeaseParams
+)
+
 // inFlightCheckout is the condition, on a checkout id expression, that it
-// names a checkout in flight; $1 is the in-flight cutoff.
-func inFlightCheckout(id string) string {
-	return `EXISTS (SELECT 1 FROM checkouts f WHERE f.id = ` + id + ` AND f.state = 'in_progress' AND f.lease_until >= $1)`
+// names a checkout in flight; param is the placeholder of the in-flight cutoff.
+func inFlightCheckout(id, param string) string {
+	return `EXISTS (SELECT 1 FROM checkouts f WHERE f.id = ` + id + ` AND f.state = 'in_progress' AND f.lease_until >= ` + param + `)`
 }
 
 // invariants are Verify's checks. FULL OUTER JOIN runs on both engines
@@ -78,19 +93,17 @@ var invariants = []invariant{
 	{`SELECT o.id, o.status, o.charge_id FROM orders o
 		WHERE o.charged_amount > 0 AND o.status IN ('paid', 'confirmed', 'partially_refunded')
 		AND NOT EXISTS (SELECT 1 FROM payment_charges c WHERE c.id = o.charge_id AND c.status IN ('succeeded', 'partially_refunded'))
-		AND EXISTS (SELECT 1 FROM payment_charges) -- charges are local only with the simulator; Stripe keeps its own`, false,
+		AND EXISTS (SELECT 1 FROM payment_charges) -- charges are local only with the simulator; Stripe keeps its own`, noParams,
 		func(v []any) string {
 			return fmt.Sprintf("order %s (%s): charge %q is not a live charge", v[0], v[1], v[2])
 		}},
-	{`SELECT charge_id, COUNT(*) FROM orders WHERE charge_id <> '' GROUP BY charge_id HAVING COUNT(*) > 1`, false,
+	{`SELECT charge_id, COUNT(*) FROM orders WHERE charge_id <> '' GROUP BY charge_id HAVING COUNT(*) > 1`, noParams,
 		func(v []any) string { return fmt.Sprintf("charge %s: taken by %s orders", v[0], v[1]) }},
-	{`SELECT id, expires_at FROM reservations WHERE state = 'held' AND expires_at < $1`, true,
-		func(v []any) string { return fmt.Sprintf("reservation %s: still held past its expiry", v[0]) }},
 	{`SELECT o.id FROM orders o JOIN checkouts c ON c.id = o.checkout_id
 		WHERE o.status = 'confirmed' AND c.email <> '' AND o.created_at <= $1
-		AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.kind = 'order_confirmation' AND m.reference = o.id)`, true,
+		AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.kind = 'order_confirmation' AND m.reference = o.id)`, expiryParam,
 		func(v []any) string { return fmt.Sprintf("order %s: confirmed without a queued confirmation", v[0]) }},
-	{`SELECT reference, COUNT(*) FROM outbox WHERE kind = 'order_confirmation' GROUP BY reference HAVING COUNT(*) > 1`, false,
+	{`SELECT reference, COUNT(*) FROM outbox WHERE kind = 'order_confirmation' GROUP BY reference HAVING COUNT(*) > 1`, noParams,
 		func(v []any) string { return fmt.Sprintf("order %s: %s confirmations queued", v[0], v[1]) }},
 }
 
@@ -120,31 +133,40 @@ var boundsInvariants = []invariant{
 	outOfBounds("products", "id", "price_amount", 0, bounds.MaxPriceAmount),
 }
 
-// leasedInvariants are the checks that involve checkouts' leases; their $1 is
-// the in-flight cutoff (Verify): the effects of a checkout in flight — in
+// leasedInvariants are the checks that involve checkouts' leases, given the
+// in-flight cutoff (Verify): the effects of a checkout in flight — in
 // progress under a lease that runs, or ran out less than one lease ago — are
 // not violations (inFlight reports them), and a checkout still in progress
 // past that is.
 var leasedInvariants = []invariant{
+	// A checkout's reservation (its reference is the checkout id) may expire
+	// while the checkout is in flight: its owner died and the reaper has not
+	// run yet, or the reservation TTL is shorter than the lease and the retry
+	// window. The reaper or the checkout's settling releases it; once the
+	// checkout is no longer in flight, a reservation held past its expiry is
+	// a violation again.
+	{`SELECT r.id, r.expires_at FROM reservations r WHERE r.state = 'held' AND r.expires_at < $1
+		AND NOT ` + inFlightCheckout("r.reference", "$2"), expiryAndLeaseParams,
+		func(v []any) string { return fmt.Sprintf("reservation %s: still held past its expiry", v[0]) }},
 	{`SELECT c.id, c.status, c.amount FROM payment_charges c
 		WHERE c.status IN ('succeeded', 'partially_refunded')
 		AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.charge_id = c.id)
-		AND NOT ` + inFlightCheckout("c.idempotency_key"), true,
+		AND NOT ` + inFlightCheckout("c.idempotency_key", "$1"), leaseParam,
 		func(v []any) string { return fmt.Sprintf("charge %s (%s, %s): no order took it", v[0], v[1], v[2]) }},
 	{`SELECT COALESCE(r.product_id, o.product_id), COALESCE(r.qty, 0), COALESCE(o.qty, 0) FROM
 		(SELECT ri.product_id, SUM(ri.quantity) AS qty FROM reservation_items ri
 			JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed'
-			AND ` + unitsInBounds("ri.quantity") + ` AND NOT ` + inFlightCheckout("rs.reference") + ` GROUP BY ri.product_id) r
+			AND ` + unitsInBounds("ri.quantity") + ` AND NOT ` + inFlightCheckout("rs.reference", "$1") + ` GROUP BY ri.product_id) r
 		FULL OUTER JOIN
 		(SELECT oi.product_id, SUM(oi.quantity) AS qty FROM order_items oi
 			JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled'
-			AND ` + unitsInBounds("oi.quantity") + ` AND NOT ` + inFlightCheckout("o.checkout_id") + ` GROUP BY oi.product_id) o
+			AND ` + unitsInBounds("oi.quantity") + ` AND NOT ` + inFlightCheckout("o.checkout_id", "$1") + ` GROUP BY oi.product_id) o
 		ON o.product_id = r.product_id
-		WHERE COALESCE(r.qty, 0) <> COALESCE(o.qty, 0)`, true,
+		WHERE COALESCE(r.qty, 0) <> COALESCE(o.qty, 0)`, leaseParam,
 		func(v []any) string {
 			return fmt.Sprintf("product %s: %s units committed from stock but %s on orders", v[0], v[1], v[2])
 		}},
-	{`SELECT id, step FROM checkouts WHERE state = 'in_progress' AND lease_until < $1`, true,
+	{`SELECT id, step FROM checkouts WHERE state = 'in_progress' AND lease_until < $1`, leaseParam,
 		func(v []any) string {
 			return fmt.Sprintf("checkout %s: still in progress at step %s past its lease", v[0], v[1])
 		}},
