@@ -281,7 +281,10 @@ func (c *Checker) Wrap(next http.Handler) http.Handler {
 
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
-		if rec.Header().Get(proxyErrorHeader) != "" {
+		if rec.Header().Get(proxyErrorHeader) != "" || r.Context().Err() != nil {
+			// A proxy's own answer, or one to a client that went away (the
+			// server answers 499 and nobody reads it): nothing to hold to
+			// the document.
 			return
 		}
 

@@ -39,6 +39,9 @@ const (
 	BadGateway      Kind = "bad_gateway"      // an upstream provider failed (502)
 	Unavailable     Kind = "unavailable"      // a dependency is down; retry later (503)
 	Timeout         Kind = "timeout"          // an upstream call timed out (504)
+	// ClientClosed: the client went away before the answer was ready (499,
+	// nginx's convention). Nobody reads the answer; it is not a server failure.
+	ClientClosed Kind = "client_closed"
 )
 
 // Error is a failure with a kind, a stable code and a message safe to show a client.

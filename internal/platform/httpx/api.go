@@ -389,12 +389,13 @@ type recorder struct {
 func (rr *recorder) Header() http.Header { return rr.header }
 
 // notFinal reports whether the recorded answer must not become its
-// Idempotency-Key's answer: a server failure (5xx), or a problem that says
+// Idempotency-Key's answer: a server failure (5xx), a request its client
+// abandoned (499: the retry must run it again), or a problem that says
 // when to retry (Retry-After, e.g. 409 checkout_in_progress while another
 // process still holds the work). Stored, it would be replayed to every retry
 // for as long as the key is kept, though the work may since have finished.
 func (rr *recorder) notFinal() bool {
-	return rr.status >= 500 || rr.header.Get("Retry-After") != ""
+	return rr.status >= 500 || rr.status == StatusClientClosedRequest || rr.header.Get("Retry-After") != ""
 }
 
 // response is what gets stored for replay.

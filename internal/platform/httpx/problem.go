@@ -4,7 +4,9 @@
 package httpx
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -35,7 +37,13 @@ var statusOf = map[errs.Kind]int{
 	errs.Unavailable:     http.StatusServiceUnavailable,
 	errs.Timeout:         http.StatusGatewayTimeout,
 	kindMethodNotAllowed: http.StatusMethodNotAllowed,
+	errs.ClientClosed:    StatusClientClosedRequest,
 }
+
+// StatusClientClosedRequest is the status recorded (on the span, in metrics
+// and the access log) for a request whose client disconnected before the
+// answer: nginx's 499. It is never a final answer to an Idempotency-Key.
+const StatusClientClosedRequest = 499
 
 // kindMethodNotAllowed is only produced by the router itself.
 const kindMethodNotAllowed errs.Kind = "method_not_allowed"
@@ -74,7 +82,7 @@ func Problem(err error, r *http.Request) (int, map[string]any) {
 		}
 	}
 	p["type"] = "urn:godwit:problem:" + code
-	p["title"] = http.StatusText(status)
+	p["title"] = statusText(status)
 	p["status"] = status
 	p["detail"] = detail
 	p["code"] = code
@@ -91,6 +99,7 @@ func Problem(err error, r *http.Request) (int, map[string]any) {
 // logs server-side failures with their cause. An error carrying the detail
 // retry_after_seconds (an int; see RetryLater) also gets a Retry-After header.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	err = clientClosed(r, err)
 	err = databaseProblem(err)
 	status, body := Problem(err, r)
 	span := trace.SpanFromContext(r.Context())
@@ -104,6 +113,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", logPath(r), "status", status, "error", loggable(err.Error()))
 		}
 	}
+	if status == StatusClientClosedRequest && log != nil {
+		log.InfoContext(r.Context(), "client closed the request before the answer", "method", r.Method, "path", logPath(r))
+	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="godwit"`)
 	}
@@ -116,6 +128,25 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// clientClosed turns an unclassified failure caused by the request's own
+// context being cancelled (the client disconnected mid-request, e.g. killed)
+// into a 499: the work stopped because nobody waits for it, not because the
+// server failed, so it must not read as a 500 in logs, spans and error rates.
+func clientClosed(r *http.Request, err error) error {
+	if errs.KindOf(err) != errs.Internal || r == nil || !errors.Is(r.Context().Err(), context.Canceled) || !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return errs.New(errs.ClientClosed, "the client closed the request before the answer").Wrap(err)
+}
+
+// statusText is http.StatusText, knowing 499 too.
+func statusText(status int) string {
+	if status == StatusClientClosedRequest {
+		return "Client Closed Request"
+	}
+	return http.StatusText(status)
 }
 
 // Codes of a database failure that reached the edge unclassified.
