@@ -146,7 +146,8 @@ type Sample struct {
 	// (0 for transport errors and dropped arrivals).
 	Status int
 	// Code is "" on success, else the problem code, http_<status>,
-	// transport_error, timeout, client_overload, bad_response or member_token.
+	// transport_error, timeout, client_overload, bad_response, member_token or
+	// build_request (the generated client could not build the request).
 	Code string
 	// Failed is true for failures; rejections (402/409/422) are not failures.
 	Failed bool
