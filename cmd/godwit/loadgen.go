@@ -1,17 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"time"
 
+	"github.com/godwit-dev/godwit/api/client"
 	"github.com/godwit-dev/godwit/internal/app"
 	"github.com/godwit-dev/godwit/internal/loadgen"
 )
@@ -168,79 +166,89 @@ type faultSettings struct {
 // applyFaults sets the requested fault injections through the admin API and
 // returns a function that puts back what was there before.
 func applyFaults(ctx context.Context, target, token string, f faultSettings) (func(), error) {
+	noop := func() {}
+	if f.paymentLatencyMS < 0 && f.declineRate < 0 && f.reserveDelayMS < 0 {
+		return noop, nil
+	}
+	api, err := adminAPI(target, token, http.DefaultClient)
+	if err != nil {
+		return nil, err
+	}
 	var restores []func()
 	restore := func() {
 		for _, r := range restores {
 			r()
 		}
 	}
-	set := func(path string, change func(map[string]any)) error {
-		var before map[string]any
-		if err := adminJSON(ctx, "GET", target+path, token, nil, &before); err != nil {
-			return err
-		}
-		after := make(map[string]any, len(before))
-		for k, v := range before {
-			after[k] = v
-		}
-		change(after)
-		if err := adminJSON(ctx, "PUT", target+path, token, after, nil); err != nil {
-			return err
-		}
-		restores = append(restores, func() { _ = adminJSON(context.WithoutCancel(ctx), "PUT", target+path, token, before, nil) })
-		return nil
-	}
 	if f.paymentLatencyMS >= 0 || f.declineRate >= 0 {
-		err := set("/v1/admin/faults/payment", func(m map[string]any) {
-			if f.paymentLatencyMS >= 0 {
-				m["latency_ms"] = f.paymentLatencyMS
-			}
-			if f.declineRate >= 0 {
-				m["decline_rate_percent"] = f.declineRate
-			}
-		})
+		undo, err := setPaymentFaults(ctx, api, target, f)
 		if err != nil {
-			restore()
 			return nil, fmt.Errorf("payment faults: %w", err)
 		}
+		restores = append(restores, undo)
 	}
 	if f.reserveDelayMS >= 0 {
-		if err := set("/v1/admin/faults/inventory", func(m map[string]any) { m["reserve_delay_ms"] = f.reserveDelayMS }); err != nil {
+		undo, err := setInventoryFaults(ctx, api, target, f)
+		if err != nil {
 			restore()
 			return nil, fmt.Errorf("inventory faults: %w", err)
 		}
+		restores = append(restores, undo)
 	}
 	return restore, nil
 }
 
-func adminJSON(ctx context.Context, method, url, token string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
+// setPaymentFaults changes the payment simulator's latency and decline rate as
+// f asks, keeping its other settings, and returns how to put back the old ones.
+func setPaymentFaults(ctx context.Context, api *client.ClientWithResponses, target string, f faultSettings) (func(), error) {
+	got, err := api.GetPaymentFaultsWithResponse(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if got.JSON200 == nil {
+		return nil, answerError(target, got.StatusCode(), got.ApplicationproblemJSONDefault, got.Body)
 	}
-	res, err := http.DefaultClient.Do(req)
+	before := *got.JSON200
+	input := func(p client.PaymentFaults) client.PaymentFaultsInput {
+		return client.PaymentFaultsInput{DeclineCode: &p.DeclineCode, DeclineRatePercent: &p.DeclineRatePercent, LatencyMs: &p.LatencyMs}
+	}
+	after := before
+	if f.paymentLatencyMS >= 0 {
+		after.LatencyMs = int64(f.paymentLatencyMS)
+	}
+	if f.declineRate >= 0 {
+		after.DeclineRatePercent = int64(f.declineRate)
+	}
+	set, err := api.SetPaymentFaultsWithResponse(ctx, input(after))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if res.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %d %s", method, url, res.StatusCode, b)
+	if set.JSON200 == nil {
+		return nil, answerError(target, set.StatusCode(), set.ApplicationproblemJSONDefault, set.Body)
 	}
-	if out != nil {
-		return json.Unmarshal(b, out)
+	return func() { _, _ = api.SetPaymentFaultsWithResponse(context.WithoutCancel(ctx), input(before)) }, nil
+}
+
+// setInventoryFaults sets the reservation delay f asks for and returns how to
+// put back the old one.
+func setInventoryFaults(ctx context.Context, api *client.ClientWithResponses, target string, f faultSettings) (func(), error) {
+	got, err := api.GetInventoryFaultsWithResponse(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if got.JSON200 == nil {
+		return nil, answerError(target, got.StatusCode(), got.ApplicationproblemJSONDefault, got.Body)
+	}
+	before := got.JSON200.ReserveDelayMs
+	delay := int64(f.reserveDelayMS)
+	set, err := api.SetInventoryFaultsWithResponse(ctx, client.InventoryFaultsInput{ReserveDelayMs: &delay})
+	if err != nil {
+		return nil, err
+	}
+	if set.JSON200 == nil {
+		return nil, answerError(target, set.StatusCode(), set.ApplicationproblemJSONDefault, set.Body)
+	}
+	return func() {
+		_, _ = api.SetInventoryFaultsWithResponse(context.WithoutCancel(ctx), client.InventoryFaultsInput{ReserveDelayMs: &before})
+	}, nil
 }

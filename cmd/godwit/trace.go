@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/godwit-dev/godwit/api/client"
 )
 
 // runTrace prints one trace as a text waterfall, fetched from a server's recent-trace buffer or
@@ -95,15 +97,14 @@ type wfEvent struct {
 
 var traceClient = &http.Client{Timeout: 20 * time.Second}
 
-func getJSON(ctx context.Context, u, token string, out any) error {
+// getJSON reads a JSON answer from a service outside the Godwit API (Jaeger's
+// query service); Godwit's own endpoints go through api/client.
+func getJSON(ctx context.Context, u string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
 	res, err := traceClient.Do(req)
 	if err != nil {
 		return err
@@ -129,54 +130,57 @@ var errTraceNotFound = errors.New("not found")
 
 // fetchBufferedTrace reads GET /v1/admin/traces/{id} from a Godwit server.
 func fetchBufferedTrace(ctx context.Context, target, token, id string) ([]wfSpan, error) {
-	var tv bufferedTrace
-	u := strings.TrimRight(target, "/") + "/v1/admin/traces/" + url.PathEscape(id)
-	if err := getJSON(ctx, u, token, &tv); err != nil {
-		if errors.Is(err, errTraceNotFound) {
-			return nil, fmt.Errorf("trace %s is not in %s's recent-trace buffer (it keeps this process's latest traces only; in split mode ask the process that served the request, or use --jaeger)", id, target)
-		}
+	api, err := adminAPI(target, token, traceClient)
+	if err != nil {
+		return nil, err
+	}
+	res, err := api.GetTraceWithResponse(ctx, id)
+	if err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
-	return fromTraceView(tv), nil
+	switch {
+	case res.StatusCode() == http.StatusNotFound:
+		return nil, fmt.Errorf("trace %s is not in %s's recent-trace buffer (it keeps this process's latest traces only; in split mode ask the process that served the request, or use --jaeger)", id, target)
+	case res.StatusCode() != http.StatusOK:
+		return nil, fmt.Errorf("trace: %w", answerError(target, res.StatusCode(), res.ApplicationproblemJSONDefault, res.Body))
+	case res.JSON200 == nil:
+		return nil, fmt.Errorf("trace: unexpected answer from %s: %.300s", target, res.Body)
+	}
+	return fromTrace(res.JSON200), nil
 }
 
-// bufferedTrace is the parts of GET /v1/admin/traces/{id}'s answer the
-// waterfall needs (the server's TraceView).
-type bufferedTrace struct {
-	Spans []struct {
-		SpanID       string    `json:"span_id"`
-		ParentSpanID string    `json:"parent_span_id"`
-		Name         string    `json:"name"`
-		Kind         string    `json:"kind"`
-		Service      string    `json:"service"`
-		Start        time.Time `json:"start"`
-		End          time.Time `json:"end"`
-		Status       struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"status"`
-		Attributes map[string]any `json:"attributes"`
-		Events     []struct {
-			Name       string         `json:"name"`
-			Attributes map[string]any `json:"attributes"`
-		} `json:"events"`
-	} `json:"spans"`
-}
-
-func fromTraceView(tv bufferedTrace) []wfSpan {
+// fromTrace reduces the server's trace (the generated client's Trace) to what
+// the waterfall shows.
+func fromTrace(tv *client.Trace) []wfSpan {
 	out := make([]wfSpan, 0, len(tv.Spans))
 	for _, s := range tv.Spans {
 		w := wfSpan{
-			ID: s.SpanID, Parent: s.ParentSpanID, Name: s.Name, Service: s.Service, Kind: s.Kind,
-			Start: s.Start, End: s.End, Error: s.Status.Code == "error", StatusMessage: s.Status.Message,
-			Attributes: s.Attributes,
+			ID: s.SpanId, Parent: deref(s.ParentSpanId), Name: s.Name, Service: s.Service, Kind: string(s.Kind),
+			Start: s.Start, End: s.End, Error: s.Status.Code == client.SpanStatusCodeError, StatusMessage: deref(s.Status.Message),
 		}
-		for _, ev := range s.Events {
-			w.Events = append(w.Events, wfEvent{Name: ev.Name, Attributes: ev.Attributes})
+		if s.Attributes != nil {
+			w.Attributes = *s.Attributes
+		}
+		if s.Events != nil {
+			for _, ev := range *s.Events {
+				e := wfEvent{Name: ev.Name}
+				if ev.Attributes != nil {
+					e.Attributes = *ev.Attributes
+				}
+				w.Events = append(w.Events, e)
+			}
 		}
 		out = append(out, w)
 	}
 	return out
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // The parts of Jaeger's query API answer (GET /api/traces/{id}) the waterfall needs.
@@ -227,7 +231,7 @@ type jaegerLog struct {
 func fetchJaegerTrace(ctx context.Context, base, id string) ([]wfSpan, error) {
 	var ans jaegerAnswer
 	u := strings.TrimRight(base, "/") + "/api/traces/" + url.PathEscape(id)
-	if err := getJSON(ctx, u, "", &ans); err != nil {
+	if err := getJSON(ctx, u, &ans); err != nil {
 		if errors.Is(err, errTraceNotFound) {
 			return nil, fmt.Errorf("trace %s: Jaeger at %s does not have it (not sampled, not yet flushed, or past retention)", id, base)
 		}

@@ -3,15 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"time"
 
+	"github.com/godwit-dev/godwit/api/client"
 	"github.com/godwit-dev/godwit/internal/app"
 )
 
@@ -111,23 +110,28 @@ func verifyRemote(ctx context.Context, target, token string, grace time.Duration
 	if token == "" {
 		return rep, errors.New("--target needs --token (an admin token)")
 	}
-	u := target + "/v1/admin/verify?grace=" + url.QueryEscape(grace.String())
-	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	api, err := adminAPI(target, token, http.DefaultClient)
 	if err != nil {
-		return rep, fmt.Errorf("--target: %w", err)
+		return rep, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
+	g := grace.String()
+	res, err := api.VerifyWithResponse(ctx, &client.VerifyParams{Grace: &g})
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(res.Body, 16<<20))
-	if res.StatusCode != http.StatusOK {
-		return rep, fmt.Errorf("verify: %s answered %d: %s", target, res.StatusCode, body)
+	if res.StatusCode() != http.StatusOK {
+		return rep, fmt.Errorf("verify: %w", answerError(target, res.StatusCode(), res.ApplicationproblemJSONDefault, res.Body))
 	}
-	if err := json.Unmarshal(body, &rep); err != nil {
-		return rep, fmt.Errorf("verify: bad answer: %w", err)
+	v := res.JSON200
+	if v == nil {
+		return rep, fmt.Errorf("verify: bad answer from %s: %.300s", target, res.Body)
+	}
+	rep = app.VerifyReport{OK: v.Ok, Violations: v.Violations, TookMS: float64(v.TookMs)}
+	if v.InFlight != nil {
+		rep.InFlight = *v.InFlight
+	}
+	if v.SettlesBy != nil {
+		rep.SettlesBy = *v.SettlesBy
 	}
 	return rep, nil
 }

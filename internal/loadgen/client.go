@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/godwit-dev/godwit/api/client"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 )
 
@@ -36,6 +36,7 @@ const (
 	CodeBadResponse    = "bad_response"    // a 2xx whose body lacked what the next step needs
 	CodeMemberToken    = "member_token"    // Config.MemberToken failed
 	codeCanceled       = "canceled"        // the run was interrupted; never reported
+	codeBuildRequest   = "build_request"   // the client could not build the request (never sent)
 )
 
 // outcome is the result of one request or one operation.
@@ -84,75 +85,109 @@ func classify(status int, code string) outcome {
 // maxBody bounds how much of a response is read.
 const maxBody = 4 << 20
 
-// caller sends requests with the headers every load generator request carries.
+// caller sends the load generator's requests through the typed client
+// generated from the API document (api/client), so a request loadgen sends is
+// one the contract describes: the same paths, bodies and headers an integrator
+// gets. The headers every request carries (User-Agent, baggage, Accept, the
+// load-test pass) are a client-wide editor; the bearer token and
+// Idempotency-Key are per call.
+//
+// Responses are read here rather than by ClientWithResponses' parsers: those
+// read a body without bound, decode every 2xx body (a browse would decode the
+// whole catalogue it only needs the status of) and, when a body does not
+// decode, return an error without the status. result reads at most maxBody,
+// decodes a 2xx body into a generated type only where the next step needs it,
+// and keeps the status of a response whose body is wrong.
 type caller struct {
-	client    *http.Client
-	base      string
-	userAgent string
-	pass      string       // load-test pass, sent on every request when set
-	requests  atomic.Int64 // HTTP requests sent
+	http     *http.Client
+	api      *client.Client
+	base     string
+	requests atomic.Int64 // HTTP requests sent
 }
 
-// request is one HTTP call. out, when set, receives a 2xx JSON body.
-type request struct {
-	method string
-	path   string
-	token  string
-	idem   bool // send a fresh Idempotency-Key
-	body   any
-	out    any
-}
-
-func (c *caller) do(ctx context.Context, r request) outcome {
-	var body io.Reader
-	if r.body != nil {
-		b, err := json.Marshal(r.body)
-		if err != nil {
-			return failed("encode_request")
+func newCaller(hc *http.Client, base, userAgent, pass string) (*caller, error) {
+	c := &caller{http: hc, base: base}
+	common := func(_ context.Context, req *http.Request) error {
+		req.Header.Set("User-Agent", userAgent)
+		// W3C baggage: lets the server and the telemetry pipeline tell
+		// synthetic traffic from real customers.
+		req.Header.Set("Baggage", "synthetic=true")
+		req.Header.Set("Accept", "application/json")
+		if pass != "" {
+			req.Header.Set(auth.LoadTestPassHeader, pass)
 		}
-		body = bytes.NewReader(b)
+		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, c.base+r.path, body)
+	api, err := client.NewClient(base, client.WithHTTPClient(sender{c}), client.WithRequestEditorFn(common))
 	if err != nil {
-		return failed("bad_request_url")
+		return nil, fmt.Errorf("loadgen: Target: %w", err)
 	}
-	req.Header.Set("User-Agent", c.userAgent)
-	// W3C baggage: lets the server and the telemetry pipeline tell synthetic
-	// traffic from real customers.
-	req.Header.Set("Baggage", "synthetic=true")
-	req.Header.Set("Accept", "application/json")
-	if r.body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if r.token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.token)
-	}
-	if c.pass != "" {
-		req.Header.Set(auth.LoadTestPassHeader, c.pass)
-	}
-	if r.idem {
-		req.Header.Set("Idempotency-Key", newID())
-	}
-	c.requests.Add(1)
-	resp, err := c.client.Do(req)
+	c.api = api
+	return c, nil
+}
+
+// sender is the generated client's transport: it counts the requests that
+// reach the wire and marks the errors of sending them, so result tells a
+// transport failure from a request the client could not build.
+type sender struct{ c *caller }
+
+func (s sender) Do(req *http.Request) (*http.Response, error) {
+	s.c.requests.Add(1)
+	rsp, err := s.c.http.Do(req)
 	if err != nil {
-		return transportOutcome(ctx, err)
+		return nil, sendError{err}
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	return rsp, nil
+}
+
+type sendError struct{ err error }
+
+func (e sendError) Error() string { return e.err.Error() }
+func (e sendError) Unwrap() error { return e.err }
+
+// bearer is the editor list that authorises a call with token: none when the
+// call goes without one (a guest).
+func bearer(token string) []client.RequestEditorFn {
+	if token == "" {
+		return nil
+	}
+	return []client.RequestEditorFn{func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}}
+}
+
+// idemKey is a fresh Idempotency-Key for a value-moving POST.
+func idemKey() *client.IdempotencyKey {
+	k := newID()
+	return &k
+}
+
+// result turns the generated client's answer to one call into an outcome.
+// out, when set, receives a 2xx JSON body.
+func (c *caller) result(ctx context.Context, rsp *http.Response, err error, out any) outcome {
+	if err != nil {
+		var se sendError
+		if !errors.As(err, &se) {
+			return failed(codeBuildRequest)
+		}
+		return transportOutcome(ctx, se.err)
+	}
+	defer rsp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(rsp.Body, maxBody))
 	if err != nil {
 		return transportOutcome(ctx, err)
 	}
 	// Drain what the limit left so the connection can be reused.
-	_, _ = io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, rsp.Body)
 
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if r.out != nil && json.Unmarshal(raw, r.out) != nil {
-			return outcome{status: resp.StatusCode, code: CodeBadResponse, class: classFailed}
+	if rsp.StatusCode >= 200 && rsp.StatusCode < 300 {
+		if out != nil && json.Unmarshal(raw, out) != nil {
+			return outcome{status: rsp.StatusCode, code: CodeBadResponse, class: classFailed}
 		}
-		return classify(resp.StatusCode, "")
+		return classify(rsp.StatusCode, "")
 	}
-	return classify(resp.StatusCode, problemCode(resp.Header.Get("Content-Type"), raw))
+	return classify(rsp.StatusCode, problemCode(rsp.Header.Get("Content-Type"), raw))
 }
 
 // problemCode reads the stable code of a problem+json (or plain JSON) error body.
@@ -161,9 +196,7 @@ func problemCode(contentType string, raw []byte) string {
 	if mt != "application/problem+json" && mt != "application/json" {
 		return ""
 	}
-	var p struct {
-		Code string `json:"code"`
-	}
+	var p client.Problem
 	if json.Unmarshal(raw, &p) != nil {
 		return ""
 	}

@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"slices"
+
+	"github.com/godwit-dev/godwit/api/client"
 )
 
 // Concentrated load (Config.HotMember, Config.HotProduct): the same operations
@@ -33,7 +34,7 @@ func (g *gen) hotProduct() int {
 // hotProductID is the hot product's id, or "".
 func (g *gen) hotProductID() string {
 	if i := g.hotProduct(); i >= 0 {
-		return g.products[i].ID
+		return g.products[i].Id
 	}
 	return ""
 }
@@ -76,13 +77,10 @@ func (g *gen) stockFor(productID string) int64 {
 // adjustment, so a run measures contention on its balance rather than how fast
 // it runs out of points.
 func (g *gen) fundHotMember(ctx context.Context, id string) error {
-	body := struct {
-		Points int64  `json:"points"`
-		Reason string `json:"reason"`
-	}{g.cfg.HotMemberPoints, "loadgen " + g.runID + ": hot member funding"}
-	path := "/v1/admin/members/" + url.PathEscape(id) + "/adjustments"
-	if o := g.c.do(ctx, request{method: "POST", path: path, token: g.cfg.AdminToken, idem: true, body: body}); !o.ok() {
-		return fmt.Errorf("fund hot member %s: POST %s: %s", id, path, o)
+	body := client.AdjustmentRequest{Points: g.cfg.HotMemberPoints, Reason: "loadgen " + g.runID + ": hot member funding"}
+	rsp, err := g.c.api.AdjustPoints(ctx, id, &client.AdjustPointsParams{IdempotencyKey: idemKey()}, body, bearer(g.cfg.AdminToken)...)
+	if o := g.c.result(ctx, rsp, err, nil); !o.ok() {
+		return fmt.Errorf("fund hot member %s: POST /v1/admin/members/%s/adjustments: %s", id, id, o)
 	}
 	return nil
 }

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/godwit-dev/godwit/api/client"
 )
 
 // Config describes a run. Zero values take the documented defaults. For the
@@ -144,7 +146,8 @@ type Sample struct {
 	// (0 for transport errors and dropped arrivals).
 	Status int
 	// Code is "" on success, else the problem code, http_<status>,
-	// transport_error, timeout, client_overload, bad_response or member_token.
+	// transport_error, timeout, client_overload, bad_response, member_token or
+	// build_request (the generated client could not build the request).
 	Code string
 	// Failed is true for failures; rejections (402/409/422) are not failures.
 	Failed bool
@@ -248,8 +251,8 @@ type gen struct {
 	inFlight     atomic.Int64
 
 	// Discovered or created before the load starts; read-only afterwards.
-	products []product
-	options  []redemptionOption // sorted by points, cheapest first
+	products []client.Product
+	options  []client.RedemptionOption // sorted by points, cheapest first
 	members  []string
 
 	tokenMu sync.Mutex
@@ -270,8 +273,8 @@ func newGen(cfg Config) (*gen, error) {
 	if g.serviceToken == "" {
 		g.serviceToken = cfg.AdminToken
 	}
-	client := cfg.HTTPClient
-	if client == nil {
+	hc := cfg.HTTPClient
+	if hc == nil {
 		conns := cfg.VUs
 		if cfg.Rate > 0 {
 			conns = min(max(cfg.VUs, int(cfg.Rate)), cfg.MaxInFlight, 1024)
@@ -279,17 +282,21 @@ func newGen(cfg Config) (*gen, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConns = 0
 		tr.MaxIdleConnsPerHost = max(conns, 2)
-		client = &http.Client{Transport: tr}
+		hc = &http.Client{Transport: tr}
 		g.ownClient = true
 	}
-	g.c = &caller{client: client, base: strings.TrimRight(cfg.Target, "/"), userAgent: "godwit-loadgen/" + cfg.Version, pass: cfg.LoadTestPass}
+	c, err := newCaller(hc, strings.TrimRight(cfg.Target, "/"), "godwit-loadgen/"+cfg.Version, cfg.LoadTestPass)
+	if err != nil {
+		return nil, err
+	}
+	g.c = c
 	g.rec = newRecorder(Operations())
 	return g, nil
 }
 
 func (g *gen) closeIdle() {
 	if g.ownClient {
-		g.c.client.CloseIdleConnections()
+		g.c.http.CloseIdleConnections()
 	}
 }
 

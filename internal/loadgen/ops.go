@@ -4,29 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"time"
+
+	"github.com/godwit-dev/godwit/api/client"
 )
 
-// product is what the load generator needs from GET /v1/products.
-type product struct {
-	ID    string `json:"id"`
-	Price money  `json:"price"`
-}
-
-type money struct {
-	Amount   int64  `json:"amount"`
-	Currency string `json:"currency"`
-}
-
-// redemptionOption is what it needs from GET /v1/redemption-options.
-type redemptionOption struct {
-	ID     string `json:"id"`
-	Points int64  `json:"points"`
-}
-
 func (g *gen) browse(ctx context.Context) outcome {
-	return g.c.do(ctx, request{method: "GET", path: "/v1/products"})
+	rsp, err := g.c.api.ListProducts(ctx)
+	return g.c.result(ctx, rsp, err, nil)
 }
 
 // memberToken returns a member's bearer token, minting it once.
@@ -63,26 +48,6 @@ func (g *gen) pickMember(rng *rand.Rand) string {
 	return g.members[rng.IntN(len(g.members))]
 }
 
-func memberPath(id, rest string) string {
-	return "/v1/members/" + url.PathEscape(id) + rest
-}
-
-type cartItem struct {
-	ProductID string `json:"product_id"`
-	Quantity  int64  `json:"quantity"`
-}
-
-type payment struct {
-	Token string `json:"token"`
-}
-
-type checkoutBody struct {
-	CartID         string  `json:"cart_id"`
-	Payment        payment `json:"payment"`
-	PointsToRedeem int64   `json:"points_to_redeem"`
-	Email          string  `json:"email,omitempty"`
-}
-
 // checkout creates a cart, adds one to three distinct products (or only the
 // hot product) and checks out, as a member (with the member's token, sometimes
 // paying partly with points) or as a guest.
@@ -96,28 +61,27 @@ func (g *gen) checkout(ctx context.Context, rng *rand.Rand) outcome {
 		}
 		token = tok
 	}
-	var cart struct {
-		ID string `json:"id"`
-	}
-	if o := g.c.do(ctx, request{method: "POST", path: "/v1/carts", token: token, body: struct{}{}, out: &cart}); !o.ok() {
+	var cart client.Cart
+	rsp, err := g.c.api.CreateCart(ctx, client.CartInput{}, bearer(token)...)
+	if o := g.c.result(ctx, rsp, err, &cart); !o.ok() {
 		return o
 	}
-	if cart.ID == "" {
+	if cart.Id == "" {
 		return outcome{status: 201, code: CodeBadResponse, class: classFailed}
 	}
-	cartPath := "/v1/carts/" + url.PathEscape(cart.ID)
 
 	var total int64
 	for _, i := range g.cartProducts(rng) {
 		p := g.products[i]
 		total += p.Price.Amount
-		item := cartItem{ProductID: p.ID, Quantity: 1}
-		if o := g.c.do(ctx, request{method: "POST", path: cartPath + "/items", token: token, body: item}); !o.ok() {
+		rsp, err := g.c.api.AddCartItem(ctx, cart.Id, client.AddItemInput{ProductId: p.Id, Quantity: 1}, bearer(token)...)
+		if o := g.c.result(ctx, rsp, err, nil); !o.ok() {
 			return o
 		}
 	}
 
-	body := checkoutBody{CartID: cart.ID, Payment: payment{Token: g.cfg.PayToken}}
+	body := client.CheckoutRequest{CartId: cart.Id}
+	body.Payment.Token = g.cfg.PayToken
 	if rng.Float64() < g.cfg.DeclineShare {
 		body.Payment.Token = g.cfg.DeclineToken
 	}
@@ -125,39 +89,15 @@ func (g *gen) checkout(ctx context.Context, rng *rand.Rand) outcome {
 		// The built-in program values a point at one minor unit; never offer
 		// more than half the order.
 		if rng.Float64() < g.cfg.PointsShare {
-			body.PointsToRedeem = min(100*int64(1+rng.IntN(10)), total/2)
+			points := min(100*int64(1+rng.IntN(10)), total/2)
+			body.PointsToRedeem = &points
 		}
 	} else {
-		body.Email = fmt.Sprintf("loadgen+%s-%d@example.test", g.runID, rng.Uint32())
+		email := fmt.Sprintf("loadgen+%s-%d@example.test", g.runID, rng.Uint32())
+		body.Email = &email
 	}
-	return g.c.do(ctx, request{method: "POST", path: "/v1/checkout", token: token, idem: true, body: body})
-}
-
-type flightDetails struct {
-	DistanceMiles int64  `json:"distance_miles"`
-	FareClass     string `json:"fare_class"`
-	Cabin         string `json:"cabin"`
-	Origin        string `json:"origin"`
-	Destination   string `json:"destination"`
-}
-
-type hotelDetails struct {
-	Amount money `json:"amount"`
-	Nights int   `json:"nights"`
-}
-
-type cardSpendDetails struct {
-	Amount           money  `json:"amount"`
-	MerchantCategory string `json:"merchant_category"`
-}
-
-type activityBody struct {
-	Type       string            `json:"type"`
-	ExternalID string            `json:"external_id"`
-	OccurredAt string            `json:"occurred_at"`
-	Flight     *flightDetails    `json:"flight,omitempty"`
-	Hotel      *hotelDetails     `json:"hotel,omitempty"`
-	CardSpend  *cardSpendDetails `json:"card_spend,omitempty"`
+	rsp, err = g.c.api.Checkout(ctx, &client.CheckoutParams{IdempotencyKey: newID()}, body, bearer(token)...)
+	return g.c.result(ctx, rsp, err, nil)
 }
 
 var (
@@ -178,42 +118,50 @@ func cabinFor(fare string) string {
 	}
 }
 
-func flightActivity(rng *rand.Rand, miles int64, fare string, at time.Time) activityBody {
+func flightActivity(rng *rand.Rand, miles int64, fare string, at time.Time) client.Activity {
 	o := rng.IntN(len(airports))
 	d := (o + 1 + rng.IntN(len(airports)-1)) % len(airports)
-	return activityBody{
-		Type:       "flight",
-		ExternalID: newID(),
-		OccurredAt: at.UTC().Format(time.RFC3339),
-		Flight: &flightDetails{
-			DistanceMiles: miles,
-			FareClass:     fare,
-			Cabin:         cabinFor(fare),
-			Origin:        airports[o],
-			Destination:   airports[d],
+	return client.Activity{
+		Type:       client.ActivityTypeFlight,
+		ExternalId: newID(),
+		OccurredAt: occurred(at),
+		Flight: &client.FlightDetails{
+			DistanceMiles: &miles,
+			FareClass:     &fare,
+			Cabin:         ptr(cabinFor(fare)),
+			Origin:        &airports[o],
+			Destination:   &airports[d],
 		},
 	}
 }
 
+// occurred is an activity's time as loadgen sends it: UTC, whole seconds.
+func occurred(at time.Time) *time.Time {
+	t := at.UTC().Truncate(time.Second)
+	return &t
+}
+
+func ptr[T any](v T) *T { return &v }
+
 // randomActivity draws a flight (60%), hotel stay (20%) or card spend (20%)
 // that happened in the last two days.
-func randomActivity(rng *rand.Rand, now time.Time) activityBody {
+func randomActivity(rng *rand.Rand, now time.Time) client.Activity {
 	at := now.Add(-time.Duration(rng.IntN(48*60)) * time.Minute)
 	switch n := rng.IntN(10); {
 	case n < 6:
 		return flightActivity(rng, 300+rng.Int64N(5701), fareClasses[rng.IntN(len(fareClasses))], at)
 	case n < 8:
-		nights := 1 + rng.IntN(4)
-		return activityBody{
-			Type: "hotel", ExternalID: newID(), OccurredAt: at.UTC().Format(time.RFC3339),
-			Hotel: &hotelDetails{Amount: money{Amount: int64(nights) * (8000 + rng.Int64N(22001)), Currency: "USD"}, Nights: nights},
+		nights := 1 + rng.Int64N(4)
+		return client.Activity{
+			Type: client.ActivityTypeHotel, ExternalId: newID(), OccurredAt: occurred(at),
+			Hotel: &client.HotelDetails{Amount: &client.Money{Amount: nights * (8000 + rng.Int64N(22001)), Currency: "USD"}, Nights: &nights},
 		}
 	default:
-		return activityBody{
-			Type: "card_spend", ExternalID: newID(), OccurredAt: at.UTC().Format(time.RFC3339),
-			CardSpend: &cardSpendDetails{
-				Amount:           money{Amount: 500 + rng.Int64N(49501), Currency: "USD"},
-				MerchantCategory: merchantCategories[rng.IntN(len(merchantCategories))],
+		return client.Activity{
+			Type: client.ActivityTypeCardSpend, ExternalId: newID(), OccurredAt: occurred(at),
+			CardSpend: &client.CardSpendDetails{
+				Amount:           &client.Money{Amount: 500 + rng.Int64N(49501), Currency: "USD"},
+				MerchantCategory: &merchantCategories[rng.IntN(len(merchantCategories))],
 			},
 		}
 	}
@@ -224,8 +172,9 @@ func (g *gen) earn(ctx context.Context, rng *rand.Rand) outcome {
 	return g.postActivity(ctx, member, randomActivity(rng, time.Now()))
 }
 
-func (g *gen) postActivity(ctx context.Context, member string, a activityBody) outcome {
-	return g.c.do(ctx, request{method: "POST", path: memberPath(member, "/activities"), token: g.serviceToken, idem: true, body: a})
+func (g *gen) postActivity(ctx context.Context, member string, a client.Activity) outcome {
+	rsp, err := g.c.api.PostActivity(ctx, member, &client.PostActivityParams{IdempotencyKey: idemKey()}, a, bearer(g.serviceToken)...)
+	return g.c.result(ctx, rsp, err, nil)
 }
 
 // redeem mostly picks one of the cheapest third of the catalogue, which
@@ -241,16 +190,8 @@ func (g *gen) redeem(ctx context.Context, rng *rand.Rand) outcome {
 		n = max(1, (n+2)/3)
 	}
 	opt := g.options[rng.IntN(n)]
-	body := struct {
-		OptionID string `json:"option_id"`
-	}{opt.ID}
-	return g.c.do(ctx, request{method: "POST", path: memberPath(member, "/redemptions"), token: token, idem: true, body: body})
-}
-
-type transferBody struct {
-	ToMemberID string `json:"to_member_id,omitempty"`
-	PartnerID  string `json:"partner_id,omitempty"`
-	Points     int64  `json:"points"`
+	rsp, err := g.c.api.Redeem(ctx, member, &client.RedeemParams{IdempotencyKey: idemKey()}, client.RedeemRequest{OptionId: opt.Id}, bearer(token)...)
+	return g.c.result(ctx, rsp, err, nil)
 }
 
 // transfer sends points from a member (the hot one, if any) to a partner
@@ -261,15 +202,16 @@ func (g *gen) transfer(ctx context.Context, rng *rand.Rand) outcome {
 	if !o.ok() {
 		return o
 	}
-	var body transferBody
+	var body client.TransferRequest
 	if len(g.cfg.Partners) > 0 && (len(g.members) < 2 || rng.Float64() < g.cfg.PartnerShare) {
-		body = transferBody{PartnerID: g.cfg.Partners[rng.IntN(len(g.cfg.Partners))], Points: g.cfg.PartnerPoints}
+		body = client.TransferRequest{PartnerId: &g.cfg.Partners[rng.IntN(len(g.cfg.Partners))], Points: g.cfg.PartnerPoints}
 	} else {
 		to := member
 		for to == member {
 			to = g.pickMember(rng)
 		}
-		body = transferBody{ToMemberID: to, Points: g.cfg.MemberTransferPoints}
+		body = client.TransferRequest{ToMemberId: &to, Points: g.cfg.MemberTransferPoints}
 	}
-	return g.c.do(ctx, request{method: "POST", path: memberPath(member, "/transfers"), token: token, idem: true, body: body})
+	rsp, err := g.c.api.Transfer(ctx, member, &client.TransferParams{IdempotencyKey: idemKey()}, body, bearer(token)...)
+	return g.c.result(ctx, rsp, err, nil)
 }

@@ -5,10 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/godwit-dev/godwit/api/client"
 )
 
 // startingFlights is how many flights setup credits each new member with. In
@@ -66,28 +67,28 @@ func (g *gen) adminOrService() string {
 }
 
 func (g *gen) loadProducts(ctx context.Context) error {
-	var body struct {
-		Products []product `json:"products"`
-	}
-	if o := g.c.do(ctx, request{method: "GET", path: "/v1/products", out: &body}); !o.ok() {
+	var body client.ProductList
+	rsp, err := g.c.api.ListProducts(ctx)
+	if o := g.c.result(ctx, rsp, err, &body); !o.ok() {
 		return fmt.Errorf("loadgen: GET /v1/products: %s", o)
 	}
-	g.products = slices.DeleteFunc(body.Products, func(p product) bool { return p.ID == "" })
+	if body.Products != nil {
+		g.products = slices.DeleteFunc(*body.Products, func(p client.Product) bool { return p.Id == "" })
+	}
 	return nil
 }
 
 func (g *gen) loadOptions(ctx context.Context) error {
-	var body struct {
-		Options []redemptionOption `json:"options"`
-	}
-	if o := g.c.do(ctx, request{method: "GET", path: "/v1/redemption-options", token: g.adminOrService(), out: &body}); !o.ok() {
+	var body client.RedemptionOptionList
+	rsp, err := g.c.api.ListRedemptionOptions(ctx, bearer(g.adminOrService())...)
+	if o := g.c.result(ctx, rsp, err, &body); !o.ok() {
 		return fmt.Errorf("loadgen: GET /v1/redemption-options: %s", o)
 	}
-	g.options = slices.DeleteFunc(body.Options, func(o redemptionOption) bool { return o.ID == "" })
+	g.options = slices.DeleteFunc(body.Options, func(o client.RedemptionOption) bool { return o.Id == "" })
 	if len(g.options) == 0 {
 		return errors.New("loadgen: redeem is in the mix but GET /v1/redemption-options lists no options")
 	}
-	slices.SortStableFunc(g.options, func(a, b redemptionOption) int { return cmp.Compare(a.Points, b.Points) })
+	slices.SortStableFunc(g.options, func(a, b client.RedemptionOption) int { return cmp.Compare(a.Points, b.Points) })
 	return nil
 }
 
@@ -123,7 +124,7 @@ func (g *gen) setup(ctx context.Context) error {
 		ids[n] = fmt.Sprintf("lg-%s-%d", g.runID, n)
 	}
 	for _, p := range g.products {
-		if !submit(func(ctx context.Context) error { return g.stock(ctx, p.ID, g.stockFor(p.ID)) }) {
+		if !submit(func(ctx context.Context) error { return g.stock(ctx, p.Id, g.stockFor(p.Id)) }) {
 			break
 		}
 	}
@@ -144,12 +145,9 @@ func (g *gen) setup(ctx context.Context) error {
 }
 
 func (g *gen) stock(ctx context.Context, productID string, available int64) error {
-	body := struct {
-		Available int64 `json:"available"`
-	}{available}
-	path := "/v1/admin/inventory/" + url.PathEscape(productID)
-	if o := g.c.do(ctx, request{method: "PUT", path: path, token: g.cfg.AdminToken, body: body}); !o.ok() {
-		return fmt.Errorf("PUT %s: %s", path, o)
+	rsp, err := g.c.api.SetStock(ctx, productID, client.StockInput{Available: available}, bearer(g.cfg.AdminToken)...)
+	if o := g.c.result(ctx, rsp, err, nil); !o.ok() {
+		return fmt.Errorf("PUT /v1/admin/inventory/%s: %s", productID, o)
 	}
 	return nil
 }
@@ -157,12 +155,9 @@ func (g *gen) stock(ctx context.Context, productID string, available int64) erro
 // createMember creates member number n, credits its starting flights and,
 // when fund is set, the hot member's adjustment.
 func (g *gen) createMember(ctx context.Context, id string, n int, fund bool) error {
-	body := struct {
-		ID    string `json:"id"`
-		Name  string `json:"name"`
-		Email string `json:"email"`
-	}{id, fmt.Sprintf("Loadgen Member %d", n), fmt.Sprintf("loadgen+%s-%d@example.test", g.runID, n)}
-	if o := g.c.do(ctx, request{method: "POST", path: "/v1/members", token: g.cfg.AdminToken, body: body}); !o.ok() {
+	body := client.NewMember{Id: &id, Name: fmt.Sprintf("Loadgen Member %d", n), Email: fmt.Sprintf("loadgen+%s-%d@example.test", g.runID, n)}
+	rsp, err := g.c.api.CreateMember(ctx, nil, body, bearer(g.cfg.AdminToken)...)
+	if o := g.c.result(ctx, rsp, err, nil); !o.ok() {
 		return fmt.Errorf("create member %s: POST /v1/members: %s", id, o)
 	}
 	rng := g.seqRand(3, uint64(n))
@@ -170,7 +165,7 @@ func (g *gen) createMember(ctx context.Context, id string, n int, fund bool) err
 	for i := range startingFlights {
 		a := flightActivity(rng, startingFlightMiles, startingFlightFare, now.Add(-time.Duration(i+1)*time.Hour))
 		if o := g.postActivity(ctx, id, a); !o.ok() {
-			return fmt.Errorf("credit member %s: POST %s: %s", id, memberPath(id, "/activities"), o)
+			return fmt.Errorf("credit member %s: POST /v1/members/%s/activities: %s", id, id, o)
 		}
 	}
 	if fund {
