@@ -3,6 +3,8 @@ package web_test
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,8 +24,8 @@ import (
 )
 
 // operation finds an operation of the OpenAPI document by its operationId and returns its
-// method, path and summary.
-func operation(t *testing.T, id string) (method, path, summary string) {
+// method, path, summary and (first) tag.
+func operation(t *testing.T, id string) (method, path, summary, tag string) {
 	t.Helper()
 	var doc struct {
 		Paths map[string]map[string]yaml.Node `yaml:"paths"` // methods, and a path's parameters
@@ -34,8 +36,9 @@ func operation(t *testing.T, id string) (method, path, summary string) {
 	for p, items := range doc.Paths {
 		for m, node := range items {
 			var op struct {
-				OperationID string `yaml:"operationId"`
-				Summary     string `yaml:"summary"`
+				OperationID string   `yaml:"operationId"`
+				Summary     string   `yaml:"summary"`
+				Tags        []string `yaml:"tags"`
 			}
 			if node.Kind != yaml.MappingNode {
 				continue
@@ -43,13 +46,21 @@ func operation(t *testing.T, id string) (method, path, summary string) {
 			if err := node.Decode(&op); err != nil {
 				t.Fatal(err)
 			}
-			if op.OperationID == id {
-				return strings.ToUpper(m), p, op.Summary
+			if op.OperationID == id && len(op.Tags) > 0 {
+				return strings.ToUpper(m), p, op.Summary, op.Tags[0]
 			}
 		}
 	}
-	t.Fatalf("api/openapi.yaml has no operation %q", id)
-	return "", "", ""
+	t.Fatalf("api/openapi.yaml has no tagged operation %q", id)
+	return "", "", "", ""
+}
+
+// write saves one screenshot as name.png.
+func (s *shots) write(t *testing.T, name string, png []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(s.dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // cspTab opens a tab that records, besides failing the test on uncaught exceptions as tab
@@ -127,19 +138,27 @@ func TestBrowserDocs(t *testing.T) {
 	t.Cleanup(func() { _ = a.Close() })
 	srv := apitest.Server(t, a.Handler)
 	t.Cleanup(srv.Close)
-	method, path, summary := operation(t, "checkout")
+	method, path, summary, tag := operation(t, "checkout")
+	shot := newShots(t)
 
 	tc, violations := cspTab(t, bctx)
-	run(t, tc,
-		chromedp.Navigate(srv.URL+"/ui/shop"), ready("shop"),
-		click(`footer a[href="/docs"]`),
-		visible(`#api-reference[data-ready="docs"]`),
-	)
+	run(t, tc, chromedp.Navigate(srv.URL+"/ui/shop"), ready("shop"))
+	run(t, tc, click(`footer a[href="/docs"]`))
+	// Drawing the whole document (73 operations) takes a few seconds, many more on a
+	// loaded machine: this one step gets longer than stepTimeout.
+	wctx, cancel := context.WithTimeout(tc, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wctx, visible(`#api-reference[data-ready="docs"]`)); err != nil {
+		t.Fatalf("the reference was not drawn: %v\nCSP messages: %q", err, violations())
+	}
 	if u := value(t, tc, chromedp.Location()); u != srv.URL+"/docs" {
 		t.Fatalf("the footer's API reference link led to %s", u)
 	}
+	// The reference is a long page: the shots are its first screen and the opened checkout
+	// operation, not the whole page.
+	shot.write(t, "docs-desktop", value(t, tc, chromedp.CaptureScreenshot()))
 	// Swagger UI names an operation's block operations-<tag>-<operationId>.
-	op := `[id$="-checkout"].opblock`
+	op := "#operations-" + tag + "-checkout"
 	run(t, tc, visible(op))
 	if got := text(t, tc, op+" .opblock-summary-method"); got != method {
 		t.Errorf("the checkout operation's method reads %q, want %q", got, method)
@@ -155,6 +174,11 @@ func TestBrowserDocs(t *testing.T) {
 	if params := text(t, tc, op+" .opblock-body .parameters"); !strings.Contains(params, "Idempotency-Key") {
 		t.Errorf("the opened checkout operation's parameters do not list Idempotency-Key: %.500s", params)
 	}
+	// Its problem codes (x-problem-codes) are shown with it.
+	if ext := text(t, tc, op+" .opblock-body"); !strings.Contains(ext, "x-problem-codes") || !strings.Contains(ext, "payment_declined") {
+		t.Errorf("the opened checkout operation does not show its x-problem-codes (payment_declined): %.500s", ext)
+	}
+	shot.write(t, "docs-checkout", value(t, tc, chromedp.Screenshot(chromedp.CSS(op))))
 	if v := violations(); len(v) != 0 {
 		t.Errorf("the API reference broke the content security policy:\n%s", strings.Join(v, "\n"))
 	}

@@ -8,6 +8,8 @@
     url: root.dataset.spec,
     domNode: root,
     deepLinking: true,
+    // Shows each operation's x-problem-codes: the problem codes it can answer, by status.
+    showExtensions: true,
     // The default posts the document to validator.swagger.io for a badge.
     validatorUrl: null,
     // "Try it out" sends requests to this server whatever the document's servers say
