@@ -4,8 +4,10 @@
 // the JSON API under /v1 with fetch and bearer tokens kept in sessionStorage.
 // Nothing is loaded from another host, so the UI works offline.
 //
-// The handler serves only the UI: "/" and "/ui/...". The process mounts the API
-// (/v1/..., /healthz, /readyz, /metrics) beside it.
+// The handler serves only the UI: "/", "/ui/..." and the API reference at "/docs",
+// drawn in the browser by a vendored, pinned Swagger UI (web/vendor) from the OpenAPI
+// document at /v1/openapi.yaml. The process mounts the API (/v1/..., /healthz, /readyz,
+// /metrics) beside it.
 package web
 
 import (
@@ -25,6 +27,23 @@ import (
 
 //go:embed static
 var staticFS embed.FS
+
+// vendorFS holds the API reference renderer: swagger-ui-dist as published on the npm
+// registry, version and sha256 sums in vendor/swagger-ui-dist (VERSION, SHA256SUMS), fetched
+// by scripts/vendor-apidocs.sh. Only the two files the page loads are compiled in.
+//
+//go:embed vendor/swagger-ui-dist/swagger-ui-bundle.js vendor/swagger-ui-dist/swagger-ui.css
+var vendorFS embed.FS
+
+// VendoredRenderer returns the embedded renderer files (swagger-ui-bundle.js and
+// swagger-ui.css), rooted at their directory, for the test that checks their sums.
+func VendoredRenderer() fs.FS {
+	sub, err := fs.Sub(vendorFS, "vendor/swagger-ui-dist")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
 
 // DemoMember is a member the demo picker offers.
 type DemoMember struct {
@@ -82,13 +101,14 @@ var contentTypes = map[string]string{
 	".json": "application/json",
 }
 
-func loadAssets() (map[string]asset, error) {
+// loadAssets reads every file under dir of fsys, keyed by its path below dir.
+func loadAssets(fsys embed.FS, dir string) (map[string]asset, error) {
 	out := map[string]asset{}
-	err := fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := staticFS.ReadFile(p)
+		b, err := fsys.ReadFile(p)
 		if err != nil {
 			return err
 		}
@@ -101,7 +121,7 @@ func loadAssets() (map[string]asset, error) {
 			ct = "application/octet-stream"
 		}
 		sum := sha256.Sum256(b)
-		out[strings.TrimPrefix(p, "static/")] = asset{body: b, contentType: ct, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		out[strings.TrimPrefix(p, dir+"/")] = asset{body: b, contentType: ct, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 		return nil
 	})
 	return out, err
@@ -113,14 +133,18 @@ var pageRE = regexp.MustCompile(`^/ui/(shop|member|ops|trace/[0-9a-fA-F]{32})$`)
 
 // Handler returns the UI handler.
 func Handler(cfg Config) http.Handler {
-	assets, err := loadAssets()
+	assets, err := loadAssets(staticFS, "static")
 	if err != nil {
 		panic("web: embedded assets: " + err.Error()) // the files are compiled in; this cannot fail at run time
+	}
+	vendored, err := loadAssets(vendorFS, "vendor/swagger-ui-dist")
+	if err != nil {
+		panic("web: embedded renderer: " + err.Error())
 	}
 	if len(cfg.DemoMembers) == 0 {
 		cfg.DemoMembers = DefaultDemoMembers
 	}
-	h := &handler{cfg: cfg, assets: assets}
+	h := &handler{cfg: cfg, assets: assets, vendored: vendored}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.shell)
 	mux.HandleFunc("GET /ui/{$}", h.shell)
@@ -128,6 +152,10 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /ui/assets/{file}", h.asset)
 	mux.HandleFunc("GET /ui/config.json", h.config)
 	mux.HandleFunc("POST /ui/demo/token", h.demoToken)
+	// The API reference is a page for people, like /ui: it is not an API route, so it is
+	// neither in the route table nor in api/openapi.yaml.
+	mux.HandleFunc("GET /docs", h.docs)
+	mux.HandleFunc("GET /docs/vendor/{file}", h.vendor)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "not_found", "there is no page at "+r.URL.Path)
 	})
@@ -135,8 +163,9 @@ func Handler(cfg Config) http.Handler {
 }
 
 type handler struct {
-	cfg    Config
-	assets map[string]asset
+	cfg      Config
+	assets   map[string]asset // web/static
+	vendored map[string]asset // the renderer, web/vendor/swagger-ui-dist
 }
 
 // securityHeaders adds a strict content security policy: the pages load only
@@ -155,7 +184,11 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, name string) {
-	a, ok := h.assets[name]
+	h.serveFrom(w, r, h.assets, name)
+}
+
+func (h *handler) serveFrom(w http.ResponseWriter, r *http.Request, assets map[string]asset, name string) {
+	a, ok := assets[name]
 	if !ok {
 		writeProblem(w, http.StatusNotFound, "not_found", "there is no asset "+name)
 		return
@@ -180,9 +213,16 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	h.shell(w, r)
 }
 
+// docs is the API reference page; docs.js draws it with the vendored renderer.
+func (h *handler) docs(w http.ResponseWriter, r *http.Request) { h.serve(w, r, "docs.html") }
+
+func (h *handler) vendor(w http.ResponseWriter, r *http.Request) {
+	h.serveFrom(w, r, h.vendored, r.PathValue("file"))
+}
+
 func (h *handler) asset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
-	if name == "index.html" {
+	if path.Ext(name) == ".html" { // pages are served at their own paths
 		writeProblem(w, http.StatusNotFound, "not_found", "there is no asset "+name)
 		return
 	}

@@ -13,8 +13,20 @@ import (
 // root is the repository root (tests run in docs/doctest).
 var root = filepath.Join("..", "..")
 
-// documents are the files whose shell blocks are run, relative to root.
-var documents = []string{"README.md", "docs/operations.md"}
+// document is a file whose shell blocks are run.
+type document struct {
+	file string // relative to root
+	// session runs the blocks as one terminal session, the way a reader pastes a walk-through
+	// in order: each block starts with the shell variables the blocks before it set.
+	session bool
+}
+
+// documents are the files whose shell blocks are run.
+var documents = []document{
+	{file: "README.md"},
+	{file: "docs/operations.md"},
+	{file: "docs/api.md", session: true},
+}
 
 // block is one fenced code block of a Markdown document.
 type block struct {
@@ -131,7 +143,8 @@ func (b *block) check(directive string) error {
 // TestDocumentBlocksAreLabelled holds even under -short: every block of the run documents is
 // labelled, and every directive is one the runner understands.
 func TestDocumentBlocksAreLabelled(t *testing.T) {
-	for _, file := range documents {
+	for _, d := range documents {
+		file := d.file
 		blocks, err := parseBlocks(root, file)
 		if err != nil {
 			t.Error(err)

@@ -30,30 +30,53 @@ const (
 // failing command, an unset variable is an error, and `go run ./cmd/godwit …` runs the binary
 // this test built instead of compiling another. BASH_ENV is unset so scripts a block runs
 // start as they would in an operator's shell.
+//
+// A block of a session document gets DOCTEST_SESSION, a file: the prelude sources it (the
+// variables the blocks before this one set) and, when the block exits, writes back every
+// variable the block's shell has that it did not start with, so the next block sees them.
 const prelude = `unset BASH_ENV
 set -euo pipefail
 go() {
   if [ "${1-}" = run ] && [ "${2-}" = ./cmd/godwit ]; then shift 2; godwit "$@"; else command go "$@"; fi
 }
+if [ -n "${DOCTEST_SESSION-}" ]; then
+  __doctest_session=$DOCTEST_SESSION
+  unset DOCTEST_SESSION
+  __doctest_before=" $(compgen -v | tr '\n' ' ') "
+  if [ -f "$__doctest_session" ]; then . "$__doctest_session"; fi
+  __doctest_save() {
+    local name
+    for name in $(compgen -v); do
+      case "$__doctest_before" in *" $name "*) continue ;; esac
+      case "$name" in BASH* | _ | __doctest_* | name | FUNCNAME | PIPESTATUS) continue ;; esac
+      declare -p "$name"
+    done >"$__doctest_session"
+  }
+  trap __doctest_save EXIT
+fi
 `
 
-// TestDocumentCommands runs every `sh` block of README.md and docs/operations.md with bash,
-// from the repository root, against a fresh server, and fails naming the block's file:line
-// with its output when a command fails. What a block may assume is in docs/development.md.
+// TestDocumentCommands runs every `sh` block of README.md, docs/operations.md and docs/api.md
+// with bash, from the repository root, against a fresh server, and fails naming the block's
+// file:line with its output when a command fails. The blocks of a session document (docs/api.md)
+// share their shell variables, in order. What a block may assume is in docs/development.md.
 func TestDocumentCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the documents' commands are not run (they build and start servers)")
 	}
 	var all []block
-	for _, file := range documents {
-		blocks, err := parseBlocks(root, file)
+	env := newDocEnv(t)
+	for _, d := range documents {
+		blocks, err := parseBlocks(root, d.file)
 		if err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, blocks...)
+		if d.session {
+			env.sessions[d.file] = filepath.Join(t.TempDir(), "session.sh")
+		}
 	}
 	before := rootEntries(t)
-	env := newDocEnv(t)
 	for _, b := range all {
 		if b.lang != "sh" {
 			continue
@@ -83,12 +106,14 @@ type docEnv struct {
 	dataDir string // the server's: `godwit token` there signs with its secret
 	api     string // the server's base URL
 	prelude string // file holding prelude
+	// sessions maps a session document to the file its blocks pass their variables on in.
+	sessions map[string]string
 }
 
 func newDocEnv(t *testing.T) *docEnv {
 	t.Helper()
 	tmp := t.TempDir()
-	e := &docEnv{binDir: filepath.Join(tmp, "bin"), dataDir: filepath.Join(tmp, "data"), prelude: filepath.Join(tmp, "prelude.sh")}
+	e := &docEnv{binDir: filepath.Join(tmp, "bin"), dataDir: filepath.Join(tmp, "data"), prelude: filepath.Join(tmp, "prelude.sh"), sessions: map[string]string{}}
 	build := exec.Command("go", "build", "-o", filepath.Join(e.binDir, "godwit"), "./cmd/godwit")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
@@ -167,6 +192,9 @@ func (e *docEnv) command(t *testing.T, b block, dataDir string) *exec.Cmd {
 		"GODWIT_DATA_DIR="+dataDir,
 		"GODWIT_ADDR=127.0.0.1:0", // a server a block starts picks a free port
 	)
+	if state, ok := e.sessions[b.file]; ok {
+		cmd.Env = append(cmd.Env, "DOCTEST_SESSION="+state)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A process the block leaves behind holding its output must not keep Wait waiting.
 	cmd.WaitDelay = 2 * time.Second
@@ -295,4 +323,42 @@ func rootEntries(t *testing.T) map[string]bool {
 		names[e.Name()] = true
 	}
 	return names
+}
+
+// TestSessionVariables checks the prelude's session mode on its own (no server): a block
+// sees the variables the blocks before it set, values with quotes and newlines intact, and
+// a block outside the session sees none of them.
+func TestSessionVariables(t *testing.T) {
+	tmp := t.TempDir()
+	prel := filepath.Join(tmp, "prelude.sh")
+	if err := os.WriteFile(prel, []byte(prelude), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(tmp, "session.sh")
+	runBlock := func(session bool, text string) (string, error) {
+		cmd := exec.Command("bash", "-c", text)
+		cmd.Env = append(cleanEnv(), "BASH_ENV="+prel)
+		if session {
+			cmd.Env = append(cmd.Env, "DOCTEST_SESSION="+state)
+		}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := runBlock(true, `one=1; json=$(printf '{"a": "it'"'"'s",\n "b": 2}'); arr=(x "y z")`); err != nil {
+		t.Fatalf("first block: %v\n%s", err, out)
+	}
+	if out, err := runBlock(true, `two=$((one + 1))`); err != nil {
+		t.Fatalf("second block: %v\n%s", err, out)
+	}
+	out, err := runBlock(true, `printf '%s|%s|%s|%s' "$one" "$two" "$json" "${arr[1]}"`)
+	if want := "1|2|{\"a\": \"it's\",\n \"b\": 2}|y z"; err != nil || out != want {
+		t.Errorf("third block printed %q (%v), want %q", out, err, want)
+	}
+	if out, err := runBlock(false, `echo "$one"`); err == nil || !strings.Contains(out, "unbound variable") {
+		t.Errorf("a block outside the session saw the session's variables: %q (%v)", out, err)
+	}
+	// A failing block still fails: the exit trap does not swallow its status.
+	if _, err := runBlock(true, `false; echo never`); err == nil {
+		t.Error("a failing session block exited 0")
+	}
 }
