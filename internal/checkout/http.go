@@ -122,12 +122,21 @@ func validateBody(b *checkoutBody, memberID string) *errs.Error {
 		return nil
 	}
 	a, err := mail.ParseAddress(b.Email)
-	if err != nil || a.Name != "" || len(b.Email) > 254 || !strings.Contains(a.Address, "@") {
+	if err != nil || a.Name != "" || len(b.Email) > 254 || !strings.Contains(a.Address, "@") || !plainAddress(a.Address) {
 		// The address is not echoed: it is personal data.
 		return errs.Coded(errs.Invalid, "invalid_field", "email must be a plain email address").With("field", "email")
 	}
 	b.Email = a.Address
 	return nil
+}
+
+// plainAddress reports whether addr, an address as net/mail returns it, is
+// itself a plain address that parses back to itself. net/mail unquotes a
+// quoted local part, so "a b"@example.com comes back as a b@example.com,
+// which no mail system accepts; needless quotes ("g"@example.com) are fine.
+func plainAddress(addr string) bool {
+	a, err := mail.ParseAddress(addr)
+	return err == nil && a.Name == "" && a.Address == addr
 }
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) error {
