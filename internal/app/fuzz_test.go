@@ -27,6 +27,11 @@ type fuzzTarget struct {
 // fuzzEndpoint builds the app once (SQLite, demo data, the scenario world) and
 // sends every input to the endpoint. Properties: no 5xx (a panic is a 500),
 // every error is a problem document, and a refused (4xx) input writes nothing.
+// This is integration fuzzing, a few dozen inputs a second, run for a time
+// (docs/reliability.md); the same bodies' decoding and checks are fuzzed by
+// the millions by the pure targets FuzzActivityRequest, FuzzRedemptionRequest,
+// FuzzTransferRequest (internal/loyalty) and FuzzCheckoutRequest
+// (internal/checkout).
 func fuzzEndpoint(f *testing.F, pick func(w *world) fuzzTarget) {
 	r := newRig(f, rigOptions{cfg: app.Config{Demo: true}})
 	w := seedWorld(r)

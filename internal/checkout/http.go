@@ -52,7 +52,12 @@ func cartScope(_ *http.Request, body []byte) string {
 
 func rejectEarly(err *errs.Error) error { return err.With("failure_step", StepInitiated) }
 
-func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) error {
+// decodeCheckout reads a POST /v1/checkout request into the Request the saga
+// runs: the body decoded and checked (validateBody) for the caller — a member
+// token or no token — and the checkout's id from the Idempotency-Key and its
+// owner. It needs no database. Every refusal carries failure_step
+// "initiated" (rejectEarly).
+func decodeCheckout(r *http.Request) (Request, error) {
 	// Decode refuses card numbers (422 httpx.CodeCardDataRejected) in every
 	// decoded string and number — \u escapes resolved — before anything of the
 	// body is used, logged or stored; the answer names the step like every
@@ -60,26 +65,34 @@ func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) error {
 	var b checkoutBody
 	if err := httpx.Decode(r, &b); err != nil {
 		if e, ok := errs.As(err); ok {
-			return rejectEarly(e)
+			return Request{}, rejectEarly(e)
 		}
-		return err
+		return Request{}, err
 	}
 	p := auth.FromContext(r.Context())
 	memberID := ""
 	if p != nil {
 		if p.Scope != auth.ScopeMember {
-			return rejectEarly(errs.Coded(errs.Forbidden, "forbidden", "checkout is for members (member token) and guests (no token)"))
+			return Request{}, rejectEarly(errs.Coded(errs.Forbidden, "forbidden", "checkout is for members (member token) and guests (no token)"))
 		}
 		memberID = p.Subject
 	}
 	if err := validateBody(&b, memberID); err != nil {
-		return rejectEarly(err)
+		return Request{}, rejectEarly(err)
 	}
 	key := r.Header.Get("Idempotency-Key")
-	res, err := s.Checkout(r.Context(), Request{
+	return Request{
 		CheckoutID: ID(httpx.IdempotencyOwner(r.Context()), key), CartID: b.CartID, MemberID: memberID, Email: b.Email,
 		PaymentToken: b.Payment.Token, PointsToRedeem: b.PointsToRedeem,
-	})
+	}, nil
+}
+
+func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeCheckout(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.Checkout(r.Context(), req)
 	if err != nil {
 		return err
 	}
@@ -109,12 +122,21 @@ func validateBody(b *checkoutBody, memberID string) *errs.Error {
 		return nil
 	}
 	a, err := mail.ParseAddress(b.Email)
-	if err != nil || a.Name != "" || len(b.Email) > 254 || !strings.Contains(a.Address, "@") {
+	if err != nil || a.Name != "" || len(b.Email) > 254 || !strings.Contains(a.Address, "@") || !plainAddress(a.Address) {
 		// The address is not echoed: it is personal data.
 		return errs.Coded(errs.Invalid, "invalid_field", "email must be a plain email address").With("field", "email")
 	}
 	b.Email = a.Address
 	return nil
+}
+
+// plainAddress reports whether addr, an address as net/mail returns it, is
+// itself a plain address that parses back to itself. net/mail unquotes a
+// quoted local part, so "a b"@example.com comes back as a b@example.com,
+// which no mail system accepts; needless quotes ("g"@example.com) are fine.
+func plainAddress(addr string) bool {
+	a, err := mail.ParseAddress(addr)
+	return err == nil && a.Name == "" && a.Address == addr
 }
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) error {

@@ -185,12 +185,20 @@ func (req activityRequest) toActivity() (Activity, error) {
 	return a, nil
 }
 
-func (s *Service) handlePostActivity(w http.ResponseWriter, r *http.Request) error {
+// decodeActivity reads a POST /v1/members/{id}/activities body into an
+// Activity of a known type carrying exactly its own details (httpx.Decode,
+// then toActivity). It needs no database; Earn checks the rest
+// (validateActivity) before it books anything.
+func decodeActivity(r *http.Request) (Activity, error) {
 	var req activityRequest
 	if err := httpx.Decode(r, &req); err != nil {
-		return err
+		return Activity{}, err
 	}
-	a, err := req.toActivity()
+	return req.toActivity()
+}
+
+func (s *Service) handlePostActivity(w http.ResponseWriter, r *http.Request) error {
+	a, err := decodeActivity(r)
 	if err != nil {
 		return err
 	}

@@ -81,15 +81,27 @@ type redeemRequest struct {
 	OptionID string `json:"option_id"`
 }
 
-func (s *Service) handleRedeem(w http.ResponseWriter, r *http.Request) error {
+// decodeRedemption reads a POST /v1/members/{id}/redemptions request: the
+// option it names (required) and the call's reference (idempotencyReference).
+// It needs no database; Redeem checks both (checkRedemption) before it holds
+// any points.
+func decodeRedemption(r *http.Request) (optionID, reference string, err error) {
 	var req redeemRequest
 	if err := httpx.Decode(r, &req); err != nil {
-		return err
+		return "", "", err
 	}
 	if req.OptionID == "" {
-		return errs.Coded(errs.Unprocessable, "missing_option_id", "option_id is required").With("field", "option_id")
+		return "", "", errs.Coded(errs.Unprocessable, "missing_option_id", "option_id is required").With("field", "option_id")
 	}
-	res, err := s.Redeem(r.Context(), r.PathValue("id"), req.OptionID, idempotencyReference(r))
+	return req.OptionID, idempotencyReference(r), nil
+}
+
+func (s *Service) handleRedeem(w http.ResponseWriter, r *http.Request) error {
+	optionID, reference, err := decodeRedemption(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.Redeem(r.Context(), r.PathValue("id"), optionID, reference)
 	if err != nil {
 		return err
 	}
@@ -103,17 +115,27 @@ type transferRequest struct {
 	Points     *int64 `json:"points"`
 }
 
-func (s *Service) handleTransfer(w http.ResponseWriter, r *http.Request) error {
+// decodeTransfer reads a POST /v1/members/{id}/transfers request into a
+// TransferRequest (points required, the reference from idempotencyReference).
+// It needs no database; Transfer checks the request (checkTransfer) before
+// it moves any points.
+func decodeTransfer(r *http.Request) (TransferRequest, error) {
 	var req transferRequest
 	if err := httpx.Decode(r, &req); err != nil {
-		return err
+		return TransferRequest{}, err
 	}
 	if req.Points == nil {
-		return errs.Coded(errs.Unprocessable, "invalid_points", "points is required").With("field", "points")
+		return TransferRequest{}, errs.Coded(errs.Unprocessable, "invalid_points", "points is required").With("field", "points")
 	}
-	res, err := s.Transfer(r.Context(), r.PathValue("id"), TransferRequest{
-		PartnerID: req.PartnerID, ToMemberID: req.ToMemberID, Points: *req.Points, Reference: idempotencyReference(r),
-	})
+	return TransferRequest{PartnerID: req.PartnerID, ToMemberID: req.ToMemberID, Points: *req.Points, Reference: idempotencyReference(r)}, nil
+}
+
+func (s *Service) handleTransfer(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeTransfer(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.Transfer(r.Context(), r.PathValue("id"), req)
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,21 @@ type redemption struct {
 	now           time.Time
 }
 
+// checkRedemption checks what a redemption asks for without the database:
+// the option must be in the catalogue (it is returned, also when the
+// reference is refused) and the reference at most maxReferenceLen bytes.
+func (s *Service) checkRedemption(optionID, reference string) (program.RedemptionOption, error) {
+	opt, ok := s.prog.Option(optionID)
+	if !ok {
+		return program.RedemptionOption{}, errs.Coded(errs.NotFound, "unknown_redemption_option",
+			"no redemption option with id %q; GET /v1/redemption-options lists them", optionID).With("field", "option_id")
+	}
+	if len(reference) > maxReferenceLen {
+		return opt, errs.Coded(errs.Unprocessable, "invalid_reference", "reference is at most %d bytes", maxReferenceLen)
+	}
+	return opt, nil
+}
+
 // Redeem spends a member's points on a catalogue option in three steps:
 // hold the discounted cost (one transaction under the member's row lock),
 // ask the fulfiller to deliver, then capture the hold — or void it when
@@ -95,14 +110,12 @@ func (s *Service) Redeem(ctx context.Context, memberID, optionID, reference stri
 	))
 	defer func() { endSpan(span, err) }()
 
-	opt, ok := s.prog.Option(optionID)
-	if !ok {
-		return RedemptionResult{}, errs.Coded(errs.NotFound, "unknown_redemption_option",
-			"no redemption option with id %q; GET /v1/redemption-options lists them", optionID).With("field", "option_id")
+	opt, err := s.checkRedemption(optionID, reference)
+	if opt.ID != "" {
+		span.SetAttributes(attribute.String("loyalty.redemption_type", opt.Type))
 	}
-	span.SetAttributes(attribute.String("loyalty.redemption_type", opt.Type))
-	if len(reference) > maxReferenceLen {
-		return RedemptionResult{}, errs.Coded(errs.Unprocessable, "invalid_reference", "reference is at most %d bytes", maxReferenceLen)
+	if err != nil {
+		return RedemptionResult{}, err
 	}
 	r := &redemption{id: newID(), reference: reference, opt: opt, now: s.now().UTC()}
 	var replay RedemptionResult

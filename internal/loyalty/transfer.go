@@ -87,6 +87,50 @@ func transferRuleError(err error) error {
 	return errs.Coded(errs.Unprocessable, code, "%s", err.Error()).With("field", "points")
 }
 
+// checkedTransfer is a transfer request that passed checkTransfer: its kind
+// and, to a partner, the partner and the units the points become.
+type checkedTransfer struct {
+	kind    string // TransferMember or TransferPartner; "" when the request names neither or both
+	partner program.Partner
+	units   int64
+}
+
+// checkTransfer checks everything about a transfer that needs no database:
+// exactly one of partner_id and to_member_id, the reference's length, then
+// for a member transfer not to memberID and the program's minimum and
+// yearly limit on the amount alone, for a partner transfer a known partner
+// and its minimum and increment (the units are computed). The kind is set
+// once the first two checks pass, also when a later one refuses.
+func (s *Service) checkTransfer(memberID string, req TransferRequest) (checkedTransfer, error) {
+	if (req.PartnerID == "") == (req.ToMemberID == "") {
+		return checkedTransfer{}, errs.Coded(errs.Unprocessable, "invalid_transfer", "name exactly one of partner_id and to_member_id").With("field", "partner_id")
+	}
+	if len(req.Reference) > maxReferenceLen {
+		return checkedTransfer{}, errs.Coded(errs.Unprocessable, "invalid_reference", "reference is at most %d bytes", maxReferenceLen)
+	}
+	if req.ToMemberID != "" {
+		c := checkedTransfer{kind: TransferMember}
+		if req.ToMemberID == memberID {
+			return c, errs.Coded(errs.Unprocessable, "invalid_transfer", "a member cannot transfer points to themselves").With("field", "to_member_id")
+		}
+		if err := s.prog.CheckMemberTransfer(req.Points, 0); err != nil {
+			return c, transferRuleError(err)
+		}
+		return c, nil
+	}
+	c := checkedTransfer{kind: TransferPartner}
+	pt, ok := s.prog.Partner(req.PartnerID)
+	if !ok {
+		return c, unknownPartner(req.PartnerID)
+	}
+	units, err := pt.PartnerUnits(req.Points)
+	if err != nil {
+		return c, transferRuleError(err)
+	}
+	c.partner, c.units = pt, units
+	return c, nil
+}
+
 // Transfer moves points out of a member's account.
 //
 // To a partner it is two-phase like Redeem: hold, ask the partner (the
@@ -116,18 +160,20 @@ func (s *Service) Transfer(ctx context.Context, memberID string, req TransferReq
 		attribute.Int64("loyalty.points", req.Points),
 	))
 	defer func() { endWithResult(span, "loyalty.transfer_result", "completed", res.Replayed, err) }()
-	if (req.PartnerID == "") == (req.ToMemberID == "") {
-		return TransferResult{}, errs.Coded(errs.Unprocessable, "invalid_transfer", "name exactly one of partner_id and to_member_id").With("field", "partner_id")
-	}
-	if len(req.Reference) > maxReferenceLen {
-		return TransferResult{}, errs.Coded(errs.Unprocessable, "invalid_reference", "reference is at most %d bytes", maxReferenceLen)
-	}
-	if kind == TransferMember {
+	c, err := s.checkTransfer(memberID, req)
+	switch c.kind {
+	case TransferMember:
 		span.SetAttributes(attribute.String("loyalty.to_member_id", req.ToMemberID))
+	case TransferPartner:
+		span.SetAttributes(attribute.String("loyalty.partner_id", req.PartnerID))
+	}
+	if err != nil {
+		return TransferResult{}, err
+	}
+	if c.kind == TransferMember {
 		res, err = s.transferToMember(ctx, memberID, req)
 	} else {
-		span.SetAttributes(attribute.String("loyalty.partner_id", req.PartnerID))
-		res, err = s.transferToPartner(ctx, memberID, req)
+		res, err = s.transferToPartner(ctx, memberID, req, c.partner, c.units)
 	}
 	if err != nil {
 		return TransferResult{}, internal("transfer", err)
@@ -190,15 +236,9 @@ func checkDebit(m Member, points int64) error {
 	return nil
 }
 
-func (s *Service) transferToPartner(ctx context.Context, memberID string, req TransferRequest) (TransferResult, error) {
-	pt, ok := s.prog.Partner(req.PartnerID)
-	if !ok {
-		return TransferResult{}, unknownPartner(req.PartnerID)
-	}
-	units, err := pt.PartnerUnits(req.Points)
-	if err != nil {
-		return TransferResult{}, transferRuleError(err)
-	}
+// transferToPartner moves points checked by checkTransfer to partner pt,
+// where they become units.
+func (s *Service) transferToPartner(ctx context.Context, memberID string, req TransferRequest, pt program.Partner, units int64) (TransferResult, error) {
 	now := s.now().UTC()
 	res := TransferResult{
 		Status: TransferCompleted, TransferID: newID(), Kind: TransferPartner, MemberID: memberID, PartnerID: pt.ID,
@@ -206,7 +246,7 @@ func (s *Service) transferToPartner(ctx context.Context, memberID string, req Tr
 	}
 	holdID := newID()
 	var replay TransferResult
-	err = s.retryOnDuplicate(ctx, lockedMember(memberID, func(ctx context.Context, tx *db.Tx, m Member) (err error) {
+	err := s.retryOnDuplicate(ctx, lockedMember(memberID, func(ctx context.Context, tx *db.Tx, m Member) (err error) {
 		replay, err = s.holdTransfer(ctx, tx, m, req, res, holdID)
 		return err
 	}))
@@ -309,13 +349,8 @@ func yearStart(t time.Time) time.Time {
 	return time.Date(t.UTC().Year(), time.January, 1, 0, 0, 0, 0, time.UTC)
 }
 
+// transferToMember moves points checked by checkTransfer to another member.
 func (s *Service) transferToMember(ctx context.Context, memberID string, req TransferRequest) (TransferResult, error) {
-	if req.ToMemberID == memberID {
-		return TransferResult{}, errs.Coded(errs.Unprocessable, "invalid_transfer", "a member cannot transfer points to themselves").With("field", "to_member_id")
-	}
-	if err := s.prog.CheckMemberTransfer(req.Points, 0); err != nil {
-		return TransferResult{}, transferRuleError(err)
-	}
 	now := s.now().UTC()
 	res := TransferResult{
 		Status: TransferCompleted, TransferID: newID(), Kind: TransferMember, MemberID: memberID, ToMemberID: req.ToMemberID,
