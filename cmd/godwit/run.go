@@ -39,6 +39,7 @@ func commands() map[string]command {
 		"verify":  {"check every ledger and shop invariant (database or running server)", runVerify},
 		"loadgen": {"generate realistic load against a server and report latency", runLoadgen},
 		"trace":   {"print a trace as a text waterfall (from a server or Jaeger)", runTrace},
+		"events":  {"events tail: print business events from NATS JetStream as they arrive", runEvents},
 	}
 }
 

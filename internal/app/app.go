@@ -10,6 +10,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/natsbus"
+	"github.com/godwit-dev/godwit/internal/webhooks"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -90,6 +92,12 @@ type Config struct {
 	DemoAdmin bool
 	// Jobs sets the background job intervals (zero: defaults).
 	Jobs JobIntervals
+	// Webhooks configures webhook delivery (docs/events.md).
+	Webhooks WebhookConfig
+	// NATS, when set (nats://host:port), publishes every event to JetStream
+	// (stream GODWIT_EVENTS, subjects godwit.<type>) from the process that
+	// runs notify.
+	NATS string
 
 	// Services are the services this process runs (see AllServices); nil or
 	// empty runs all of them. In split mode every service a running one
@@ -117,11 +125,21 @@ type Config struct {
 // DefaultCheckoutLease is Config.CheckoutLease when zero (for the serve flag).
 const DefaultCheckoutLease = checkout.DefaultLease
 
+// WebhookConfig configures outbound webhook deliveries.
+type WebhookConfig struct {
+	// AllowPrivate lets deliveries reach loopback and private addresses
+	// (refused by default: SSRF).
+	AllowPrivate bool
+	// Timeout bounds one delivery request; default 10s.
+	Timeout time.Duration
+}
+
 // JobIntervals sets how often each background job runs.
 type JobIntervals struct {
 	ReservationReaper time.Duration // default 30s
 	CheckoutRecovery  time.Duration // default 30s
 	Outbox            time.Duration // default 2s
+	Webhooks          time.Duration // webhook fan-out and delivery; default 1s
 	// The loyalty jobs run only when their interval is positive (serve sets
 	// them from flags; a library user opts in).
 	LoyaltyExpiry     time.Duration // points expiry
@@ -144,6 +162,8 @@ type App struct {
 	Catalog  *catalog.Service
 	Checkout *checkout.Service
 	Outbox   *notify.Worker
+	Webhooks *webhooks.Service
+	nats     *natsbus.Bus
 	// Services are the services this process runs, in AllServices order.
 	Services []string
 
@@ -207,6 +227,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Loyalty, a.Catalog, a.inventory, a.Checkout, a.Outbox = w.loyalty, w.catalog, w.inventory, w.checkout, w.outbox
+	a.Webhooks = w.webhooks
+	if cfg.NATS != "" && a.Webhooks != nil {
+		if a.nats, err = natsbus.Connect(ctx, natsbus.Config{URL: cfg.NATS, DB: a.DB, Now: cfg.Now, TracerProvider: a.tel.TracerProvider}); err != nil {
+			return nil, err
+		}
+	}
 	a.carts, a.purged = w.carts, newPurgedCounter(a.tel.MeterProvider)
 	if err := a.buildAPI(ctx, cfg, w); err != nil {
 		return nil, err
@@ -379,6 +405,9 @@ func (j JobIntervals) withDefaults() JobIntervals {
 	if j.Outbox <= 0 {
 		j.Outbox = 2 * time.Second
 	}
+	if j.Webhooks <= 0 {
+		j.Webhooks = time.Second
+	}
 	if j.Retention <= 0 {
 		j.Retention = 10 * time.Minute
 	}
@@ -412,6 +441,16 @@ func (a *App) RunJobs(ctx context.Context) {
 		// each delivery has its own notify.deliver trace.
 		every("outbox_delivery", a.jobs.Outbox, a.Outbox.DeliveryPass, jobs.Untraced())
 	}
+	if a.Webhooks != nil {
+		// Each delivery has its own webhook.deliver span, a child of the
+		// request that caused its event.
+		every("webhook_fanout", a.jobs.Webhooks, a.Webhooks.FanoutPass, jobs.Untraced())
+		every("webhook_delivery", a.jobs.Webhooks, a.Webhooks.DeliveryPass, jobs.Untraced())
+	}
+	if a.nats != nil {
+		// Each publish has its own nats.publish span, a child of its cause.
+		every("nats_publish", a.jobs.Webhooks, a.nats.PublishPass, jobs.Untraced())
+	}
 	if a.Loyalty != nil {
 		// A non-positive interval leaves the job off.
 		every("loyalty_expiry", a.jobs.LoyaltyExpiry, a.Loyalty.ExpiryPass)
@@ -427,6 +466,9 @@ func (a *App) RunJobs(ctx context.Context) {
 // Close stops the revocation refresh, releases the database and, when New set
 // telemetry up itself, flushes and stops it. It also tidies a half-built App.
 func (a *App) Close() error {
+	if a.nats != nil {
+		a.nats.Close()
+	}
 	if a.revocations != nil {
 		_ = a.revocations.Close()
 	}

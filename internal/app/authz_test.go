@@ -81,14 +81,21 @@ var (
 // route and add it.
 var authzTable = map[string]expectation{
 	// app
-	"GET /v1/admin/traces":              adminOnly,
-	"GET /v1/admin/faults":              adminOnly,
-	"GET /v1/admin/faults/{point}":      adminOnly,
-	"PUT /v1/admin/faults/{point}":      adminOnly,
-	"GET /v1/admin/traces/{trace_id}":   adminOnly,
-	"GET /v1/openapi.yaml":              public,
-	"GET /v1/admin/verify":              adminOnly,
-	"POST /v1/admin/tokens/revocations": adminOnly,
+	"GET /v1/admin/traces":                                adminOnly,
+	"POST /v1/admin/webhook-subscriptions":                adminOnly,
+	"GET /v1/admin/webhook-subscriptions":                 adminOnly,
+	"GET /v1/admin/webhook-subscriptions/{id}":            adminOnly,
+	"PATCH /v1/admin/webhook-subscriptions/{id}":          adminOnly,
+	"DELETE /v1/admin/webhook-subscriptions/{id}":         adminOnly,
+	"GET /v1/admin/webhook-subscriptions/{id}/deliveries": adminOnly,
+	"POST /v1/admin/webhook-subscriptions/{id}/replay":    adminOnly,
+	"GET /v1/admin/faults":                                adminOnly,
+	"GET /v1/admin/faults/{point}":                        adminOnly,
+	"PUT /v1/admin/faults/{point}":                        adminOnly,
+	"GET /v1/admin/traces/{trace_id}":                     adminOnly,
+	"GET /v1/openapi.yaml":                                public,
+	"GET /v1/admin/verify":                                adminOnly,
+	"POST /v1/admin/tokens/revocations":                   adminOnly,
 
 	// loyalty
 	"POST /v1/members":                                        svcOrAdmin,

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"github.com/godwit-dev/godwit/internal/events"
+	"github.com/godwit-dev/godwit/internal/webhooks"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -56,6 +58,7 @@ type wiring struct {
 	orders    *order.Service
 	checkout  *checkout.Service
 	outbox    *notify.Worker
+	webhooks  *webhooks.Service
 }
 
 func newWiring(a *App, cfg Config, topo topology) *wiring {
@@ -80,7 +83,11 @@ func (w *wiring) build(cfg Config, ad adapters) error {
 		{ServicePayment, func() error { w.buildPayment(ad.provider); return nil }},
 		{ServiceOrder, func() error { w.orders = newOrder(w.base, w.faults); return nil }},
 		{ServiceCheckout, func() (err error) { w.checkout, err = w.newCheckout(cfg); return err }},
-		{ServiceNotify, func() error { w.outbox = newOutbox(w.base, ad.sender(cfg.DataDir)); return nil }},
+		{ServiceNotify, func() error {
+			w.outbox = newOutbox(w.base, ad.sender(cfg.DataDir))
+			w.webhooks = newWebhooks(w.base, cfg.Webhooks)
+			return nil
+		}},
 	}
 	for _, b := range builders {
 		if w.topo.run[b.service] {
@@ -93,7 +100,7 @@ func (w *wiring) build(cfg Config, ad adapters) error {
 }
 
 func newLoyalty(b base, prog *program.Program, fs *faults.Store) (*loyalty.Service, error) {
-	return loyalty.New(loyalty.Config{DB: b.db, Program: prog, Now: b.now, Faults: fs,
+	return loyalty.New(loyalty.Config{DB: b.db, Program: prog, Now: b.now, Faults: fs, Events: events.Recorder{},
 		TracerProvider: b.tel.TracerProvider, MeterProvider: b.tel.MeterProvider, Logger: b.log})
 }
 
@@ -122,14 +129,14 @@ func (w *wiring) buildPayment(provider payment.Provider) {
 }
 
 func newOrder(b base, fs *faults.Store) *order.Service {
-	return order.New(order.Config{DB: b.db, Now: b.now, TracerProvider: b.tel.TracerProvider, Logger: b.log, Faults: fs})
+	return order.New(order.Config{DB: b.db, Now: b.now, TracerProvider: b.tel.TracerProvider, Logger: b.log, Faults: fs, Events: events.Recorder{}})
 }
 
 // newCheckout builds the checkout saga on its six dependencies, each local or remote.
 func (w *wiring) newCheckout(cfg Config) (*checkout.Service, error) {
 	const caller = ServiceCheckout
 	return checkout.New(checkout.Config{
-		DB: w.db, Program: cfg.Program, Lease: cfg.CheckoutLease,
+		DB: w.db, Program: cfg.Program, Lease: cfg.CheckoutLease, Events: events.Recorder{},
 		Now: w.now, TracerProvider: w.tel.TracerProvider, MeterProvider: w.tel.MeterProvider, Logger: w.log,
 		Carts:     w.cartsFor(caller),
 		Products:  w.productsFor(caller),
@@ -141,6 +148,13 @@ func (w *wiring) newCheckout(cfg Config) (*checkout.Service, error) {
 		// checkout); any service reached over HTTP keeps one per service.
 		LocalTx: w.carts != nil && w.inventory != nil && w.orders != nil && w.loyalty != nil,
 	})
+}
+
+// newWebhooks builds webhook delivery: it runs where notify runs, the
+// process that delivers what the others queue.
+func newWebhooks(b base, cfg WebhookConfig) *webhooks.Service {
+	return webhooks.New(webhooks.Config{DB: b.db, Now: b.now, TracerProvider: b.tel.TracerProvider, MeterProvider: b.tel.MeterProvider,
+		Logger: b.log, AllowPrivate: cfg.AllowPrivate, Timeout: cfg.Timeout})
 }
 
 func newOutbox(b base, sender notify.Sender) *notify.Worker {
@@ -269,6 +283,9 @@ func (w *wiring) serviceRoutes() []httpx.Route {
 	}
 	if w.orders != nil {
 		rs = append(append(rs, w.orders.Routes()...), w.orders.InternalRoutes()...)
+	}
+	if w.webhooks != nil {
+		rs = append(rs, w.webhooks.Routes()...)
 	}
 	if w.checkout != nil {
 		rs = append(rs, w.checkout.Routes()...)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"log/slog"
 	"strings"
 	"time"
@@ -93,6 +94,15 @@ type Config struct {
 	// all of them are local: a service reached over HTTP (split mode) or
 	// keeping its state elsewhere could not roll back with the saga.
 	LocalTx bool
+	// Events records checkout.failed with the failed checkout's record;
+	// nil: no events.
+	Events EventRecorder
+}
+
+// EventRecorder writes business events inside the caller's transaction
+// (events.Recorder).
+type EventRecorder interface {
+	Record(ctx context.Context, tx *db.Tx, evs ...events.Event) error
 }
 
 // Service runs checkouts.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"strconv"
 	"time"
 
@@ -58,6 +59,9 @@ type record struct {
 	// lease is the lease this process holds (not read back from the row);
 	// nil until begin, claim or save writes one.
 	lease *leaseState
+	// stored is State as last read from or written to the row: save
+	// records checkout.failed when it moves the row from in_progress.
+	stored string
 }
 
 func (r *record) cash() (money.Money, error) {
@@ -107,6 +111,7 @@ func scanRecord(sc scanner) (*record, error) {
 		return nil, err
 	}
 	r.PointsAmount.Currency = r.Total.Currency
+	r.stored = r.State
 	if items != "" {
 		if err := json.Unmarshal([]byte(items), &r.Items); err != nil {
 			return nil, fmt.Errorf("checkout %s: items: %w", r.ID, err)
@@ -130,7 +135,7 @@ type storedFailure struct {
 func (s *Service) begin(ctx context.Context, req Request, traceID string) (*record, error) {
 	hash := requestHash(req)
 	rec := &record{ID: req.CheckoutID, CartID: req.CartID, MemberID: req.MemberID, Email: req.Email, RequestHash: hash,
-		State: stateInProgress, Step: StepInitiated, PointsRedeemed: req.PointsToRedeem, TraceID: traceID,
+		State: stateInProgress, stored: stateInProgress, Step: StepInitiated, PointsRedeemed: req.PointsToRedeem, TraceID: traceID,
 		TraceParent: traceparent(ctx), LeaseToken: uuid.NewString()}
 	var existing *record
 	err := s.cfg.DB.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
@@ -206,13 +211,35 @@ func (s *Service) save(ctx context.Context, r *record) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errors.New("checkout: lease lost to another process")
 		}
-		return nil
+		return s.failedEvent(ctx, tx, r)
 	})
 	if err != nil {
 		return interrupted(r.Step, err)
 	}
 	r.setLease(leaseUntil)
+	r.stored = r.State
 	return nil
+}
+
+// failedEvent records checkout.failed when save moves r's row from in
+// progress to failed (in save's transaction, under the checkout's lease).
+func (s *Service) failedEvent(ctx context.Context, tx *db.Tx, r *record) error {
+	if s.cfg.Events == nil || r.State != stateFailed || r.stored != stateInProgress {
+		return nil
+	}
+	code, step := r.FailureCode, r.FailureStep
+	if code == "" {
+		code = "checkout_failed"
+	}
+	if step == "" {
+		step = r.Step
+	}
+	e, err := events.New(ctx, events.CheckoutFailed, events.SourceCheckout, r.ID, s.cfg.Now(), events.CheckoutFailedData{
+		CheckoutID: r.ID, MemberID: r.MemberID, FailedStep: step, Code: code})
+	if err != nil {
+		return err
+	}
+	return s.cfg.Events.Record(ctx, tx, e)
 }
 
 // Status is a checkout's recorded state, for tests and operators.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"strconv"
 	"strings"
 	"time"
@@ -305,6 +306,11 @@ func (s *Service) earnTx(ctx context.Context, tx *db.Tx, e earning) (EarnResult,
 		return EarnResult{}, "", err
 	}
 	w := s.decideEarning(ctx, m, e, tier, tierBonus, applied, promoBonus)
+	evs, err := s.earnEvents(ctx, w.res, e.a.OrderID, w.statusPoints)
+	if err != nil {
+		return EarnResult{}, "", err
+	}
+	w.events = s.eventStmt(evs...)
 	err = s.step(ctx, "loyalty.credit_points", func(ctx context.Context, span trace.Span) error {
 		if err := w.exec(ctx, tx); err != nil {
 			return err
@@ -491,6 +497,24 @@ type earnWrite struct {
 	lotID        string
 	expiresAt    time.Time
 	lastActivity time.Time
+	// events is the write of the earning's events, carried by the ledger's
+	// credit (no round trip of its own); nil when none are recorded.
+	events *ledger.Stmt
+}
+
+// earnEvents are the events of an earning: points.earned, and tier.changed
+// when the activity upgraded the member.
+func (s *Service) earnEvents(ctx context.Context, r EarnResult, orderID string, statusPoints int64) ([]events.Event, error) {
+	evs, err := s.event(ctx, events.PointsEarned, r.MemberID, r.CreatedAt, events.PointsEarnedData{
+		MemberID: r.MemberID, TransactionID: r.TransactionID, ActivityType: r.ActivityType, ExternalID: r.ExternalID,
+		OrderID: orderID, Points: r.TotalPointsEarned, BasePoints: r.BasePoints, TierBonus: r.TierBonus,
+		PromoBonus: r.PromoBonus, StatusPoints: r.StatusPointsEarned, Balance: r.NewBalance, Tier: r.Tier,
+	})
+	if err != nil || r.NewTier == "" {
+		return evs, err
+	}
+	tc, err := s.tierChange(ctx, r.MemberID, r.EarnedAtTier, r.NewTier, events.ReasonQualified, statusPoints, r.CreatedAt)
+	return append(evs, tc...), err
 }
 
 // exec writes the earning: the ledger's credit (transaction, postings, lot,
@@ -511,6 +535,9 @@ func (w *earnWrite) exec(ctx context.Context, tx *db.Tx) error {
 		Args: []any{w.source, r.ExternalID, r.MemberID, r.ActivityType, db.Micros(r.OccurredAt), w.hash, r.TransactionID, string(stored), db.Micros(r.CreatedAt)}}}
 	if award := awardsStmt(r.MemberID, r.Promotions); award != nil {
 		with = append(with, *award)
+	}
+	if w.events != nil {
+		with = append(with, *w.events)
 	}
 	return ledger.PostCredit(ctx, tx, ledger.Credit{
 		ID: r.TransactionID, Type: TxEarn, MemberID: r.MemberID, Key: "activity:" + w.source + ":" + r.ExternalID,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
+	"github.com/godwit-dev/godwit/internal/events/eventstest"
 	"regexp"
 	"slices"
 	"strings"
@@ -41,6 +43,7 @@ func TestEnginesWriteSameRows(t *testing.T) {
 	)
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		run := runEngineScript(t, d)
+		checkScriptEvents(t, d)
 		for _, table := range comparedTables {
 			if len(run.tables[table.name]) == 0 {
 				t.Errorf("script left no rows in %s: it no longer exercises that write path", table.name)
@@ -115,6 +118,8 @@ var comparedTables = []struct {
 		func(c []string) string { return "redemption:" + c[1] + "@" + c[15] }},
 	{"loyalty_transfers", "id, kind, member_id, partner_id, to_member_id, points, partner_units, hold_id, reference, status, confirmation, new_balance, transaction_id, trace_id, created_at, updated_at",
 		func(c []string) string { return "transfer:" + c[2] + "@" + c[14] }},
+	// The event id is random, as is the traceparent's span id.
+	{"events", "type, source, subject, time, data, CASE WHEN traceparent <> '' THEN 'traced' ELSE 'untraced' END", nil},
 }
 
 // scriptedProviders are the fulfiller and partner gateway of the script:
@@ -163,7 +168,7 @@ func runEngineScript(t *testing.T, d *db.DB) engineRun {
 	prog := lotProgram(1) // lots expire at the end of the quarter after next: expiry happens within the script
 	svc, err := loyalty.New(loyalty.Config{
 		DB: d, Program: prog, Now: clk.Now, TracerProvider: tp,
-		HoldTTL: 30 * time.Minute, Fulfiller: providers, Partners: scriptedPartners{providers},
+		HoldTTL: 30 * time.Minute, Fulfiller: providers, Partners: scriptedPartners{providers}, Events: events.Recorder{},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -417,4 +422,45 @@ func readRows(t *testing.T, d *db.DB, table, columns string) [][]string {
 		t.Fatalf("read %s: %v", table, err)
 	}
 	return out
+}
+
+// checkScriptEvents checks the events the script's flows wrote: each
+// matches its type's JSON Schema, carries the trace context of the call that
+// made it, and every loyalty event type the script's flows cause is there.
+func checkScriptEvents(t *testing.T, d *db.DB) {
+	t.Helper()
+	evs := eventstest.All(t, d)
+	for _, typ := range []string{events.MemberCreated, events.PointsEarned, events.PointsRedeemed, events.PointsTransferred,
+		events.PointsReversed, events.PointsExpired, events.TierChanged} {
+		if len(eventstest.OfType(evs, typ)) == 0 {
+			t.Errorf("the script wrote no %s event", typ)
+		}
+	}
+	dirs := map[string]bool{}
+	for _, e := range eventstest.OfType(evs, events.TierChanged) {
+		tc := eventstest.Data[events.TierChangedData](t, e)
+		dirs[tc.Direction+"/"+tc.Reason] = true
+	}
+	for _, want := range []string{"up/qualified", "down/reversal"} {
+		if !dirs[want] {
+			t.Errorf("no tier.changed %s among %v", want, dirs)
+		}
+	}
+	for _, e := range evs {
+		// The script enrols its members with no span of the caller's (an
+		// HTTP request would have one); every other call starts its own.
+		if e.TraceParent == "" && e.Type != events.MemberCreated {
+			t.Errorf("event %s (%s) carries no trace context", e.ID, e.Type)
+		}
+	}
+	// Every earning, transfer and redemption transaction has its event.
+	for typ, txType := range map[string]string{events.PointsEarned: "earn", events.PointsTransferred: "transfer", events.PointsRedeemed: "redeem", events.PointsExpired: "expire", events.PointsReversed: "reversal"} {
+		var txs int
+		if err := d.Read().QueryRow(`SELECT COUNT(*) FROM loyalty_transactions WHERE type = $1`, txType).Scan(&txs); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(eventstest.OfType(evs, typ)); got != txs {
+			t.Errorf("%d %s events for %d %s transactions", got, typ, txs, txType)
+		}
+	}
 }

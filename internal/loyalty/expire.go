@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -276,12 +277,21 @@ func (s *Service) expireMemberTx(ctx context.Context, tx *db.Tx, m Member, now t
 		return 0, err
 	}
 	after := balanceOf(m).Ledger() - expired
-	if err := ledger.Post(ctx, tx, ledger.Transaction{ID: newID(), Type: TxExpire, MemberID: m.ID, Breakdown: string(bd),
+	txID := newID()
+	if err := ledger.Post(ctx, tx, ledger.Transaction{ID: txID, Type: TxExpire, MemberID: m.ID, Breakdown: string(bd),
 		Actor: actorOf(ctx), TraceID: traceIDOf(ctx), At: now,
 		Postings: []ledger.Posting{ledger.Member(m.ID, -expired, after), ledger.To(AccountExpiry, expired)}}); err != nil {
 		return 0, err
 	}
-	return int64(expired), ledger.AddToBalance(ctx, tx, m.ID, -expired, now, ledger.Stmt{})
+	if err := ledger.AddToBalance(ctx, tx, m.ID, -expired, now, ledger.Stmt{}); err != nil {
+		return 0, err
+	}
+	evs, err := s.event(ctx, events.PointsExpired, m.ID, now, events.PointsExpiredData{
+		MemberID: m.ID, TransactionID: txID, Points: int64(expired), Balance: m.Balance - int64(expired)})
+	if err != nil {
+		return 0, err
+	}
+	return int64(expired), s.emit(ctx, tx, evs...)
 }
 
 // expiringLots reads the member's lots that have expired at now (id,

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"strconv"
 	"time"
 
@@ -349,7 +350,7 @@ func (s *Service) writeExpiries(ctx context.Context, tx *db.Tx, q expirySQL, c *
 		b = append(b, ',')
 		return strconv.AppendInt(b, c.uses[k].points, 10)
 	})
-	txs, moves := s.expiryRows(c)
+	txs, moves, expired := s.expiryRows(c)
 	var args [nExpiryArgs]any
 	args[argTxs], args[argMoves], args[argLots] = string(txs), string(moves), string(lots)
 	args[argType], args[argActor], args[argTraceID] = TxExpire, actorOf(ctx), traceIDOf(ctx)
@@ -363,12 +364,23 @@ func (s *Service) writeExpiries(ctx context.Context, tx *db.Tx, q expirySQL, c *
 			return fmt.Errorf("write expiries: %s: %w", w.name, err)
 		}
 	}
-	return nil
+	if s.events == nil {
+		return nil
+	}
+	evs := make([]events.Event, 0, len(expired))
+	for _, x := range expired {
+		e, err := s.event(ctx, events.PointsExpired, x.MemberID, now, x)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, e...)
+	}
+	return s.emit(ctx, tx, evs...)
 }
 
 // expiryRows returns a chunk's transaction rows and debit rows as JSON, one
 // of each per member, from the member's run of lot uses.
-func (s *Service) expiryRows(c *chunkExpiry) (txs, moves []byte) {
+func (s *Service) expiryRows(c *chunkExpiry) (txs, moves []byte, expired []events.PointsExpiredData) {
 	policy := s.prog.Expiry.Policy
 	var bd []byte
 	for k := 0; k < len(c.uses); {
@@ -395,6 +407,8 @@ func (s *Service) expiryRows(c *chunkExpiry) (txs, moves []byte) {
 			sep = `[[`
 		}
 		id := newID()
+		// avail is the spendable balance here: a member expires only with a positive one.
+		expired = append(expired, events.PointsExpiredData{MemberID: c.ids[i], TransactionID: id, Points: m.points, Balance: m.avail - m.points})
 		txs = append(txs, sep...)
 		txs = appendJSONString(txs, id)
 		txs = append(txs, ',')
@@ -416,7 +430,7 @@ func (s *Service) expiryRows(c *chunkExpiry) (txs, moves []byte) {
 	txs = append(txs, `]]`...)
 	moves = append(moves, `]]`...)
 
-	return txs, moves
+	return txs, moves, expired
 }
 
 // jsonRows appends to b a JSON array of n arrays, the k-th holding what

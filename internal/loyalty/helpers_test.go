@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/godwit-dev/godwit/internal/events"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -74,7 +75,7 @@ func newEnvWith(t *testing.T, d *db.DB, prog *program.Program) *env {
 	})
 	svc, err := loyalty.New(loyalty.Config{
 		DB: d, Program: prog, Now: e.clock.Now, TracerProvider: tp, MeterProvider: mp,
-		OutstandingCacheTTL: time.Nanosecond,
+		OutstandingCacheTTL: time.Nanosecond, Events: events.Recorder{},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"strings"
 	"time"
 
@@ -194,6 +195,23 @@ func (s *Service) capture(ctx context.Context, tx *db.Tx, h ledger.Hold, m Membe
 		c.With = &w
 	}
 	bal, err := ledger.CaptureHold(ctx, tx, c)
+	if err != nil {
+		return c.TxID, int64(bal), err
+	}
+	var evs []events.Event
+	switch txType {
+	case TxRedeem:
+		evs, err = s.event(ctx, events.PointsRedeemed, m.ID, now, events.PointsRedeemedData{
+			MemberID: m.ID, TransactionID: c.TxID, Points: int64(h.Points), Reference: h.Reference,
+			RedemptionID: bd.RedemptionID, OptionID: bd.OptionID, Balance: int64(bal)})
+	case TxTransfer:
+		evs, err = s.event(ctx, events.PointsTransferred, m.ID, now, events.PointsTransferredData{
+			MemberID: m.ID, TransactionID: c.TxID, TransferID: bd.TransferID, Points: int64(h.Points),
+			PartnerID: bd.PartnerID, Balance: int64(bal)})
+	}
+	if err == nil {
+		err = s.emit(ctx, tx, evs...)
+	}
 	return c.TxID, int64(bal), err
 }
 

@@ -69,6 +69,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"log/slog"
 	"sync"
 	"time"
@@ -130,6 +131,19 @@ type Config struct {
 	Partners PartnerGateway
 	// Faults holds the simulators' fault points; nil: a store of its own.
 	Faults *faults.Store
+	// Events records the program's business events (points earned, tier
+	// changed…) in the transaction of the change. nil: no events.
+	Events EventRecorder
+}
+
+// EventRecorder writes business events inside the caller's transaction, so
+// an event exists exactly when its change commits (events.Recorder).
+type EventRecorder interface {
+	// Record writes evs in tx.
+	Record(ctx context.Context, tx *db.Tx, evs ...events.Event) error
+	// Statement returns the write Record would do, parameters from $1, for
+	// folding into one of the ledger's one-statement writes.
+	Statement(evs ...events.Event) (query string, args []any)
 }
 
 // Service is the loyalty service. It is safe for concurrent use.
@@ -144,6 +158,7 @@ type Service struct {
 	fulfiller Fulfiller
 	partners  PartnerGateway
 	faults    *faults.Store
+	events    EventRecorder
 
 	earned        metric.Int64Counter
 	redeemed      metric.Int64Counter
@@ -182,6 +197,7 @@ func New(cfg Config) (*Service, error) {
 		holdTTL: cfg.HoldTTL,
 		outTTL:  cfg.OutstandingCacheTTL,
 		faults:  newFaults(cfg),
+		events:  cfg.Events,
 	}
 	s.fulfiller, s.partners = cfg.Fulfiller, cfg.Partners
 	if s.fulfiller == nil {
@@ -264,6 +280,53 @@ func (s *Service) outstanding(ctx context.Context) (int64, error) {
 func (s *Service) Program() *program.Program { return s.prog }
 
 func newID() string { return ledger.NewID() }
+
+// event returns a loyalty event about member memberID with ctx's trace
+// context, or nothing when the service records no events.
+func (s *Service) event(ctx context.Context, typ, memberID string, at time.Time, data any) ([]events.Event, error) {
+	if s.events == nil {
+		return nil, nil
+	}
+	e, err := events.New(ctx, typ, events.SourceLoyalty, memberID, at, data)
+	if err != nil {
+		return nil, err
+	}
+	return []events.Event{e}, nil
+}
+
+// emit records evs in tx (nothing when the service records no events).
+func (s *Service) emit(ctx context.Context, tx *db.Tx, evs ...events.Event) error {
+	if s.events == nil || len(evs) == 0 {
+		return nil
+	}
+	return s.events.Record(ctx, tx, evs...)
+}
+
+// eventStmt is evs as a statement a ledger write carries (nil: none).
+func (s *Service) eventStmt(evs ...events.Event) *ledger.Stmt {
+	if s.events == nil || len(evs) == 0 {
+		return nil
+	}
+	q, args := s.events.Statement(evs...)
+	return &ledger.Stmt{SQL: q, Args: args}
+}
+
+// tierChange returns the tier.changed event of a move from one tier to
+// another, or nothing when the tier did not change.
+func (s *Service) tierChange(ctx context.Context, memberID, from, to, reason string, statusPoints int64, at time.Time) ([]events.Event, error) {
+	if from == to || from == "" || to == "" {
+		return nil, nil
+	}
+	dir := events.DirectionUp
+	// A tier no longer in the program counts as above every tier (as
+	// requalification counts leaving it).
+	ft, known := s.prog.Tier(from)
+	if tt, _ := s.prog.Tier(to); !known || tt.Rank < ft.Rank {
+		dir = events.DirectionDown
+	}
+	return s.event(ctx, events.TierChanged, memberID, at, events.TierChangedData{
+		MemberID: memberID, FromTier: from, ToTier: to, Direction: dir, Reason: reason, StatusPoints: statusPoints})
+}
 
 func actorOf(ctx context.Context) string { return auth.FromContext(ctx).Actor() }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/godwit-dev/godwit/internal/events"
 	"regexp"
 	"strings"
 	"time"
@@ -78,12 +79,19 @@ func (s *Service) CreateMember(ctx context.Context, n NewMember) (Member, error)
 		ID: n.ID, Name: n.Name, Email: n.Email, Tier: s.prog.LowestTier().ID,
 		StatusYear: now.Year(), CreatedAt: now,
 	}
-	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+	evs, err := s.event(ctx, events.MemberCreated, m.ID, now, events.MemberCreatedData{MemberID: m.ID, Tier: m.Tier})
+	if err != nil {
+		return Member{}, internal("create member", err)
+	}
+	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO loyalty_members
 			(id, name, email, tier, balance, held, status_points, status_year, requalified_year, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, 0, 0, 0, $5, $6, $7, $7)`,
 			m.ID, m.Name, m.Email, m.Tier, m.StatusYear, m.StatusYear-1, db.Micros(now))
-		return err
+		if err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, evs...)
 	})
 	if err != nil {
 		if db.IsUniqueViolation(err) {

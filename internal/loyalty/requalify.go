@@ -3,6 +3,7 @@ package loyalty
 import (
 	"context"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -111,7 +112,14 @@ func (s *Service) requalifyMember(ctx context.Context, id string, year int) (cha
 		_, err = tx.ExecContext(ctx, `UPDATE loyalty_members SET tier = $2, status_points = $3, status_year = $4, prev_status_points = $5,
 			prev_status_year = $6, requalified_year = $7, updated_at = $8 WHERE id = $1`,
 			id, next.ID, after.sp, after.spYear, after.prevSP, after.prevYear, year, db.Micros(s.now()))
-		return err
+		if err != nil {
+			return err
+		}
+		evs, err := s.tierChange(ctx, id, st.tier, next.ID, events.ReasonRequalification, after.sp, s.now().UTC())
+		if err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, evs...)
 	})
 	return change, err
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -142,6 +143,18 @@ func (s *Service) reverseTx(ctx context.Context, tx *db.Tx, m Member, origID, bd
 			WHERE promotion_id = $1 AND member_id = $2 AND times > 0`, p.ID, m.ID, p.Points); err != nil {
 			return ReversalResult{}, err
 		}
+	}
+	evs, err := s.event(ctx, events.PointsReversed, m.ID, now, events.PointsReversedData{
+		MemberID: m.ID, TransactionID: txID, ReversedTransactionID: origID, Points: -points, Reason: reason, Balance: m.Balance - points})
+	if err != nil {
+		return ReversalResult{}, err
+	}
+	tc, err := s.tierChange(ctx, m.ID, m.Tier, st.tier, events.ReasonReversal, st.statusPoints, now)
+	if err != nil {
+		return ReversalResult{}, err
+	}
+	if err := s.emit(ctx, tx, append(evs, tc...)...); err != nil {
+		return ReversalResult{}, err
 	}
 	return ReversalResult{
 		TransactionID: txID, ReversedTransactionID: origID, MemberID: m.ID, PointsReversed: points,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -458,7 +459,16 @@ func (s *Service) moveBetweenMembers(ctx context.Context, tx *db.Tx, from, to Me
 		new_balance, transaction_id, trace_id, created_at, updated_at)
 		VALUES ($1, 'member', $2, $3, $4, $5, 'completed', $6, $7, $8, $9, $9)`,
 		res.TransferID, from.ID, to.ID, req.Points, nullable(req.Reference), res.NewBalance, txID, res.TraceID, db.Micros(now))
-	return err
+	if err != nil {
+		return err
+	}
+	evs, err := s.event(ctx, events.PointsTransferred, from.ID, now, events.PointsTransferredData{
+		MemberID: from.ID, TransactionID: txID, TransferID: res.TransferID, Points: req.Points,
+		ToMemberID: to.ID, Balance: res.NewBalance})
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, tx, evs...)
 }
 
 // PartnerCreditResult is the outcome of an inbound partner credit.

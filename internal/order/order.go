@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/godwit-dev/godwit/internal/events"
 	"log/slog"
 	"strings"
 	"time"
@@ -116,6 +117,15 @@ type Config struct {
 	// Faults holds the order service's fault points (FaultPointCreate,
 	// FaultPointCreated); nil: a store of its own.
 	Faults *faults.Store
+	// Events records order.confirmed and order.refunded in the transaction
+	// of the change; nil: no events.
+	Events EventRecorder
+}
+
+// EventRecorder writes business events inside the caller's transaction
+// (events.Recorder).
+type EventRecorder interface {
+	Record(ctx context.Context, tx *db.Tx, evs ...events.Event) error
 }
 
 // Service manages orders.
@@ -125,12 +135,13 @@ type Service struct {
 	tracer trace.Tracer
 	log    *slog.Logger
 	faults *faults.Store
+	events EventRecorder
 }
 
 // New returns an order Service.
 func New(cfg Config) *Service {
 	defaults.Fill(defaults.Fields{Now: &cfg.Now, Logger: &cfg.Logger, Tracer: &cfg.TracerProvider})
-	return &Service{db: cfg.DB, now: cfg.Now, log: cfg.Logger, faults: newFaults(cfg),
+	return &Service{db: cfg.DB, now: cfg.Now, log: cfg.Logger, faults: newFaults(cfg), events: cfg.Events,
 		tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/order")}
 }
 
@@ -325,6 +336,12 @@ func (s *Service) Confirm(ctx context.Context, id string, pointsEarned int64) (O
 				return fmt.Errorf("order: confirm: %w", err)
 			}
 			o.Status, o.PointsEarned = Confirmed, pointsEarned
+			if err := s.emit(ctx, tx, events.OrderConfirmed, o.ID, events.OrderConfirmedData{
+				OrderID: o.ID, CheckoutID: o.CheckoutID, MemberID: o.MemberID,
+				Total:      events.Money{Amount: o.Total.Amount, Currency: o.Total.Currency},
+				PointsUsed: o.PointsRedeemed, PointsEarned: pointsEarned}); err != nil {
+				return err
+			}
 		}
 		out = o
 		return nil
@@ -429,7 +446,29 @@ func (s *Service) FinishRefund(ctx context.Context, orderID, refundID string) (O
 			return fmt.Errorf("order: finish refund: %w", err)
 		}
 		out, err = load(ctx, tx, orderID, "")
-		return err
+		if err != nil {
+			return err
+		}
+		var returned int64
+		if full {
+			returned = out.PointsRedeemed
+		}
+		return s.emit(ctx, tx, events.OrderRefunded, orderID, events.OrderRefundedData{
+			OrderID: orderID, MemberID: out.MemberID, Refunded: events.Money{Amount: amount, Currency: out.Total.Currency},
+			PointsReturned: returned})
 	})
 	return out, err
+}
+
+// emit records an order event about order id in tx (nothing when the
+// service records no events).
+func (s *Service) emit(ctx context.Context, tx *db.Tx, typ, id string, data any) error {
+	if s.events == nil {
+		return nil
+	}
+	e, err := events.New(ctx, typ, events.SourceOrders, id, s.now(), data)
+	if err != nil {
+		return err
+	}
+	return s.events.Record(ctx, tx, e)
 }

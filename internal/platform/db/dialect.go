@@ -58,6 +58,16 @@ func (d Dialect) SkipLocked() string {
 	return ""
 }
 
+// SkipLockedOf is SkipLocked for a join that should claim only the rows of
+// the table aliased alias (" FOR UPDATE OF d SKIP LOCKED"), leaving the
+// joined rows unlocked.
+func (d Dialect) SkipLockedOf(alias string) string {
+	if d.engine == Postgres {
+		return " FOR UPDATE OF " + alias + " SKIP LOCKED"
+	}
+	return ""
+}
+
 // WritableCTEs reports whether the engine runs data-modifying statements
 // inside WITH (WITH t AS (INSERT …), u AS (UPDATE …) SELECT …), so that a
 // write of several tables is one statement and one round trip. PostgreSQL

@@ -27,6 +27,9 @@ func TestDialectSuffixes(t *testing.T) {
 		if got := d.SkipLocked(); got != c.skipLocked {
 			t.Errorf("%s SkipLocked %q, want %q", c.engine, got, c.skipLocked)
 		}
+		if got, want := d.SkipLockedOf("d"), map[db.Engine]string{db.Postgres: " FOR UPDATE OF d SKIP LOCKED"}[c.engine]; got != want {
+			t.Errorf("%s SkipLockedOf %q, want %q", c.engine, got, want)
+		}
 		if got := d.WritableCTEs(); got != c.writableCTEs {
 			t.Errorf("%s WritableCTEs %v, want %v", c.engine, got, c.writableCTEs)
 		}
