@@ -498,3 +498,18 @@ func TestAtomicRouteRollsBackWithItsKey(t *testing.T) {
 		}
 	})
 }
+
+// encoding/json matches keys case-insensitively; the API does not: a key
+// that differs from a field's name only in case is an unknown field.
+func TestDecodeKeysAreExact(t *testing.T) {
+	f := newFixture(t, nil, echoRoute())
+	for _, body := range []string{`{"Name":"a"}`, `{"name":"a","AMOUNT":1}`, `{"nſme":"a"}`} {
+		r := f.do(t, "POST", "/v1/echo", "", body, nil)
+		if r.status != 400 || r.body["code"] != "unknown_field" {
+			t.Errorf("%s: %d %s; want 400 unknown_field", body, r.status, r.raw)
+		}
+	}
+	if r := f.do(t, "POST", "/v1/echo", "", `{"name":"a","amount":1}`, nil); r.status != 200 {
+		t.Errorf("exact keys: %d %s", r.status, r.raw)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/godwit-dev/godwit/internal/errs"
@@ -47,7 +48,7 @@ func Decode(r *http.Request, dst any) error {
 		}
 		return errs.Coded(errs.Invalid, "invalid_json", "the request body must hold a single JSON value")
 	}
-	return nil
+	return exactKeys(raw, reflect.TypeOf(dst))
 }
 
 func decodeError(err error) error {
