@@ -984,7 +984,10 @@ type Member struct {
 	// CreatedAt RFC 3339 time, UTC, to the nanosecond.
 	CreatedAt Timestamp `json:"created_at"`
 	Email     string    `json:"email"`
-	Id        string    `json:"id"`
+
+	// ErasedAt Set once the member's personal data was erased (DELETE /v1/admin/members/{id}/personal-data): name and email are empty from then on.
+	ErasedAt *Timestamp `json:"erased_at,omitempty"`
+	Id       string     `json:"id"`
 
 	// LastActivityAt RFC 3339 time, UTC, to the nanosecond.
 	LastActivityAt *Timestamp `json:"last_activity_at,omitempty"`
@@ -1009,6 +1012,45 @@ type Member struct {
 	TierName string `json:"tier_name"`
 }
 
+// MergeRequest defines model for MergeRequest.
+type MergeRequest struct {
+	// Into The member that takes the duplicate's points, lots and status points.
+	Into   string `json:"into"`
+	Reason string `json:"reason"`
+}
+
+// MergeResult What a merge moved; the audit record keeps the same.
+type MergeResult struct {
+	Actor   string `json:"actor"`
+	AuditId string `json:"audit_id"`
+
+	// CreatedAt RFC 3339 time, UTC, to the nanosecond.
+	CreatedAt Timestamp  `json:"created_at"`
+	Lots      []MovedLot `json:"lots"`
+
+	// MemberId The merged duplicate.
+	MemberId   string `json:"member_id"`
+	MergedInto string `json:"merged_into"`
+
+	// NewBalance The survivor's spendable balance after the merge.
+	NewBalance int64 `json:"new_balance"`
+
+	// Points The duplicate's balance that moved (negative: a debt the survivor took over).
+	Points           int64  `json:"points"`
+	PrevStatusPoints int64  `json:"prev_status_points"`
+	Reason           string `json:"reason"`
+	StatusPoints     int64  `json:"status_points"`
+
+	// Tier The survivor's tier after the merge.
+	Tier string `json:"tier"`
+
+	// TraceId The W3C trace id of the request that made this (empty when it was not traced); open it in the trace view.
+	TraceId TraceID `json:"trace_id"`
+
+	// TransactionId The `merge` ledger transaction: the duplicate's balance to the survivor.
+	TransactionId string `json:"transaction_id"`
+}
+
 // Money An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
 type Money struct {
 	// Amount minor units
@@ -1016,6 +1058,17 @@ type Money struct {
 
 	// Currency ISO 4217 code of a currency the server knows
 	Currency string `json:"currency"`
+}
+
+// MovedLot defines model for MovedLot.
+type MovedLot struct {
+	// ExpiresAt RFC 3339 time, UTC, to the nanosecond.
+	ExpiresAt Timestamp `json:"expires_at"`
+	FromLotId string    `json:"from_lot_id"`
+
+	// LotId The survivor's new lot; absent when the points repaid the survivor's debt (or, for a moved debt, the survivor's lot that gave them up is from_lot_id and points is negative).
+	LotId  *string `json:"lot_id,omitempty"`
+	Points int64   `json:"points"`
 }
 
 // NewMember A member to enrol.
@@ -1970,6 +2023,12 @@ type AdjustPointsParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// MergeMemberParams defines parameters for MergeMember.
+type MergeMemberParams struct {
+	// IdempotencyKey Makes a retry safe: the same key with the same request replays the first answer (Idempotency-Replayed: true); with a different request it is 422 idempotency_key_reused. Keys belong to their owner: the caller's token, or for a guest (no token) what the request acts on (for POST /v1/checkout the cart_id), so unrelated guests who send the same key never collide. 1 to 255 visible ASCII characters, no spaces.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // CreateProductParams defines parameters for CreateProduct.
 type CreateProductParams struct {
 	// IdempotencyKey Makes a retry safe: the same key with the same request replays the first answer (Idempotency-Replayed: true); with a different request it is 422 idempotency_key_reused. Keys belong to their owner: the caller's token, or for a guest (no token) what the request acts on (for POST /v1/checkout the cart_id), so unrelated guests who send the same key never collide. 1 to 255 visible ASCII characters, no spaces.
@@ -2152,6 +2211,9 @@ type SetStockJSONRequestBody = StockInput
 
 // AdjustPointsJSONRequestBody defines body for AdjustPoints for application/json ContentType.
 type AdjustPointsJSONRequestBody = AdjustmentRequest
+
+// MergeMemberJSONRequestBody defines body for MergeMember for application/json ContentType.
+type MergeMemberJSONRequestBody = MergeRequest
 
 // CreateProductJSONRequestBody defines body for CreateProduct for application/json ContentType.
 type CreateProductJSONRequestBody = ProductInput
@@ -2850,6 +2912,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/admin/members/{id}/adjustments (the `AdjustPoints` operationId).
 	AdjustPoints(ctx context.Context, id MemberID, params *AdjustPointsParams, body AdjustPointsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MergeMemberWithBody Merge a duplicate member into another (admin).
+	//
+	// One transaction under both members' row locks: the duplicate's balance moves by a `merge` ledger transaction, its lots move with their expiry, its status points of this and last status year are added, and the survivor takes the higher tier. From then on every route of the duplicate answers 410 `member_merged` with `merged_into`. A duplicate with pending holds is refused (409 `member_has_open_holds`). An audit record says who merged whom and what moved.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/admin/members/{id}/merge (the `MergeMember` operationId).
+	MergeMemberWithBody(ctx context.Context, id MemberID, params *MergeMemberParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MergeMember Merge a duplicate member into another (admin).
+	//
+	// One transaction under both members' row locks: the duplicate's balance moves by a `merge` ledger transaction, its lots move with their expiry, its status points of this and last status year are added, and the survivor takes the higher tier. From then on every route of the duplicate answers 410 `member_merged` with `merged_into`. A duplicate with pending holds is refused (409 `member_has_open_holds`). An audit record says who merged whom and what moved.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/admin/members/{id}/merge (the `MergeMember` operationId).
+	MergeMember(ctx context.Context, id MemberID, params *MergeMemberParams, body MergeMemberJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ErasePersonalData Erase a member's name and email everywhere Godwit stores them (admin).
+	//
+	// Clears the member's name and email (the row stays as a stub: the ledger names it), the email of the member's checkouts and of guest checkouts to the same address, the outbox's recipient (an unsent message is parked as dead), stored Idempotency-Key responses that hold the address, and the .eml files the file sender wrote. The ledger and the member's points stay, so verify stays clean. An audit record keeps counts, no personal data. A second call changes nothing and answers the same. Refused while a checkout of the person is in progress (409). See docs/security.md.
+	//
+	// Corresponds with DELETE /v1/admin/members/{id}/personal-data (the `ErasePersonalData` operationId).
+	ErasePersonalData(ctx context.Context, id MemberID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateProductWithBody Create a product (admin).
 	//
@@ -4228,6 +4315,61 @@ func (c *Client) AdjustPointsWithBody(ctx context.Context, id MemberID, params *
 // Corresponds with POST /v1/admin/members/{id}/adjustments (the `AdjustPoints` operationId).
 func (c *Client) AdjustPoints(ctx context.Context, id MemberID, params *AdjustPointsParams, body AdjustPointsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdjustPointsRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MergeMemberWithBody Merge a duplicate member into another (admin).
+//
+// One transaction under both members' row locks: the duplicate's balance moves by a `merge` ledger transaction, its lots move with their expiry, its status points of this and last status year are added, and the survivor takes the higher tier. From then on every route of the duplicate answers 410 `member_merged` with `merged_into`. A duplicate with pending holds is refused (409 `member_has_open_holds`). An audit record says who merged whom and what moved.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/admin/members/{id}/merge (the `MergeMember` operationId).
+func (c *Client) MergeMemberWithBody(ctx context.Context, id MemberID, params *MergeMemberParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMergeMemberRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MergeMember Merge a duplicate member into another (admin).
+//
+// One transaction under both members' row locks: the duplicate's balance moves by a `merge` ledger transaction, its lots move with their expiry, its status points of this and last status year are added, and the survivor takes the higher tier. From then on every route of the duplicate answers 410 `member_merged` with `merged_into`. A duplicate with pending holds is refused (409 `member_has_open_holds`). An audit record says who merged whom and what moved.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/admin/members/{id}/merge (the `MergeMember` operationId).
+func (c *Client) MergeMember(ctx context.Context, id MemberID, params *MergeMemberParams, body MergeMemberJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMergeMemberRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ErasePersonalData Erase a member's name and email everywhere Godwit stores them (admin).
+//
+// Clears the member's name and email (the row stays as a stub: the ledger names it), the email of the member's checkouts and of guest checkouts to the same address, the outbox's recipient (an unsent message is parked as dead), stored Idempotency-Key responses that hold the address, and the .eml files the file sender wrote. The ledger and the member's points stay, so verify stays clean. An audit record keeps counts, no personal data. A second call changes nothing and answers the same. Refused while a checkout of the person is in progress (409). See docs/security.md.
+//
+// Corresponds with DELETE /v1/admin/members/{id}/personal-data (the `ErasePersonalData` operationId).
+func (c *Client) ErasePersonalData(ctx context.Context, id MemberID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewErasePersonalDataRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -7028,6 +7170,102 @@ func NewAdjustPointsRequestWithBody(server string, id MemberID, params *AdjustPo
 	return req, nil
 }
 
+// NewMergeMemberRequest calls the generic MergeMember builder with application/json body
+func NewMergeMemberRequest(server string, id MemberID, params *MergeMemberParams, body MergeMemberJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewMergeMemberRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewMergeMemberRequestWithBody constructs an http.Request for the MergeMember method, with any body, and a specified content type
+func NewMergeMemberRequestWithBody(server string, id MemberID, params *MergeMemberParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/members/%s/merge", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewErasePersonalDataRequest constructs an http.Request for the ErasePersonalData method
+func NewErasePersonalDataRequest(server string, id MemberID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/members/%s/personal-data", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewCreateProductRequest calls the generic CreateProduct builder with application/json body
 func NewCreateProductRequest(server string, params *CreateProductParams, body CreateProductJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -9407,6 +9645,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/admin/members/{id}/adjustments (the `AdjustPoints` operationId).
 	AdjustPointsWithResponse(ctx context.Context, id MemberID, params *AdjustPointsParams, body AdjustPointsJSONRequestBody, reqEditors ...RequestEditorFn) (*AdjustPointsResponse, error)
+
+	// MergeMemberWithBodyWithResponse Merge a duplicate member into another (admin).
+	//
+	// One transaction under both members' row locks: the duplicate's balance moves by a `merge` ledger transaction, its lots move with their expiry, its status points of this and last status year are added, and the survivor takes the higher tier. From then on every route of the duplicate answers 410 `member_merged` with `merged_into`. A duplicate with pending holds is refused (409 `member_has_open_holds`). An audit record says who merged whom and what moved.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/members/{id}/merge (the `MergeMember` operationId).
+	MergeMemberWithBodyWithResponse(ctx context.Context, id MemberID, params *MergeMemberParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MergeMemberResponse, error)
+
+	// MergeMemberWithResponse Merge a duplicate member into another (admin).
+	//
+	// One transaction under both members' row locks: the duplicate's balance moves by a `merge` ledger transaction, its lots move with their expiry, its status points of this and last status year are added, and the survivor takes the higher tier. From then on every route of the duplicate answers 410 `member_merged` with `merged_into`. A duplicate with pending holds is refused (409 `member_has_open_holds`). An audit record says who merged whom and what moved.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/members/{id}/merge (the `MergeMember` operationId).
+	MergeMemberWithResponse(ctx context.Context, id MemberID, params *MergeMemberParams, body MergeMemberJSONRequestBody, reqEditors ...RequestEditorFn) (*MergeMemberResponse, error)
+
+	// ErasePersonalDataWithResponse Erase a member's name and email everywhere Godwit stores them (admin).
+	//
+	// Clears the member's name and email (the row stays as a stub: the ledger names it), the email of the member's checkouts and of guest checkouts to the same address, the outbox's recipient (an unsent message is parked as dead), stored Idempotency-Key responses that hold the address, and the .eml files the file sender wrote. The ledger and the member's points stay, so verify stays clean. An audit record keeps counts, no personal data. A second call changes nothing and answers the same. Refused while a checkout of the person is in progress (409). See docs/security.md.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/admin/members/{id}/personal-data (the `ErasePersonalData` operationId).
+	ErasePersonalDataWithResponse(ctx context.Context, id MemberID, reqEditors ...RequestEditorFn) (*ErasePersonalDataResponse, error)
 
 	// CreateProductWithBodyWithResponse Create a product (admin).
 	//
@@ -12205,6 +12470,118 @@ func (r AdjustPointsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdjustPointsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// MergeMemberResponse200Headers the declared response headers of an HTTP 200 response for MergeMember
+type MergeMemberResponse200Headers struct {
+	IdempotencyReplayed *string
+}
+
+// MergeMemberResponseDefaultHeaders the declared response headers of an HTTP default response for MergeMember
+type MergeMemberResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type MergeMemberResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MergeResult
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *MergeMemberResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *MergeMemberResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r MergeMemberResponse) GetJSON200() *MergeResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r MergeMemberResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r MergeMemberResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r MergeMemberResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MergeMemberResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MergeMemberResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ErasePersonalDataResponseDefaultHeaders the declared response headers of an HTTP default response for ErasePersonalData
+type ErasePersonalDataResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type ErasePersonalDataResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ErasePersonalDataResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ErasePersonalDataResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ErasePersonalDataResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ErasePersonalDataResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ErasePersonalDataResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ErasePersonalDataResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -15386,6 +15763,51 @@ func (c *ClientWithResponses) AdjustPointsWithResponse(ctx context.Context, id M
 	return ParseAdjustPointsResponse(rsp)
 }
 
+// MergeMemberWithBodyWithResponse Merge a duplicate member into another (admin).
+//
+// One transaction under both members' row locks: the duplicate's balance moves by a `merge` ledger transaction, its lots move with their expiry, its status points of this and last status year are added, and the survivor takes the higher tier. From then on every route of the duplicate answers 410 `member_merged` with `merged_into`. A duplicate with pending holds is refused (409 `member_has_open_holds`). An audit record says who merged whom and what moved.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/members/{id}/merge (the `MergeMember` operationId).
+func (c *ClientWithResponses) MergeMemberWithBodyWithResponse(ctx context.Context, id MemberID, params *MergeMemberParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MergeMemberResponse, error) {
+	rsp, err := c.MergeMemberWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMergeMemberResponse(rsp)
+}
+
+// MergeMemberWithResponse Merge a duplicate member into another (admin).
+//
+// One transaction under both members' row locks: the duplicate's balance moves by a `merge` ledger transaction, its lots move with their expiry, its status points of this and last status year are added, and the survivor takes the higher tier. From then on every route of the duplicate answers 410 `member_merged` with `merged_into`. A duplicate with pending holds is refused (409 `member_has_open_holds`). An audit record says who merged whom and what moved.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/members/{id}/merge (the `MergeMember` operationId).
+func (c *ClientWithResponses) MergeMemberWithResponse(ctx context.Context, id MemberID, params *MergeMemberParams, body MergeMemberJSONRequestBody, reqEditors ...RequestEditorFn) (*MergeMemberResponse, error) {
+	rsp, err := c.MergeMember(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMergeMemberResponse(rsp)
+}
+
+// ErasePersonalDataWithResponse Erase a member's name and email everywhere Godwit stores them (admin).
+//
+// Clears the member's name and email (the row stays as a stub: the ledger names it), the email of the member's checkouts and of guest checkouts to the same address, the outbox's recipient (an unsent message is parked as dead), stored Idempotency-Key responses that hold the address, and the .eml files the file sender wrote. The ledger and the member's points stay, so verify stays clean. An audit record keeps counts, no personal data. A second call changes nothing and answers the same. Refused while a checkout of the person is in progress (409). See docs/security.md.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/admin/members/{id}/personal-data (the `ErasePersonalData` operationId).
+func (c *ClientWithResponses) ErasePersonalDataWithResponse(ctx context.Context, id MemberID, reqEditors ...RequestEditorFn) (*ErasePersonalDataResponse, error) {
+	rsp, err := c.ErasePersonalData(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseErasePersonalDataResponse(rsp)
+}
+
 // CreateProductWithBodyWithResponse Create a product (admin).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -18459,6 +18881,118 @@ func ParseAdjustPointsResponse(rsp *http.Response) (*AdjustPointsResponse, error
 		response.Headers201 = &headers
 	case true:
 		var headers AdjustPointsResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseMergeMemberResponse parses an HTTP response from a MergeMemberWithResponse call
+func ParseMergeMemberResponse(rsp *http.Response) (*MergeMemberResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MergeMemberResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MergeResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers MergeMemberResponse200Headers
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers MergeMemberResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseErasePersonalDataResponse parses an HTTP response from a ErasePersonalDataWithResponse call
+func ParseErasePersonalDataResponse(rsp *http.Response) (*ErasePersonalDataResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ErasePersonalDataResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ErasePersonalDataResponseDefaultHeaders
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

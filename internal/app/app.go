@@ -177,6 +177,7 @@ type App struct {
 
 	retention RetentionConfig
 	purged    metric.Int64Counter // godwit.retention.purged
+	mailDir   string              // where FileSender writes; empty with SMTP (erasure.go)
 
 	revocations *auth.Revocations // the in-memory revoked-token set, refreshed until Close
 	closeTel    func()            // flushes telemetry New set up itself; nil otherwise
@@ -223,6 +224,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	w := newWiring(a, cfg, topo)
+	if fs, ok := ad.sender(cfg.DataDir).(notify.FileSender); ok {
+		a.mailDir = fs.Dir // erasure removes the person's .eml files here
+	}
 	if err := w.build(cfg, ad); err != nil {
 		return nil, err
 	}

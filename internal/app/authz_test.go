@@ -96,6 +96,7 @@ var authzTable = map[string]expectation{
 	"GET /v1/openapi.yaml":                                public,
 	"GET /v1/admin/verify":                                adminOnly,
 	"POST /v1/admin/tokens/revocations":                   adminOnly,
+	"DELETE /v1/admin/members/{id}/personal-data":         adminOnly,
 
 	// loyalty
 	"POST /v1/members":                                        svcOrAdmin,
@@ -114,6 +115,7 @@ var authzTable = map[string]expectation{
 	"POST /v1/admin/expirations":                              adminOnly,
 	"POST /v1/admin/transactions/{id}/reversal":               svcOrAdmin,
 	"POST /v1/admin/members/{id}/adjustments":                 svcOrAdmin,
+	"POST /v1/admin/members/{id}/merge":                       adminOnly,
 	"GET /v1/admin/faults/fulfillment":                        adminOnly,
 	"PUT /v1/admin/faults/fulfillment":                        adminOnly,
 	"GET /v1/admin/faults/partners/{id}":                      adminOnly,

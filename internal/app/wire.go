@@ -251,6 +251,9 @@ func (a *App) buildAPI(ctx context.Context, cfg Config, w *wiring) error {
 		// Verify reads both books; a split deployment runs `godwit verify --db`.
 		api.Add(a.verifyRoute())
 	}
+	if a.Loyalty != nil {
+		api.Add(a.erasureRoute())
+	}
 	api.Handle("GET /healthz", http.HandlerFunc(a.healthz))
 	api.Handle("GET /readyz", http.HandlerFunc(a.readyz))
 	a.Metrics = cfg.Metrics.guard(a.tel.MetricsHandler)

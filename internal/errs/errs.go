@@ -31,6 +31,7 @@ const (
 	Forbidden       Kind = "forbidden"        // authenticated but not allowed (403)
 	NotFound        Kind = "not_found"        // the resource does not exist (404)
 	Conflict        Kind = "conflict"         // state conflict, e.g. stock or price changed (409)
+	Gone            Kind = "gone"             // the resource existed and is no more, e.g. a merged member (410)
 	TooLarge        Kind = "too_large"        // request body over the limit (413)
 	Unsupported     Kind = "unsupported"      // unsupported media type (415)
 	Unprocessable   Kind = "unprocessable"    // well-formed but violates a business rule (422)

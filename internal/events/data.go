@@ -93,6 +93,8 @@ const (
 	// ReasonReversal: a reversed earning took back the status points that
 	// had upgraded the member.
 	ReasonReversal = "reversal"
+	// ReasonMerge: a duplicate member's status points or tier were merged in.
+	ReasonMerge = "merge"
 )
 
 // TierChangedData is the data of tier.changed.

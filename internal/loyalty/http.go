@@ -25,7 +25,7 @@ func (s *Service) Routes() []httpx.Route {
 		{Method: "GET", Pattern: "/v1/admin/promotions/{id}", Summary: "Read a promotion", Access: auth.AdminOnly, Handler: s.handleGetPromotion},
 		{Method: "PUT", Pattern: "/v1/admin/promotions/{id}", Summary: "Replace a promotion", Access: auth.AdminOnly, Idempotency: httpx.IdempotencyOptional, Handler: s.handleUpdatePromotion},
 		{Method: "DELETE", Pattern: "/v1/admin/promotions/{id}", Summary: "Withdraw a promotion", Access: auth.AdminOnly, Handler: s.handleDeletePromotion},
-	}, s.spendingAndAdminRoutes()...)
+	}, append(s.spendingAndAdminRoutes(), s.memberAdminRoutes()...)...)
 }
 
 // MemberJSON is the API's member shape.
@@ -42,6 +42,8 @@ type MemberJSON struct {
 	NextTier       *NextTierProgress `json:"next_tier"`
 	LastActivityAt *time.Time        `json:"last_activity_at,omitempty"`
 	CreatedAt      time.Time         `json:"created_at"`
+	// ErasedAt: the member's personal data was erased (name and email are empty).
+	ErasedAt *time.Time `json:"erased_at,omitempty"`
 }
 
 func (s *Service) memberJSON(m Member) MemberJSON {
@@ -56,6 +58,10 @@ func (s *Service) memberJSON(m Member) MemberJSON {
 	if !m.LastActivityAt.IsZero() {
 		t := m.LastActivityAt
 		j.LastActivityAt = &t
+	}
+	if !m.ErasedAt.IsZero() {
+		t := m.ErasedAt
+		j.ErasedAt = &t
 	}
 	return j
 }

@@ -29,6 +29,9 @@ type Member struct {
 	StatusYear     int
 	LastActivityAt time.Time // zero: none yet
 	CreatedAt      time.Time
+	// ErasedAt is when the member's personal data was erased (zero: never):
+	// Name and Email are empty from then on (erasure.go).
+	ErasedAt time.Time
 }
 
 // NewMember is the input of CreateMember.
@@ -103,7 +106,7 @@ func (s *Service) CreateMember(ctx context.Context, n NewMember) (Member, error)
 }
 
 // memberColumnNames are the columns scanMember reads, in its order.
-var memberColumnNames = []string{"id", "name", "email", "tier", "balance", "held", "status_points", "status_year", "last_activity_at", "created_at"}
+var memberColumnNames = []string{"id", "name", "email", "tier", "balance", "held", "status_points", "status_year", "last_activity_at", "created_at", "merged_into", "erased_at"}
 
 // memberColumns is the column list scanMember reads, each qualified with
 // alias when the query names loyalty_members so ("m"), or bare ("").
@@ -135,13 +138,23 @@ type rowScanner interface{ Scan(dest ...any) error }
 
 func scanMember(r rowScanner, extra ...any) (Member, error) {
 	var (
-		m       Member
-		last    sql.NullInt64
-		created int64
+		m          Member
+		last       sql.NullInt64
+		created    int64
+		mergedInto string
+		erased     int64
 	)
-	dest := append([]any{&m.ID, &m.Name, &m.Email, &m.Tier, &m.Balance, &m.Pending, &m.StatusPoints, &m.StatusYear, &last, &created}, extra...)
+	dest := append([]any{&m.ID, &m.Name, &m.Email, &m.Tier, &m.Balance, &m.Pending, &m.StatusPoints, &m.StatusYear, &last, &created, &mergedInto, &erased}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return Member{}, err
+	}
+	if mergedInto != "" {
+		// Every read of a member goes through here, so a merged member
+		// answers 410 on every route and takes no points (merge.go).
+		return Member{}, memberMerged(m.ID, mergedInto)
+	}
+	if erased != 0 {
+		m.ErasedAt = db.FromMicros(erased)
 	}
 	if last.Valid {
 		m.LastActivityAt = db.FromMicros(last.Int64)

@@ -28,6 +28,7 @@ var statusOf = map[errs.Kind]int{
 	errs.Forbidden:       http.StatusForbidden,
 	errs.NotFound:        http.StatusNotFound,
 	errs.Conflict:        http.StatusConflict,
+	errs.Gone:            http.StatusGone,
 	errs.TooLarge:        http.StatusRequestEntityTooLarge,
 	errs.Unsupported:     http.StatusUnsupportedMediaType,
 	errs.Unprocessable:   http.StatusUnprocessableEntity,
