@@ -293,3 +293,48 @@ func TestMergeRacesEarning(t *testing.T) {
 		e.verify(t)
 	})
 }
+
+// TestEraseMergedDuplicate: a merged duplicate keeps its name and email
+// until it is erased; erasing it works although every other route of it
+// answers 410, a second erasure is a no-op, no audit record holds the data,
+// and an erased member takes no merges.
+func TestEraseMergedDuplicate(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		ctx := context.Background()
+		e.member(t, "dup")
+		e.member(t, "keep")
+		e.fund(t, "dup", 300)
+		if _, err := e.svc.MergeMember(ctx, "dup", "keep", "duplicate"); err != nil {
+			t.Fatal(err)
+		}
+		pd, err := e.svc.ReadPersonalData(ctx, "dup")
+		if err != nil || pd.Email != "dup@example.com" || pd.Erased {
+			t.Fatalf("merged duplicate's data: %+v %v", pd, err)
+		}
+		res, err := e.svc.ErasePersonalData(ctx, "dup", nil)
+		if err != nil || res.Already {
+			t.Fatalf("erase: %+v %v", res, err)
+		}
+		if pd, _ := e.svc.ReadPersonalData(ctx, "dup"); pd.Name != "" || pd.Email != "" || !pd.Erased {
+			t.Errorf("after erasure: %+v", pd)
+		}
+		if again, err := e.svc.ErasePersonalData(ctx, "dup", nil); err != nil || !again.Already {
+			t.Errorf("second erasure: %+v %v, want Already", again, err)
+		}
+		if n := e.count(t, `SELECT COUNT(*) FROM loyalty_member_audit WHERE details LIKE '%example.com%' OR details LIKE '%Member dup%'`); n != 0 {
+			t.Errorf("%d audit records hold personal data", n)
+		}
+		if n := e.count(t, `SELECT COUNT(*) FROM loyalty_member_audit WHERE member_id = 'dup'`); n != 2 {
+			t.Errorf("%d audit records of dup, want 2 (merge, erase)", n)
+		}
+		e.member(t, "gone")
+		if _, err := e.svc.ErasePersonalData(ctx, "gone", nil); err != nil {
+			t.Fatal(err)
+		}
+		e.member(t, "late")
+		_, err = e.svc.MergeMember(ctx, "late", "gone", "x")
+		wantCode(t, "merge into an erased member", err, "merge_target_erased")
+		e.verify(t)
+	})
+}
