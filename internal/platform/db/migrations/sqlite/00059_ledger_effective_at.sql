@@ -4,7 +4,8 @@
 -- A backdated adjustment takes effect at effective_at, earlier than when it
 -- was booked (created_at). The column is NULL for every other transaction,
 -- whose effective time is its created_at: as-of reads take
--- COALESCE(effective_at, created_at). No index is added: as-of balances and
+-- COALESCE(effective_at, created_at). A nullable column without a default
+-- rewrites nothing on either engine. No index is added: as-of balances and
 -- statements read one member's postings through loyalty_postings_account
 -- (account, id) and join their transactions by primary key, as the
 -- statement does, and the hot write path keeps its index entries.
