@@ -94,15 +94,20 @@ type BalanceAsOf struct {
 	Points   int64     `json:"points"`
 }
 
+// balanceAtQuery sums an account's postings effective at or before $2: the
+// account's postings by loyalty_postings_account, their transactions by
+// primary key (TestAsOfReadsUseIndexes).
+const balanceAtQuery = `SELECT COALESCE(SUM(p.amount), 0)
+	FROM loyalty_postings p JOIN loyalty_transactions t ON t.id = p.transaction_id
+	WHERE p.account = $1 AND ` + effectiveExpr + ` <= $2`
+
 // BalanceAt returns the member's balance as of at (see BalanceAsOf).
 func (s *Service) BalanceAt(ctx context.Context, memberID string, at time.Time) (BalanceAsOf, error) {
 	if _, err := s.GetMember(ctx, memberID); err != nil {
 		return BalanceAsOf{}, err
 	}
 	var points int64
-	err := s.db.Read().QueryRowContext(ctx, `SELECT COALESCE(SUM(p.amount), 0)
-		FROM loyalty_postings p JOIN loyalty_transactions t ON t.id = p.transaction_id
-		WHERE p.account = $1 AND `+effectiveExpr+` <= $2`, MemberAccount(memberID), db.Micros(at)).Scan(&points)
+	err := s.db.Read().QueryRowContext(ctx, balanceAtQuery, MemberAccount(memberID), db.Micros(at)).Scan(&points)
 	if err != nil {
 		return BalanceAsOf{}, internal("balance as of", err)
 	}
