@@ -166,6 +166,45 @@ func (e FaultPointSource) Valid() bool {
 	}
 }
 
+// Defines values for LiabilityLineCategory.
+const (
+	LiabilityLineCategoryAdjusted       LiabilityLineCategory = "adjusted"
+	LiabilityLineCategoryClosing        LiabilityLineCategory = "closing"
+	LiabilityLineCategoryEarned         LiabilityLineCategory = "earned"
+	LiabilityLineCategoryExpired        LiabilityLineCategory = "expired"
+	LiabilityLineCategoryOpening        LiabilityLineCategory = "opening"
+	LiabilityLineCategoryOther          LiabilityLineCategory = "other"
+	LiabilityLineCategoryRedeemed       LiabilityLineCategory = "redeemed"
+	LiabilityLineCategoryReversed       LiabilityLineCategory = "reversed"
+	LiabilityLineCategoryTransferredOut LiabilityLineCategory = "transferred_out"
+)
+
+// Valid indicates whether the value is a known member of the LiabilityLineCategory enum.
+func (e LiabilityLineCategory) Valid() bool {
+	switch e {
+	case LiabilityLineCategoryAdjusted:
+		return true
+	case LiabilityLineCategoryClosing:
+		return true
+	case LiabilityLineCategoryEarned:
+		return true
+	case LiabilityLineCategoryExpired:
+		return true
+	case LiabilityLineCategoryOpening:
+		return true
+	case LiabilityLineCategoryOther:
+		return true
+	case LiabilityLineCategoryRedeemed:
+		return true
+	case LiabilityLineCategoryReversed:
+		return true
+	case LiabilityLineCategoryTransferredOut:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OrderStatus.
 const (
 	OrderStatusCancelled         OrderStatus = "cancelled"
@@ -605,6 +644,9 @@ type AddItemInput struct {
 
 // AdjustmentRequest defines model for AdjustmentRequest.
 type AdjustmentRequest struct {
+	// EffectiveAt When the adjustment takes effect, if earlier than now: a backdated correction. Not before the member joined and not in the future (422 invalid_effective_at). Left out: now. The statement shows both when it was booked and when it takes effect.
+	EffectiveAt *time.Time `json:"effective_at,omitempty"`
+
 	// Points Non-zero (422 invalid_points); negative takes points away.
 	Points int64  `json:"points"`
 	Reason string `json:"reason"`
@@ -615,11 +657,14 @@ type AdjustmentResult struct {
 	Actor string `json:"actor"`
 
 	// CreatedAt RFC 3339 time, UTC, to the nanosecond.
-	CreatedAt  Timestamp `json:"created_at"`
-	MemberId   string    `json:"member_id"`
-	NewBalance int64     `json:"new_balance"`
-	Points     int64     `json:"points"`
-	Reason     string    `json:"reason"`
+	CreatedAt Timestamp `json:"created_at"`
+
+	// EffectiveAt RFC 3339 time, UTC, to the nanosecond.
+	EffectiveAt *Timestamp `json:"effective_at,omitempty"`
+	MemberId    string     `json:"member_id"`
+	NewBalance  int64      `json:"new_balance"`
+	Points      int64      `json:"points"`
+	Reason      string     `json:"reason"`
 
 	// TraceId The W3C trace id of the request that made this (empty when it was not traced); open it in the trace view.
 	TraceId       TraceID `json:"trace_id"`
@@ -635,6 +680,16 @@ type AppliedPromotion struct {
 
 // Attributes OpenTelemetry attributes by key (string, boolean, number or an array of them).
 type Attributes map[string]interface{}
+
+// BalanceAsOf A member's ledger balance as of a time.
+type BalanceAsOf struct {
+	// AsOf RFC 3339 time, UTC, to the nanosecond.
+	AsOf     Timestamp `json:"as_of"`
+	MemberId string    `json:"member_id"`
+
+	// Points Spendable plus held points; negative while the member owes points.
+	Points int64 `json:"points"`
+}
 
 // Breakdown Why a movement has its points. Which members appear depends on the movement's type: an earning has base points, rate, tier bonus and promotions; a redemption its option and discount; a transfer its partner or member; a debit the lots it consumed; a reversal the transaction it reversed; an adjustment its reason.
 type Breakdown struct {
@@ -969,6 +1024,49 @@ type InventoryFaults struct {
 type InventoryFaultsInput struct {
 	ReserveDelayMs *int64 `json:"reserve_delay_ms,omitempty"`
 }
+
+// LiabilityLine defines model for LiabilityLine.
+type LiabilityLine struct {
+	Category LiabilityLineCategory `json:"category"`
+
+	// Detail Left out on a category's total; otherwise a part of it: activity_type:<type>, partner:<id> or type:<transaction type>.
+	Detail *string `json:"detail,omitempty"`
+
+	// Money The points valued in each point_value currency, rounded half away from zero to the minor unit.
+	Money []Money `json:"money"`
+
+	// Points redeemed, transferred_out, expired and reversed count points that left members as positive; the others are signed.
+	Points int64 `json:"points"`
+}
+
+// LiabilityLineCategory defines model for LiabilityLine.Category.
+type LiabilityLineCategory string
+
+// LiabilityReport defines model for LiabilityReport.
+type LiabilityReport struct {
+	// BreakageRate expired / (redeemed + expired) over the period, 4 decimal places; null when nothing was redeemed or expired.
+	BreakageRate *string `json:"breakage_rate"`
+
+	// ClosingPoints The member accounts' postings summed to the end of the period.
+	ClosingPoints int64 `json:"closing_points"`
+
+	// From RFC 3339 time, UTC, to the nanosecond.
+	From          Timestamp       `json:"from"`
+	Lines         []LiabilityLine `json:"lines"`
+	OpeningPoints int64           `json:"opening_points"`
+	PointValues   []struct {
+		Currency string `json:"currency"`
+
+		// Value A point's value in major units, exact decimal.
+		Value string `json:"value"`
+	} `json:"point_values"`
+
+	// To RFC 3339 time, UTC, to the nanosecond.
+	To Timestamp `json:"to"`
+}
+
+// LiabilityReportCSV The report as RFC 4180 CSV (CRLF line breaks): a header category,detail,points and a value_<currency> column per point_value currency (major units, like 12.34), then one record per line of the JSON report, in its order.
+type LiabilityReportCSV = string
 
 // LotUse How many points a debit took from one earned lot.
 type LotUse struct {
@@ -1643,6 +1741,9 @@ type StatementEntry struct {
 	// CreatedAt RFC 3339 time, UTC, to the nanosecond.
 	CreatedAt Timestamp `json:"created_at"`
 
+	// EffectiveAt When the movement takes effect: created_at, except for an adjustment backdated by an admin (effective_at on the adjustment), which takes effect earlier than it was booked. Statements and balances as of a time go by effective_at.
+	EffectiveAt *Timestamp `json:"effective_at,omitempty"`
+
 	// Points Positive for a credit, negative for a debit.
 	Points int64 `json:"points"`
 
@@ -1888,6 +1989,9 @@ type WebhookSubscriptionPatch struct {
 // WebhookSubscriptionPatchState defines model for WebhookSubscriptionPatch.State.
 type WebhookSubscriptionPatchState string
 
+// AsOf defines model for AsOf.
+type AsOf = time.Time
+
 // CartID defines model for CartID.
 type CartID = string
 
@@ -2047,6 +2151,15 @@ type ReplacePromotionParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// GetLiabilityReportParams defines parameters for GetLiabilityReport.
+type GetLiabilityReportParams struct {
+	// From Start of the period (inclusive).
+	From time.Time `form:"from" json:"from"`
+
+	// To End of the period (exclusive), not in the future; left out: everything booked so far.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
+
 // ListTracesParams defines parameters for ListTraces.
 type ListTracesParams struct {
 	// Name keep traces holding a span (the root or any other) whose name starts with this
@@ -2112,6 +2225,12 @@ type PostActivityParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// GetBalanceParams defines parameters for GetBalance.
+type GetBalanceParams struct {
+	// AsOf Answer as the ledger stood at this instant (RFC 3339, not in the future; 400 invalid_as_of): movements that took effect at or before it. A statement as of a time lists them newest effective first, with balance_after along effective time.
+	AsOf *AsOf `form:"as_of,omitempty" json:"as_of,omitempty"`
+}
+
 // ListMemberOrdersParams defines parameters for ListMemberOrders.
 type ListMemberOrdersParams struct {
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
@@ -2135,6 +2254,9 @@ type GetStatementParams struct {
 
 	// Cursor next_cursor of the previous page
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// AsOf Answer as the ledger stood at this instant (RFC 3339, not in the future; 400 invalid_as_of): movements that took effect at or before it. A statement as of a time lists them newest effective first, with balance_after along effective time.
+	AsOf *AsOf `form:"as_of,omitempty" json:"as_of,omitempty"`
 }
 
 // TransferParams defines parameters for Transfer.
@@ -3014,6 +3136,13 @@ type ClientInterface interface {
 	// Corresponds with PUT /v1/admin/promotions/{id} (the `ReplacePromotion` operationId).
 	ReplacePromotion(ctx context.Context, id PromotionID, params *ReplacePromotionParams, body ReplacePromotionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetLiabilityReport Points liability and breakage over a period, in points and money (admin; JSON, or CSV with Accept text/csv).
+	//
+	// Opening and closing liability (the points on member accounts) and every movement between, by category, valued at the program file's point_value per currency. Times are effective times; the period is [from, to). closing = opening + earned - redeemed - transferred_out - expired - reversed + adjusted + other; "other" holds transaction types the report does not know, by type.
+	//
+	// Corresponds with GET /v1/admin/reports/liability (the `GetLiabilityReport` operationId).
+	GetLiabilityReport(ctx context.Context, params *GetLiabilityReportParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RevokeTokenWithBody Revoke a bearer token or load-test pass (admin); this replica refuses it at once, every other within 1 s (401 token_revoked).
 	//
 	// Takes any type of body and a specified content type.
@@ -3225,6 +3354,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/members/{id}/activities (the `PostActivity` operationId).
 	PostActivity(ctx context.Context, id MemberID, params *PostActivityParams, body PostActivityJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBalance A member's ledger balance, now or as of a time (the member, service or admin).
+	//
+	// The sum of the member account's postings that took effect at or before as_of (spendable plus held points). A backdated adjustment counts from when it takes effect.
+	//
+	// Corresponds with GET /v1/members/{id}/balance (the `GetBalance` operationId).
+	GetBalance(ctx context.Context, id MemberID, params *GetBalanceParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMemberOrders A member's orders, newest first.
 	//
@@ -4576,6 +4712,23 @@ func (c *Client) ReplacePromotion(ctx context.Context, id PromotionID, params *R
 	return c.Client.Do(req)
 }
 
+// GetLiabilityReport Points liability and breakage over a period, in points and money (admin; JSON, or CSV with Accept text/csv).
+//
+// Opening and closing liability (the points on member accounts) and every movement between, by category, valued at the program file's point_value per currency. Times are effective times; the period is [from, to). closing = opening + earned - redeemed - transferred_out - expired - reversed + adjusted + other; "other" holds transaction types the report does not know, by type.
+//
+// Corresponds with GET /v1/admin/reports/liability (the `GetLiabilityReport` operationId).
+func (c *Client) GetLiabilityReport(ctx context.Context, params *GetLiabilityReportParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetLiabilityReportRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RevokeTokenWithBody Revoke a bearer token or load-test pass (admin); this replica refuses it at once, every other within 1 s (401 token_revoked).
 //
 // Takes any type of body and a specified content type.
@@ -5098,6 +5251,23 @@ func (c *Client) PostActivityWithBody(ctx context.Context, id MemberID, params *
 // Corresponds with POST /v1/members/{id}/activities (the `PostActivity` operationId).
 func (c *Client) PostActivity(ctx context.Context, id MemberID, params *PostActivityParams, body PostActivityJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostActivityRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBalance A member's ledger balance, now or as of a time (the member, service or admin).
+//
+// The sum of the member account's postings that took effect at or before as_of (spendable plus held points). A backdated adjustment counts from when it takes effect.
+//
+// Corresponds with GET /v1/members/{id}/balance (the `GetBalance` operationId).
+func (c *Client) GetBalance(ctx context.Context, id MemberID, params *GetBalanceParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBalanceRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -7614,6 +7784,68 @@ func NewReplacePromotionRequestWithBody(server string, id PromotionID, params *R
 	return req, nil
 }
 
+// NewGetLiabilityReportRequest constructs an http.Request for the GetLiabilityReport method
+func NewGetLiabilityReportRequest(server string, params *GetLiabilityReportParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/reports/liability")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRevokeTokenRequest calls the generic RevokeToken builder with application/json body
 func NewRevokeTokenRequest(server string, body RevokeTokenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -8646,6 +8878,67 @@ func NewPostActivityRequestWithBody(server string, id MemberID, params *PostActi
 	return req, nil
 }
 
+// NewGetBalanceRequest constructs an http.Request for the GetBalance method
+func NewGetBalanceRequest(server string, id MemberID, params *GetBalanceParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/members/%s/balance", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.AsOf != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "as_of", *params.AsOf, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListMemberOrdersRequest constructs an http.Request for the ListMemberOrders method
 func NewListMemberOrdersRequest(server string, id MemberID, params *ListMemberOrdersParams) (*http.Request, error) {
 	var err error
@@ -8881,6 +9174,18 @@ func NewGetStatementRequest(server string, id MemberID, params *GetStatementPara
 		if params.Cursor != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.AsOf != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "as_of", *params.AsOf, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -9757,6 +10062,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /v1/admin/promotions/{id} (the `ReplacePromotion` operationId).
 	ReplacePromotionWithResponse(ctx context.Context, id PromotionID, params *ReplacePromotionParams, body ReplacePromotionJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplacePromotionResponse, error)
 
+	// GetLiabilityReportWithResponse Points liability and breakage over a period, in points and money (admin; JSON, or CSV with Accept text/csv).
+	//
+	// Opening and closing liability (the points on member accounts) and every movement between, by category, valued at the program file's point_value per currency. Times are effective times; the period is [from, to). closing = opening + earned - redeemed - transferred_out - expired - reversed + adjusted + other; "other" holds transaction types the report does not know, by type.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/reports/liability (the `GetLiabilityReport` operationId).
+	GetLiabilityReportWithResponse(ctx context.Context, params *GetLiabilityReportParams, reqEditors ...RequestEditorFn) (*GetLiabilityReportResponse, error)
+
 	// RevokeTokenWithBodyWithResponse Revoke a bearer token or load-test pass (admin); this replica refuses it at once, every other within 1 s (401 token_revoked).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -9988,6 +10302,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/members/{id}/activities (the `PostActivity` operationId).
 	PostActivityWithResponse(ctx context.Context, id MemberID, params *PostActivityParams, body PostActivityJSONRequestBody, reqEditors ...RequestEditorFn) (*PostActivityResponse, error)
+
+	// GetBalanceWithResponse A member's ledger balance, now or as of a time (the member, service or admin).
+	//
+	// The sum of the member account's postings that took effect at or before as_of (spendable plus held points). A backdated adjustment counts from when it takes effect.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/members/{id}/balance (the `GetBalance` operationId).
+	GetBalanceWithResponse(ctx context.Context, id MemberID, params *GetBalanceParams, reqEditors ...RequestEditorFn) (*GetBalanceResponse, error)
 
 	// ListMemberOrdersWithResponse A member's orders, newest first.
 	//
@@ -13044,6 +13367,62 @@ func (r ReplacePromotionResponse) ContentType() string {
 	return ""
 }
 
+// GetLiabilityReportResponseDefaultHeaders the declared response headers of an HTTP default response for GetLiabilityReport
+type GetLiabilityReportResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type GetLiabilityReportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LiabilityReport
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetLiabilityReportResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetLiabilityReportResponse) GetJSON200() *LiabilityReport {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetLiabilityReportResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetLiabilityReportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetLiabilityReportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetLiabilityReportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetLiabilityReportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RevokeTokenResponseDefaultHeaders the declared response headers of an HTTP default response for RevokeToken
 type RevokeTokenResponseDefaultHeaders struct {
 	IdempotencyReplayed *string
@@ -14278,6 +14657,62 @@ func (r PostActivityResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PostActivityResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetBalanceResponseDefaultHeaders the declared response headers of an HTTP default response for GetBalance
+type GetBalanceResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type GetBalanceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BalanceAsOf
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetBalanceResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBalanceResponse) GetJSON200() *BalanceAsOf {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBalanceResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBalanceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBalanceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBalanceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBalanceResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -15964,6 +16399,21 @@ func (c *ClientWithResponses) ReplacePromotionWithResponse(ctx context.Context, 
 	return ParseReplacePromotionResponse(rsp)
 }
 
+// GetLiabilityReportWithResponse Points liability and breakage over a period, in points and money (admin; JSON, or CSV with Accept text/csv).
+//
+// Opening and closing liability (the points on member accounts) and every movement between, by category, valued at the program file's point_value per currency. Times are effective times; the period is [from, to). closing = opening + earned - redeemed - transferred_out - expired - reversed + adjusted + other; "other" holds transaction types the report does not know, by type.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/reports/liability (the `GetLiabilityReport` operationId).
+func (c *ClientWithResponses) GetLiabilityReportWithResponse(ctx context.Context, params *GetLiabilityReportParams, reqEditors ...RequestEditorFn) (*GetLiabilityReportResponse, error) {
+	rsp, err := c.GetLiabilityReport(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetLiabilityReportResponse(rsp)
+}
+
 // RevokeTokenWithBodyWithResponse Revoke a bearer token or load-test pass (admin); this replica refuses it at once, every other within 1 s (401 token_revoked).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -16386,6 +16836,21 @@ func (c *ClientWithResponses) PostActivityWithResponse(ctx context.Context, id M
 		return nil, err
 	}
 	return ParsePostActivityResponse(rsp)
+}
+
+// GetBalanceWithResponse A member's ledger balance, now or as of a time (the member, service or admin).
+//
+// The sum of the member account's postings that took effect at or before as_of (spendable plus held points). A backdated adjustment counts from when it takes effect.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/members/{id}/balance (the `GetBalance` operationId).
+func (c *ClientWithResponses) GetBalanceWithResponse(ctx context.Context, id MemberID, params *GetBalanceParams, reqEditors ...RequestEditorFn) (*GetBalanceResponse, error) {
+	rsp, err := c.GetBalance(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBalanceResponse(rsp)
 }
 
 // ListMemberOrdersWithResponse A member's orders, newest first.
@@ -19466,6 +19931,62 @@ func ParseReplacePromotionResponse(rsp *http.Response) (*ReplacePromotionRespons
 	return response, nil
 }
 
+// ParseGetLiabilityReportResponse parses an HTTP response from a GetLiabilityReportWithResponse call
+func ParseGetLiabilityReportResponse(rsp *http.Response) (*GetLiabilityReportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetLiabilityReportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LiabilityReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
+	}
+
+	switch {
+	case true:
+		var headers GetLiabilityReportResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseRevokeTokenResponse parses an HTTP response from a RevokeTokenWithResponse call
 func ParseRevokeTokenResponse(rsp *http.Response) (*RevokeTokenResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -20656,6 +21177,59 @@ func ParsePostActivityResponse(rsp *http.Response) (*PostActivityResponse, error
 		response.Headers201 = &headers
 	case true:
 		var headers PostActivityResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetBalanceResponse parses an HTTP response from a GetBalanceWithResponse call
+func ParseGetBalanceResponse(rsp *http.Response) (*GetBalanceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBalanceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BalanceAsOf
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers GetBalanceResponseDefaultHeaders
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

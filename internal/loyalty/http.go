@@ -20,11 +20,13 @@ func (s *Service) Routes() []httpx.Route {
 		{Method: "GET", Pattern: "/v1/members/{id}", Summary: "A member's tier, balance and status points", Access: auth.MemberSelf("id"), Handler: s.handleGetMember},
 		{Method: "POST", Pattern: "/v1/members/{id}/activities", Summary: "Post an activity and earn points", Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handlePostActivity},
 		{Method: "GET", Pattern: "/v1/members/{id}/statement", Summary: "A member's points movements, newest first", Access: auth.MemberSelf("id"), Handler: s.handleStatement},
+		{Method: "GET", Pattern: "/v1/members/{id}/balance", Summary: "A member's ledger balance, now or as of a time", Access: auth.MemberSelf("id"), Handler: s.handleBalance},
 		{Method: "POST", Pattern: "/v1/admin/promotions", Summary: "Create a promotion", Access: auth.AdminOnly, Idempotency: httpx.IdempotencyOptional, Handler: s.handleCreatePromotion},
 		{Method: "GET", Pattern: "/v1/admin/promotions", Summary: "List promotions", Access: auth.AdminOnly, Handler: s.handleListPromotions},
 		{Method: "GET", Pattern: "/v1/admin/promotions/{id}", Summary: "Read a promotion", Access: auth.AdminOnly, Handler: s.handleGetPromotion},
 		{Method: "PUT", Pattern: "/v1/admin/promotions/{id}", Summary: "Replace a promotion", Access: auth.AdminOnly, Idempotency: httpx.IdempotencyOptional, Handler: s.handleUpdatePromotion},
 		{Method: "DELETE", Pattern: "/v1/admin/promotions/{id}", Summary: "Withdraw a promotion", Access: auth.AdminOnly, Handler: s.handleDeletePromotion},
+		{Method: "GET", Pattern: "/v1/admin/reports/liability", Summary: "Points liability and breakage over a period, in points and money (JSON or CSV)", Access: auth.AdminOnly, Handler: s.handleLiability},
 	}, append(s.spendingAndAdminRoutes(), s.memberAdminRoutes()...)...)
 }
 
@@ -225,7 +227,19 @@ func (s *Service) handleStatement(w http.ResponseWriter, r *http.Request) error 
 		}
 		limit = n
 	}
-	st, err := s.Statement(r.Context(), r.PathValue("id"), limit, r.URL.Query().Get("cursor"))
+	var (
+		st  Statement
+		err error
+	)
+	if v := r.URL.Query().Get("as_of"); v != "" {
+		var at time.Time
+		if at, err = ParseAsOf(v, s.now().UTC()); err != nil {
+			return err
+		}
+		st, err = s.StatementAt(r.Context(), r.PathValue("id"), at, limit, r.URL.Query().Get("cursor"))
+	} else {
+		st, err = s.Statement(r.Context(), r.PathValue("id"), limit, r.URL.Query().Get("cursor"))
+	}
 	if err != nil {
 		return err
 	}

@@ -207,8 +207,9 @@ func (s *Service) handleReverse(w http.ResponseWriter, r *http.Request) error {
 }
 
 type adjustRequest struct {
-	Points int64  `json:"points"`
-	Reason string `json:"reason"`
+	Points      int64      `json:"points"`
+	Reason      string     `json:"reason"`
+	EffectiveAt *time.Time `json:"effective_at"`
 }
 
 func (s *Service) handleAdjust(w http.ResponseWriter, r *http.Request) error {
@@ -216,7 +217,11 @@ func (s *Service) handleAdjust(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.Decode(r, &req); err != nil {
 		return err
 	}
-	res, err := s.Adjust(r.Context(), r.PathValue("id"), req.Points, req.Reason)
+	var effective time.Time
+	if req.EffectiveAt != nil {
+		effective = *req.EffectiveAt
+	}
+	res, err := s.AdjustAt(r.Context(), r.PathValue("id"), req.Points, req.Reason, effective)
 	if err != nil {
 		return err
 	}

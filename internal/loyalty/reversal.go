@@ -278,6 +278,9 @@ type AdjustmentResult struct {
 	Actor         string    `json:"actor"`
 	TraceID       string    `json:"trace_id"`
 	CreatedAt     time.Time `json:"created_at"`
+	// EffectiveAt is when the adjustment takes effect: CreatedAt, or the
+	// earlier time of a backdated adjustment (AdjustAt).
+	EffectiveAt time.Time `json:"effective_at"`
 }
 
 // Adjust credits (points > 0) or debits (points < 0) a member by hand,
@@ -285,6 +288,13 @@ type AdjustmentResult struct {
 // actor. A debit may take the balance below zero (a correction of points
 // already spent); status points are never touched.
 func (s *Service) Adjust(ctx context.Context, memberID string, points int64, reason string) (res AdjustmentResult, err error) {
+	return s.AdjustAt(ctx, memberID, points, reason, time.Time{})
+}
+
+// AdjustAt is Adjust taking effect at effectiveAt (zero: now), which may be
+// in the past, back to when the member joined (a backdated adjustment, see
+// asof.go).
+func (s *Service) AdjustAt(ctx context.Context, memberID string, points int64, reason string, effectiveAt time.Time) (res AdjustmentResult, err error) {
 	ctx, span := s.tracer.Start(ctx, "loyalty.adjust_points", trace.WithAttributes(
 		attribute.String("loyalty.member_id", memberID),
 		attribute.String("loyalty.transaction_type", TxAdjustment),
@@ -300,7 +310,18 @@ func (s *Service) Adjust(ctx context.Context, memberID string, points int64, rea
 	}
 	now := s.now().UTC()
 	res = AdjustmentResult{MemberID: memberID, Points: points, Reason: reason, Actor: actorOf(ctx), TraceID: traceIDOf(ctx), CreatedAt: now}
+	if res.EffectiveAt, err = effectiveTime(effectiveAt, now); err != nil {
+		return AdjustmentResult{}, err
+	}
 	err = s.updateMember(ctx, memberID, func(ctx context.Context, tx *db.Tx, m Member) (err error) {
+		if err := checkBackdate(m, res.EffectiveAt); err != nil {
+			return err
+		}
+		defer func() {
+			if err == nil {
+				err = backdate(ctx, tx, res.TransactionID, res.EffectiveAt, now)
+			}
+		}()
 		if points > 0 {
 			res.TransactionID, err = s.credit(ctx, tx, m, creditOf{typ: TxAdjustment, from: AccountIssuance, points: points,
 				bd: Breakdown{Reason: reason}, now: now})

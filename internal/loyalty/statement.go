@@ -29,7 +29,10 @@ type StatementEntry struct {
 	BalanceAfter int64           `json:"balance_after"`
 	Breakdown    json.RawMessage `json:"breakdown"`
 	TraceID      string          `json:"trace_id"`
-	CreatedAt    time.Time       `json:"created_at"`
+	// CreatedAt is when the movement was booked; EffectiveAt when it takes
+	// effect: the same, except for a backdated adjustment (asof.go).
+	CreatedAt   time.Time `json:"created_at"`
+	EffectiveAt time.Time `json:"effective_at"`
 }
 
 // Statement is one page of a member's movements, newest first.
@@ -82,7 +85,7 @@ func (s *Service) Statement(ctx context.Context, memberID string, limit int, cur
 	if _, err := s.GetMember(ctx, memberID); err != nil {
 		return Statement{}, err
 	}
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT p.id, p.amount, p.balance_after, t.id, t.type, t.breakdown, t.trace_id, t.created_at
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT p.id, p.amount, p.balance_after, t.id, t.type, t.breakdown, t.trace_id, t.created_at, `+effectiveExpr+`
 		FROM loyalty_postings p JOIN loyalty_transactions t ON t.id = p.transaction_id
 		WHERE p.account = $1 AND p.id < $2
 		ORDER BY p.id DESC LIMIT $3`, MemberAccount(memberID), before, limit+1)
@@ -98,12 +101,14 @@ func (s *Service) Statement(ctx context.Context, memberID string, limit int, cur
 			id      int64
 			bd      string
 			created int64
+			eff     int64
 		)
-		if err := rows.Scan(&id, &e.Points, &e.BalanceAfter, &e.TransactionID, &e.Type, &bd, &e.TraceID, &created); err != nil {
+		if err := rows.Scan(&id, &e.Points, &e.BalanceAfter, &e.TransactionID, &e.Type, &bd, &e.TraceID, &created, &eff); err != nil {
 			return Statement{}, internal("statement", err)
 		}
 		e.Breakdown = json.RawMessage(bd)
 		e.CreatedAt = db.FromMicros(created)
+		e.EffectiveAt = db.FromMicros(eff)
 		st.Entries = append(st.Entries, e)
 		ids = append(ids, id)
 	}

@@ -86,7 +86,8 @@
       el("div.grid.cols-even",
         el("section.panel", { "aria-labelledby": "h-pay" }, el("h2#h-pay", "Payment simulator faults"), payBox),
         el("section.panel", { "aria-labelledby": "h-ful" }, el("h2#h-ful", "Fulfilment provider faults"), fulBox),
-        el("section.panel", { "aria-labelledby": "h-exp" }, el("h2#h-exp", "Points expiry"), expBox)));
+        el("section.panel", { "aria-labelledby": "h-exp" }, el("h2#h-exp", "Points expiry"), expBox)),
+      el("section.panel", { "aria-labelledby": "h-liab" }, el("h2#h-liab", "Points liability"), G.liabilityPanel(token)));
 
     let traces = [];
     function renderList() {

@@ -30,6 +30,7 @@ type rawProgram struct {
 	MemberTransfers   *rawMemberTransfers `yaml:"member_transfers"`
 	PayWithPoints     *rawPayWithPoints   `yaml:"pay_with_points"`
 	Fulfillment       *rawFulfillment     `yaml:"fulfillment"`
+	PointValue        map[string]string   `yaml:"point_value"`
 }
 
 type rawTier struct {
@@ -275,6 +276,8 @@ func (r *rawProgram) validate() (*Program, error) {
 	if f := r.Fulfillment; f != nil {
 		p.Fulfillment = FaultSettings{Fail: f.Fail, Delay: c.duration("fulfillment.delay", f.Delay)}
 	}
+
+	p.PointValues = c.pointValues(r.PointValue)
 
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)

@@ -61,6 +61,9 @@ type Program struct {
 	// Fulfillment holds fault settings for the built-in redemption fulfilment
 	// provider, so failures can be demonstrated.
 	Fulfillment FaultSettings
+	// PointValues are what a point costs the program, per currency, for the
+	// liability report (point_value; optional, sorted by currency).
+	PointValues []PointValue
 }
 
 // Tier is a status level. Members reach it by status points earned in the
