@@ -1,0 +1,52 @@
+package loyalty
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/godwit-dev/godwit/internal/platform/db"
+)
+
+// spendBudget takes up to bonus points from a promotion's total budget in the
+// earning's transaction and returns what it may award: bonus while it fits,
+// what is left for the earning that meets the budget, 0 once it is spent.
+//
+// The promotion's row is locked (FOR UPDATE on PostgreSQL; on SQLite the
+// transaction already holds the single write lock) from the read of
+// budget_spent until the earning commits, so concurrent earnings by
+// different members queue on it and the sum they award never passes the
+// budget; a rolled-back earning gives its share back with everything else.
+// Earnings lock promotions in the order applyPromotions reads them (start,
+// id), after the member, so two earnings cannot wait on each other.
+//
+// Only promotions with a budget take the lock: the others need no
+// promotion-wide count, and earnings under them do not queue.
+func (s *Service) spendBudget(ctx context.Context, tx *db.Tx, r promoRow, bonus int64) (int64, error) {
+	if r.BudgetPoints <= 0 || bonus <= 0 {
+		return bonus, nil
+	}
+	var spent int64
+	if err := tx.QueryRowContext(ctx, `SELECT budget_spent FROM loyalty_promotions WHERE id = $1`+tx.ForUpdate(), r.ID).Scan(&spent); err != nil {
+		return 0, fmt.Errorf("read budget of promotion %s: %w", r.ID, err)
+	}
+	grant := r.BudgetedBonus(bonus, spent)
+	if grant < bonus {
+		// Said once per earning that found the budget short: the partial
+		// last award, and every earning after it until the promotion ends.
+		trace.SpanFromContext(ctx).AddEvent("loyalty.promotion_budget_exhausted", trace.WithAttributes(
+			attribute.String("loyalty.promotion_id", r.ID),
+			attribute.Int64("loyalty.promotion_budget", r.BudgetPoints),
+			attribute.Int64("loyalty.promo_bonus_points", grant),
+		))
+	}
+	if grant <= 0 {
+		return 0, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE loyalty_promotions SET budget_spent = budget_spent + $2 WHERE id = $1`, r.ID, grant); err != nil {
+		return 0, fmt.Errorf("spend budget of promotion %s: %w", r.ID, err)
+	}
+	return grant, nil
+}
