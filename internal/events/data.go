@@ -93,6 +93,14 @@ const (
 	// ReasonReversal: a reversed earning took back the status points that
 	// had upgraded the member.
 	ReasonReversal = "reversal"
+	// ReasonSoftLanding: the yearly requalification moved the member down
+	// one tier only, where their status points alone would have dropped
+	// them further (the program's requalification.soft_landing).
+	ReasonSoftLanding = "soft_landing"
+	// ReasonGraceExpired: the member kept their tier for the program's
+	// grace period after a requalification that would have dropped them,
+	// did not requalify during it, and dropped when it ended.
+	ReasonGraceExpired = "grace_expired"
 )
 
 // TierChangedData is the data of tier.changed.

@@ -42,6 +42,9 @@ type MemberJSON struct {
 	NextTier       *NextTierProgress `json:"next_tier"`
 	LastActivityAt *time.Time        `json:"last_activity_at,omitempty"`
 	CreatedAt      time.Time         `json:"created_at"`
+	// WillDowngrade is set (GET /v1/members/{id} only) within the
+	// program's notice days of a drop the member is due for.
+	WillDowngrade *WillDowngrade `json:"will_downgrade,omitempty"`
 }
 
 func (s *Service) memberJSON(m Member) MemberJSON {
@@ -85,7 +88,11 @@ func (s *Service) handleGetMember(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, s.memberJSON(m))
+	j := s.memberJSON(m)
+	if j.WillDowngrade, err = s.WillDowngrade(r.Context(), m); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, j)
 	return nil
 }
 

@@ -30,6 +30,7 @@ type rawProgram struct {
 	MemberTransfers   *rawMemberTransfers `yaml:"member_transfers"`
 	PayWithPoints     *rawPayWithPoints   `yaml:"pay_with_points"`
 	Fulfillment       *rawFulfillment     `yaml:"fulfillment"`
+	Requalification   *rawRequalification `yaml:"requalification"`
 }
 
 type rawTier struct {
@@ -231,6 +232,7 @@ func (r *rawProgram) validate() (*Program, error) {
 	}
 
 	p.Tiers = c.tiers(r.Tiers)
+	p.Requalification = c.requalification(r.Requalification)
 
 	if r.Earning == nil {
 		c.add("earning", "is required")
