@@ -1248,7 +1248,7 @@ type Promotion struct {
 	// BudgetPoints Total bonus points the promotion may give across all members; 0: no budget.
 	BudgetPoints *int64 `json:"budget_points,omitempty"`
 
-	// BudgetSpent Bonus points given against the budget so far (counted only with a budget).
+	// BudgetSpent Bonus points given against the budget so far, less what reversed earnings gave back (counted only with a budget).
 	BudgetSpent *int64 `json:"budget_spent,omitempty"`
 	CapPoints   int64  `json:"cap_points"`
 	CapTimes    int64  `json:"cap_times"`

@@ -50,3 +50,17 @@ func (s *Service) spendBudget(ctx context.Context, tx *db.Tx, r promoRow, bonus 
 	}
 	return grant, nil
 }
+
+// returnBudget gives a reversed earning's bonus back to its promotion's
+// budget, as the reversal gives it back to the member's cap: budget_spent
+// counts the bonus that stands. A promotion without a budget counts
+// nothing, and spent never goes below 0. The row lock comes after the
+// member's, in the same order as earnings take them.
+func returnBudget(ctx context.Context, tx *db.Tx, promotionID string, points int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE loyalty_promotions SET budget_spent = CASE WHEN budget_spent > $2 THEN budget_spent - $2 ELSE 0 END
+		WHERE id = $1 AND budget_points > 0`, promotionID, points)
+	if err != nil {
+		return fmt.Errorf("return budget of promotion %s: %w", promotionID, err)
+	}
+	return nil
+}

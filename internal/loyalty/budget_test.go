@@ -142,7 +142,8 @@ func TestPromotionBudgetConcurrent(t *testing.T) {
 }
 
 // TestPromotionBudgetAPI: the budget is set and changed through the admin
-// API, shown with what is spent and left, and a negative one is refused.
+// API, shown with what is spent and left, given back by a reversal, and a
+// negative one is refused.
 func TestPromotionBudgetAPI(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		e := newEnv(t, d)
@@ -169,12 +170,23 @@ func TestPromotionBudgetAPI(t *testing.T) {
 		if r := e.do(t, http.MethodPut, "/v1/admin/promotions/spring", e.admin(t), body); r.status != http.StatusOK {
 			t.Fatalf("update: %d %s", r.status, r.raw)
 		}
-		if got := e.earn(t, "x", hotel("x2", 10_000)).PromoBonus; got != 300 {
+		x2 := e.earn(t, "x", hotel("x2", 10_000))
+		if got := x2.PromoBonus; got != 300 {
 			t.Errorf("bonus after raising the budget %d, want 300", got)
 		}
 		e.do(t, http.MethodGet, "/v1/admin/promotions/spring", e.admin(t), nil).json(t, &p)
 		if p.BudgetPoints != 800 || p.BudgetSpent != 800 || *p.BudgetLeft != 0 {
 			t.Errorf("after raise: budget %d spent %d left %d, want 800, 800, 0", p.BudgetPoints, p.BudgetSpent, *p.BudgetLeft)
+		}
+		// A reversed earning gives its bonus back, to the budget as to the
+		// member's cap.
+		rev, err := e.svc.ReverseTransaction(context.Background(), x2.TransactionID, "cancelled stay")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.do(t, http.MethodGet, "/v1/admin/promotions/spring", e.admin(t), nil).json(t, &p)
+		if p.BudgetSpent != 500 || *p.BudgetLeft != 300 {
+			t.Errorf("after reversing %s: spent %d left %d, want 500 and 300", rev.TransactionID, p.BudgetSpent, *p.BudgetLeft)
 		}
 		body["budget_points"] = -1
 		r := e.do(t, http.MethodPut, "/v1/admin/promotions/spring", e.admin(t), body)
