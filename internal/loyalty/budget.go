@@ -64,3 +64,14 @@ func returnBudget(ctx context.Context, tx *db.Tx, promotionID string, points int
 	}
 	return nil
 }
+
+// budgetSpentOnUpdate is budget_spent after UpdatePromotion ($1 the id, $12
+// the new budget): a budget given to a promotion that had none starts from
+// the bonus it has already given (its awards), so it caps the promotion's
+// total, not what comes after; otherwise the count carries on. Earnings
+// under a promotion without a budget take no lock on it, so one committing
+// meanwhile may be missed: the count can only fall short of the awards,
+// never pass them (Verify checks that).
+const budgetSpentOnUpdate = `CASE WHEN budget_points = 0 AND CAST($12 AS BIGINT) > 0
+	THEN (SELECT COALESCE(SUM(w.points), 0) FROM loyalty_promotion_awards w WHERE w.promotion_id = CAST($1 AS TEXT))
+	ELSE budget_spent END`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -142,8 +143,9 @@ func TestPromotionBudgetConcurrent(t *testing.T) {
 }
 
 // TestPromotionBudgetAPI: the budget is set and changed through the admin
-// API, shown with what is spent and left, given back by a reversal, and a
-// negative one is refused.
+// API, shown with what is spent and left, given back by a reversal, counts
+// what was given before it was set, and a negative one is refused; Verify
+// finds a count beyond the awards.
 func TestPromotionBudgetAPI(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		e := newEnv(t, d)
@@ -194,5 +196,35 @@ func TestPromotionBudgetAPI(t *testing.T) {
 			t.Errorf("negative budget: %d %s", r.status, r.raw)
 		}
 		e.verify(t)
+
+		// A budget given later counts what the promotion had already given.
+		late := map[string]any{"id": "late", "name": "Late budget", "start": "2026-03-01T00:00:00Z", "end": "2026-04-01T00:00:00Z",
+			"activity_types": []string{"flight"}, "fixed_bonus": 250}
+		if r := e.do(t, http.MethodPost, "/v1/admin/promotions", e.admin(t), late); r.status != http.StatusCreated {
+			t.Fatalf("create: %d %s", r.status, r.raw)
+		}
+		e.earn(t, "x", flight("fx", 1000, "Y"))
+		e.earn(t, "y", flight("fy", 1000, "Y"))
+		late["budget_points"] = 600
+		e.do(t, http.MethodPut, "/v1/admin/promotions/late", e.admin(t), late).json(t, &p)
+		if p.BudgetSpent != 500 || *p.BudgetLeft != 100 {
+			t.Errorf("budget given later: spent %d left %d, want 500 and 100", p.BudgetSpent, *p.BudgetLeft)
+		}
+		if got := e.earn(t, "x", flight("fx2", 1000, "Y")).PromoBonus; got != 100 {
+			t.Errorf("bonus under the later budget %d, want the 100 left", got)
+		}
+		e.verify(t)
+
+		// Verify finds a budget that counts more than was awarded.
+		if err := d.InTx(context.Background(), func(ctx context.Context, tx *db.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE loyalty_promotions SET budget_spent = budget_spent + 1 WHERE id = 'late'`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		problems, err := e.svc.Verify(context.Background())
+		if err != nil || len(problems) != 1 || !strings.Contains(problems[0], "promotion late: budget counts 601 points spent but its awards stand at 600") {
+			t.Errorf("verify after damage: %q %v", problems, err)
+		}
 	})
 }

@@ -95,7 +95,8 @@ func (s *Service) UpdatePromotion(ctx context.Context, pr program.Promotion) (Pr
 	now := s.now().UTC()
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE loyalty_promotions SET name = $2, start_at = $3, end_at = $4, activity_types = $5,
-			tiers = $6, multiplier_bp = $7, fixed_bonus = $8, cap_points = $9, cap_times = $10, updated_at = $11, budget_points = $12
+			tiers = $6, multiplier_bp = $7, fixed_bonus = $8, cap_points = $9, cap_times = $10, updated_at = $11, budget_points = $12,
+			budget_spent = `+budgetSpentOnUpdate+`
 			WHERE id = $1 AND deleted_at IS NULL`,
 			pr.ID, pr.Name, db.Micros(pr.Start), db.Micros(pr.End), strings.Join(pr.ActivityTypes, ","), strings.Join(pr.Tiers, ","),
 			pr.MultiplierBP, pr.FixedBonus, pr.CapPoints, pr.CapTimes, db.Micros(now), pr.BudgetPoints)
