@@ -1108,6 +1108,14 @@ type Member struct {
 	// Tier The tier's id in the program file (blue, silver, gold, platinum by default).
 	Tier     string `json:"tier"`
 	TierName string `json:"tier_name"`
+
+	// WillDowngrade Present when the member is due to drop a tier and the drop is within the program's requalification.notice_days: the tier they would drop to and when (the end of the status year, or of their grace period). It goes away when their status points secure their tier again.
+	WillDowngrade *struct {
+		// At RFC 3339 time, UTC, to the nanosecond.
+		At       Timestamp `json:"at"`
+		Tier     string    `json:"tier"`
+		TierName string    `json:"tier_name"`
+	} `json:"will_downgrade,omitempty"`
 }
 
 // MergeRequest defines model for MergeRequest.
@@ -1384,8 +1392,17 @@ type ProductList struct {
 // Promotion A promotion as stored.
 type Promotion struct {
 	ActivityTypes []PromotionActivityTypes `json:"activity_types"`
-	CapPoints     int64                    `json:"cap_points"`
-	CapTimes      int64                    `json:"cap_times"`
+
+	// BudgetLeft What the budget may still give; null without a budget. 0: spent, the promotion no longer applies.
+	BudgetLeft *int64 `json:"budget_left,omitempty"`
+
+	// BudgetPoints Total bonus points the promotion may give across all members; 0: no budget.
+	BudgetPoints *int64 `json:"budget_points,omitempty"`
+
+	// BudgetSpent Bonus points given against the budget so far, less what reversed earnings gave back (counted only with a budget).
+	BudgetSpent *int64 `json:"budget_spent,omitempty"`
+	CapPoints   int64  `json:"cap_points"`
+	CapTimes    int64  `json:"cap_times"`
 
 	// CreatedAt RFC 3339 time, UTC, to the nanosecond.
 	CreatedAt Timestamp `json:"created_at"`
@@ -1411,6 +1428,9 @@ type PromotionActivityTypes string
 // PromotionInput A promotion: a window, the activity types it applies to, optionally the tiers, and exactly one of multiplier_bp (basis points on base points, above 10000 = 1×) and fixed_bonus. Rule violations are 422 invalid_promotion naming the field.
 type PromotionInput struct {
 	ActivityTypes *[]PromotionInputActivityTypes `json:"activity_types,omitempty"`
+
+	// BudgetPoints Most bonus points across all members together; 0 (or left out): no budget. The earning that meets the budget gets what is left; after it the promotion stops applying.
+	BudgetPoints *int64 `json:"budget_points,omitempty"`
 
 	// CapPoints Most bonus points per member; 0: no cap.
 	CapPoints *int64 `json:"cap_points,omitempty"`

@@ -95,6 +95,14 @@ const (
 	ReasonReversal = "reversal"
 	// ReasonMerge: a duplicate member's status points or tier were merged in.
 	ReasonMerge = "merge"
+	// ReasonSoftLanding: the yearly requalification moved the member down
+	// one tier only, where their status points alone would have dropped
+	// them further (the program's requalification.soft_landing).
+	ReasonSoftLanding = "soft_landing"
+	// ReasonGraceExpired: the member kept their tier for the program's
+	// grace period after a requalification that would have dropped them,
+	// did not requalify during it, and dropped when it ended.
+	ReasonGraceExpired = "grace_expired"
 )
 
 // TierChangedData is the data of tier.changed.

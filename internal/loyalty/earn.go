@@ -451,8 +451,9 @@ func (s *Service) decideEarning(ctx context.Context, m Member, e earning, tier p
 
 // applyPromotions reads the promotions running at the activity's time with
 // what the member already received from each, and returns the bonuses that
-// apply after caps. It runs under the member's row lock, which every earning
-// for the member takes, so two concurrent activities cannot both pass a cap.
+// apply after caps and budgets. It runs under the member's row lock, which
+// every earning for the member takes, so two concurrent activities cannot
+// both pass a cap; a budget is spent under the promotion's lock (spendBudget).
 func (s *Service) applyPromotions(ctx context.Context, tx *db.Tx, memberID string, a Activity, tier string, base int64) ([]AppliedPromotion, int64, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT `+promotionColumnsP+`, COALESCE(w.points, 0), COALESCE(w.times, 0)
 		FROM loyalty_promotions p
@@ -463,25 +464,31 @@ func (s *Service) applyPromotions(ctx context.Context, tx *db.Tx, memberID strin
 		return nil, 0, err
 	}
 	defer rows.Close()
-	applied := []AppliedPromotion{}
-	var total int64
+	var candidates []promoRow
 	for rows.Next() {
 		var r promoRow
 		if err := scanPromotionInto(rows, &r.Promotion, &r.awardedPoints, &r.awardedTimes); err != nil {
 			return nil, 0, err
 		}
-		if !r.Applies(a.Type, tier, a.OccurredAt) {
-			continue
+		if r.Applies(a.Type, tier, a.OccurredAt) {
+			candidates = append(candidates, r)
 		}
-		bonus := r.CappedBonus(r.Bonus(base), r.awardedPoints, r.awardedTimes)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	applied := []AppliedPromotion{}
+	var total int64
+	for _, r := range candidates {
+		bonus, err := s.spendBudget(ctx, tx, r, r.CappedBonus(r.Bonus(base), r.awardedPoints, r.awardedTimes))
+		if err != nil {
+			return nil, 0, err
+		}
 		if bonus <= 0 {
 			continue
 		}
 		applied = append(applied, AppliedPromotion{ID: r.ID, Name: r.Name, Points: bonus})
 		total += bonus
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
 	}
 	return applied, total, nil
 }

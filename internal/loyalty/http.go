@@ -46,6 +46,9 @@ type MemberJSON struct {
 	CreatedAt      time.Time         `json:"created_at"`
 	// ErasedAt: the member's personal data was erased (name and email are empty).
 	ErasedAt *time.Time `json:"erased_at,omitempty"`
+	// WillDowngrade is set (GET /v1/members/{id} only) within the
+	// program's notice days of a drop the member is due for.
+	WillDowngrade *WillDowngrade `json:"will_downgrade,omitempty"`
 }
 
 func (s *Service) memberJSON(m Member) MemberJSON {
@@ -93,7 +96,11 @@ func (s *Service) handleGetMember(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, s.memberJSON(m))
+	j := s.memberJSON(m)
+	if j.WillDowngrade, err = s.WillDowngrade(r.Context(), m); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, j)
 	return nil
 }
 
@@ -259,8 +266,14 @@ type PromotionJSON struct {
 	FixedBonus    int64     `json:"fixed_bonus"`
 	CapPoints     int64     `json:"cap_points"`
 	CapTimes      int64     `json:"cap_times"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	// BudgetPoints is the total bonus the promotion may give across all
+	// members (0 = no budget); BudgetSpent what it has given; BudgetLeft
+	// what it may still give, null without a budget.
+	BudgetPoints int64     `json:"budget_points"`
+	BudgetSpent  int64     `json:"budget_spent"`
+	BudgetLeft   *int64    `json:"budget_left"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 func promotionJSON(p Promotion) PromotionJSON {
@@ -268,6 +281,11 @@ func promotionJSON(p Promotion) PromotionJSON {
 		ID: p.ID, Name: p.Name, Start: p.Start, End: p.End, ActivityTypes: p.ActivityTypes, Tiers: p.Tiers,
 		MultiplierBP: p.MultiplierBP, FixedBonus: p.FixedBonus, CapPoints: p.CapPoints, CapTimes: p.CapTimes,
 		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		BudgetPoints: p.BudgetPoints, BudgetSpent: p.BudgetSpent,
+	}
+	if p.BudgetPoints > 0 {
+		left := max(p.BudgetPoints-p.BudgetSpent, 0) // a budget lowered below what was spent has none left
+		j.BudgetLeft = &left
 	}
 	if j.ActivityTypes == nil {
 		j.ActivityTypes = []string{}
@@ -289,12 +307,14 @@ type promotionRequest struct {
 	FixedBonus    int64    `json:"fixed_bonus"`
 	CapPoints     int64    `json:"cap_points"`
 	CapTimes      int64    `json:"cap_times"`
+	BudgetPoints  int64    `json:"budget_points"`
 }
 
 func (req promotionRequest) toPromotion() (program.Promotion, error) {
 	pr := program.Promotion{
 		ID: req.ID, Name: req.Name, ActivityTypes: req.ActivityTypes, Tiers: req.Tiers,
 		MultiplierBP: req.MultiplierBP, FixedBonus: req.FixedBonus, CapPoints: req.CapPoints, CapTimes: req.CapTimes,
+		BudgetPoints: req.BudgetPoints,
 	}
 	for _, f := range []struct {
 		name string

@@ -15,15 +15,18 @@ import (
 // Promotion is a stored promotion: the program's rule plus bookkeeping.
 type Promotion struct {
 	program.Promotion
+	// BudgetSpent is the bonus points given so far against BudgetPoints
+	// (counted only for a promotion with a budget).
+	BudgetSpent          int64
 	CreatedAt, UpdatedAt time.Time
 }
 
-const promotionColumnsP = `p.id, p.name, p.start_at, p.end_at, p.activity_types, p.tiers, p.multiplier_bp, p.fixed_bonus, p.cap_points, p.cap_times`
+const promotionColumnsP = `p.id, p.name, p.start_at, p.end_at, p.activity_types, p.tiers, p.multiplier_bp, p.fixed_bonus, p.cap_points, p.cap_times, p.budget_points`
 
 func scanPromotionInto(r rowScanner, pr *program.Promotion, extra ...any) error {
 	var start, end int64
 	var types, tiers string
-	dest := append([]any{&pr.ID, &pr.Name, &start, &end, &types, &tiers, &pr.MultiplierBP, &pr.FixedBonus, &pr.CapPoints, &pr.CapTimes}, extra...)
+	dest := append([]any{&pr.ID, &pr.Name, &start, &end, &types, &tiers, &pr.MultiplierBP, &pr.FixedBonus, &pr.CapPoints, &pr.CapTimes, &pr.BudgetPoints}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return err
 	}
@@ -67,10 +70,10 @@ func (s *Service) CreatePromotion(ctx context.Context, pr program.Promotion) (Pr
 	now := s.now().UTC()
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO loyalty_promotions
-			(id, name, start_at, end_at, activity_types, tiers, multiplier_bp, fixed_bonus, cap_points, cap_times, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
+			(id, name, start_at, end_at, activity_types, tiers, multiplier_bp, fixed_bonus, cap_points, cap_times, created_at, updated_at, budget_points)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)`,
 			pr.ID, pr.Name, db.Micros(pr.Start), db.Micros(pr.End), strings.Join(pr.ActivityTypes, ","), strings.Join(pr.Tiers, ","),
-			pr.MultiplierBP, pr.FixedBonus, pr.CapPoints, pr.CapTimes, db.Micros(now))
+			pr.MultiplierBP, pr.FixedBonus, pr.CapPoints, pr.CapTimes, db.Micros(now), pr.BudgetPoints)
 		return err
 	})
 	if err != nil {
@@ -92,10 +95,11 @@ func (s *Service) UpdatePromotion(ctx context.Context, pr program.Promotion) (Pr
 	now := s.now().UTC()
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE loyalty_promotions SET name = $2, start_at = $3, end_at = $4, activity_types = $5,
-			tiers = $6, multiplier_bp = $7, fixed_bonus = $8, cap_points = $9, cap_times = $10, updated_at = $11
+			tiers = $6, multiplier_bp = $7, fixed_bonus = $8, cap_points = $9, cap_times = $10, updated_at = $11, budget_points = $12,
+			budget_spent = `+budgetSpentOnUpdate+`
 			WHERE id = $1 AND deleted_at IS NULL`,
 			pr.ID, pr.Name, db.Micros(pr.Start), db.Micros(pr.End), strings.Join(pr.ActivityTypes, ","), strings.Join(pr.Tiers, ","),
-			pr.MultiplierBP, pr.FixedBonus, pr.CapPoints, pr.CapTimes, db.Micros(now))
+			pr.MultiplierBP, pr.FixedBonus, pr.CapPoints, pr.CapTimes, db.Micros(now), pr.BudgetPoints)
 		if err != nil {
 			return err
 		}
@@ -139,8 +143,8 @@ func promotionNotFound(id string) error {
 func (s *Service) GetPromotion(ctx context.Context, id string) (Promotion, error) {
 	var p Promotion
 	var created, updated int64
-	err := scanPromotionInto(s.db.Read().QueryRowContext(ctx, `SELECT `+promotionColumnsP+`, p.created_at, p.updated_at
-		FROM loyalty_promotions p WHERE p.id = $1 AND p.deleted_at IS NULL`, id), &p.Promotion, &created, &updated)
+	err := scanPromotionInto(s.db.Read().QueryRowContext(ctx, `SELECT `+promotionColumnsP+`, p.budget_spent, p.created_at, p.updated_at
+		FROM loyalty_promotions p WHERE p.id = $1 AND p.deleted_at IS NULL`, id), &p.Promotion, &p.BudgetSpent, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Promotion{}, promotionNotFound(id)
 	}
@@ -153,7 +157,7 @@ func (s *Service) GetPromotion(ctx context.Context, id string) (Promotion, error
 
 // ListPromotions returns the promotions that have not been deleted, by start.
 func (s *Service) ListPromotions(ctx context.Context) ([]Promotion, error) {
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT `+promotionColumnsP+`, p.created_at, p.updated_at
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT `+promotionColumnsP+`, p.budget_spent, p.created_at, p.updated_at
 		FROM loyalty_promotions p WHERE p.deleted_at IS NULL ORDER BY p.start_at, p.id`)
 	if err != nil {
 		return nil, internal("list promotions", err)
@@ -163,7 +167,7 @@ func (s *Service) ListPromotions(ctx context.Context) ([]Promotion, error) {
 	for rows.Next() {
 		var p Promotion
 		var created, updated int64
-		if err := scanPromotionInto(rows, &p.Promotion, &created, &updated); err != nil {
+		if err := scanPromotionInto(rows, &p.Promotion, &p.BudgetSpent, &created, &updated); err != nil {
 			return nil, internal("list promotions", err)
 		}
 		p.CreatedAt, p.UpdatedAt = db.FromMicros(created), db.FromMicros(updated)

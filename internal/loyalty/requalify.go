@@ -3,7 +3,6 @@ package loyalty
 import (
 	"context"
 	"fmt"
-	"github.com/godwit-dev/godwit/internal/events"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -19,6 +18,9 @@ type RequalifyReport struct {
 	Year                            int
 	Members                         int
 	Upgraded, Downgraded, Unchanged int
+	// Deferred members would have dropped but keep their tier for the
+	// program's grace period (EndGracePeriods ends it).
+	Deferred int
 }
 
 // Requalify runs the year-end tier requalification for the status year
@@ -41,6 +43,7 @@ func (s *Service) Requalify(ctx context.Context, now time.Time) (rep RequalifyRe
 			attribute.Int("loyalty.members_requalified", rep.Members),
 			attribute.Int("loyalty.upgraded", rep.Upgraded),
 			attribute.Int("loyalty.downgraded", rep.Downgraded),
+			attribute.Int("loyalty.downgrades_deferred", rep.Deferred),
 		)
 		endSpan(span, err)
 	}()
@@ -79,6 +82,8 @@ func (s *Service) Requalify(ctx context.Context, now time.Time) (rep RequalifyRe
 				rep.Downgraded++
 			case 2:
 				rep.Unchanged++
+			case changeDeferred:
+				rep.Deferred++
 			}
 			rep.Members++
 		}
@@ -103,7 +108,8 @@ func (s *Service) requalifyMember(ctx context.Context, id string, year int) (cha
 			return err
 		}
 		next, last, after := s.requalify(st, year)
-		change = after.change
+		next, reason, grace, ch := s.soften(st.tier, next, year, after.change)
+		change = ch
 		span.SetAttributes(
 			attribute.String("loyalty.previous_tier", st.tier),
 			attribute.String("loyalty.tier", next.ID),
@@ -115,7 +121,10 @@ func (s *Service) requalifyMember(ctx context.Context, id string, year int) (cha
 		if err != nil {
 			return err
 		}
-		evs, err := s.tierChange(ctx, id, st.tier, next.ID, events.ReasonRequalification, after.sp, s.now().UTC())
+		if err := writeGrace(ctx, tx, id, grace); err != nil {
+			return err
+		}
+		evs, err := s.tierChange(ctx, id, st.tier, next.ID, reason, after.sp, s.now().UTC())
 		if err != nil {
 			return err
 		}
@@ -174,14 +183,24 @@ func (s *Service) requalify(st memberStatus, year int) (program.Tier, int64, mem
 	return next, last, st
 }
 
-// RequalificationPass runs Requalify for the clock's previous year once:
-// one pass of the requalification job. After the first pass of a year it
-// finds nothing to do, so a daily interval is fine.
+// RequalificationPass runs Requalify for the clock's previous year once and
+// ends the tier grace periods that are due: one pass of the requalification
+// job. After the first pass of a year requalification finds nothing to do,
+// and grace periods end on whole days, so a daily interval is fine.
 func (s *Service) RequalificationPass(ctx context.Context) error {
 	rep, err := s.Requalify(ctx, s.now())
 	if err == nil && rep.Members > 0 {
 		s.log.InfoContext(ctx, "loyalty: requalification", "status_year", rep.Year, "members", rep.Members,
-			"upgraded", rep.Upgraded, "downgraded", rep.Downgraded)
+			"upgraded", rep.Upgraded, "downgraded", rep.Downgraded, "deferred", rep.Deferred)
+	}
+	if err != nil {
+		return err
+	}
+	// Grace periods end on their day, whatever the year: the daily pass
+	// ends those that are due.
+	g, err := s.EndGracePeriods(ctx, s.now())
+	if err == nil && g.Downgraded+g.Kept > 0 {
+		s.log.InfoContext(ctx, "loyalty: tier grace periods ended", "downgraded", g.Downgraded, "kept", g.Kept)
 	}
 	return err
 }

@@ -143,6 +143,9 @@ func (s *Service) reverseTx(ctx context.Context, tx *db.Tx, m Member, origID, bd
 			WHERE promotion_id = $1 AND member_id = $2 AND times > 0`, p.ID, m.ID, p.Points); err != nil {
 			return ReversalResult{}, err
 		}
+		if err := returnBudget(ctx, tx, p.ID, p.Points); err != nil {
+			return ReversalResult{}, err
+		}
 	}
 	evs, err := s.event(ctx, events.PointsReversed, m.ID, now, events.PointsReversedData{
 		MemberID: m.ID, TransactionID: txID, ReversedTransactionID: origID, Points: -points, Reason: reason, Balance: m.Balance - points})

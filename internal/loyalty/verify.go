@@ -21,7 +21,8 @@ const holdGrace = 5 * time.Minute
 //
 //   - a redemption or partner transfer succeeded exactly when its hold was
 //     captured, and a successful redemption posted exactly its cost;
-//   - no promotion cap is exceeded.
+//   - no promotion cap is exceeded, and no promotion's budget counts more
+//     spent than its awards.
 func (s *Service) Verify(ctx context.Context) ([]string, error) {
 	tx, err := s.db.ReadSnapshot(ctx)
 	if err != nil {
@@ -58,5 +59,11 @@ var programChecks = []ledger.Check{
 			WHERE (p.cap_points > 0 AND w.points > p.cap_points) OR (p.cap_times > 0 AND w.times > p.cap_times)`,
 		Format: func(v []string) string {
 			return fmt.Sprintf("promotion %s: member %s received %s points over %s activities, beyond its cap", v[0], v[1], v[2], v[3])
+		}},
+	{Query: `SELECT p.id, p.budget_spent, COALESCE(SUM(w.points), 0) FROM loyalty_promotions p
+			LEFT JOIN loyalty_promotion_awards w ON w.promotion_id = p.id
+			WHERE p.budget_points > 0 GROUP BY p.id, p.budget_spent HAVING p.budget_spent > COALESCE(SUM(w.points), 0)`,
+		Format: func(v []string) string {
+			return fmt.Sprintf("promotion %s: budget counts %s points spent but its awards stand at %s", v[0], v[1], v[2])
 		}},
 }

@@ -31,6 +31,7 @@ type rawProgram struct {
 	PayWithPoints     *rawPayWithPoints   `yaml:"pay_with_points"`
 	Fulfillment       *rawFulfillment     `yaml:"fulfillment"`
 	PointValue        map[string]string   `yaml:"point_value"`
+	Requalification   *rawRequalification `yaml:"requalification"`
 }
 
 type rawTier struct {
@@ -232,6 +233,7 @@ func (r *rawProgram) validate() (*Program, error) {
 	}
 
 	p.Tiers = c.tiers(r.Tiers)
+	p.Requalification = c.requalification(r.Requalification)
 
 	if r.Earning == nil {
 		c.add("earning", "is required")

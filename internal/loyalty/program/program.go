@@ -46,6 +46,9 @@ type Program struct {
 	Currency string
 	// Tiers are ordered by strictly increasing Threshold, the first at 0.
 	Tiers []Tier
+	// Requalification softens the yearly requalification (soft landing,
+	// grace, notice); optional.
+	Requalification Requalification
 	// Earning holds the base-point rule of each activity type.
 	Earning Earning
 	// Expiry says when points expire.

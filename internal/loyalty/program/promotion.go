@@ -36,6 +36,11 @@ type Promotion struct {
 	// CapTimes is how many of a member's activities may get the bonus
 	// (0 = no cap).
 	CapTimes int64
+	// BudgetPoints is the most bonus points the promotion gives across all
+	// members together (0 = no budget). The loyalty service counts what it
+	// has given and stops applying the promotion when the budget is spent;
+	// the activity that meets the budget gets only what is left.
+	BudgetPoints int64
 }
 
 // Validate checks the promotion on its own: a name, an ordered window, known
@@ -83,6 +88,9 @@ func (pr Promotion) Validate() error {
 	}
 	if pr.CapTimes < 0 {
 		bad("cap_times", "must not be negative")
+	}
+	if pr.BudgetPoints < 0 {
+		bad("budget_points", "must not be negative")
 	}
 	return errors.Join(errs...)
 }
@@ -156,4 +164,20 @@ func (pr Promotion) CappedBonus(bonus, alreadyAwardedPoints, alreadyAwardedTimes
 		return min(bonus, left)
 	}
 	return bonus
+}
+
+// BudgetedBonus returns how much of bonus a promotion with a total budget may
+// still give when spent points of it are already given: all of it while it
+// fits, what is left of the budget for the activity that meets it (a partial
+// last award), and 0 once the budget is spent. With no budget (0) it returns
+// bonus. Like CappedBonus, the caller must read spent under a lock held
+// until the award is booked.
+func (pr Promotion) BudgetedBonus(bonus, spent int64) int64 {
+	if bonus <= 0 {
+		return 0
+	}
+	if pr.BudgetPoints <= 0 {
+		return bonus
+	}
+	return max(min(bonus, pr.BudgetPoints-spent), 0)
 }

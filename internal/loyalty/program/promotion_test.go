@@ -118,6 +118,30 @@ func TestPromotionCappedBonus(t *testing.T) {
 	}
 }
 
+func TestPromotionBudgetedBonus(t *testing.T) {
+	budget := func(n int64) program.Promotion { p := doublePoints(); p.BudgetPoints = n; return p }
+	tests := []struct {
+		name               string
+		promo              program.Promotion
+		bonus, spent, want int64
+	}{
+		{"no budget", budget(0), 500, 1_000_000, 500},
+		{"fits", budget(1000), 500, 0, 500},
+		{"meets the budget exactly", budget(1000), 500, 500, 500},
+		{"partial last award", budget(1000), 500, 800, 200},
+		{"spent", budget(1000), 500, 1000, 0},
+		{"overspent never negative", budget(1000), 500, 1200, 0},
+		{"zero bonus", budget(1000), 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.promo.BudgetedBonus(tt.bonus, tt.spent); got != tt.want {
+				t.Errorf("BudgetedBonus(%d, %d) = %d, want %d", tt.bonus, tt.spent, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestPromotionValidate(t *testing.T) {
 	edit := func(f func(*program.Promotion)) program.Promotion { p := doublePoints(); f(&p); return p }
 	tests := []struct {
@@ -140,6 +164,8 @@ func TestPromotionValidate(t *testing.T) {
 		{"unknown activity type", edit(func(p *program.Promotion) { p.ActivityTypes = []string{"flight", "lounge"} }), `activity_types: "lounge" must be one of`},
 		{"no name", edit(func(p *program.Promotion) { p.Name = " " }), "name: is required"},
 		{"negative caps", edit(func(p *program.Promotion) { p.CapPoints = -1; p.CapTimes = -1 }), "cap_times: must not be negative"},
+		{"budget", edit(func(p *program.Promotion) { p.BudgetPoints = 100_000 }), ""},
+		{"negative budget", edit(func(p *program.Promotion) { p.BudgetPoints = -1 }), "budget_points: must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
