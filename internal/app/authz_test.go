@@ -102,6 +102,7 @@ var authzTable = map[string]expectation{
 	"GET /v1/members/{id}":                                    memberSelf,
 	"POST /v1/members/{id}/activities":                        svcOrAdmin,
 	"GET /v1/members/{id}/statement":                          memberSelf,
+	"GET /v1/members/{id}/points":                             memberSelf,
 	"POST /v1/admin/promotions":                               adminOnly,
 	"GET /v1/admin/promotions":                                adminOnly,
 	"GET /v1/admin/promotions/{id}":                           adminOnly,

@@ -20,6 +20,7 @@ func (s *Service) Routes() []httpx.Route {
 		{Method: "GET", Pattern: "/v1/members/{id}", Summary: "A member's tier, balance and status points", Access: auth.MemberSelf("id"), Handler: s.handleGetMember},
 		{Method: "POST", Pattern: "/v1/members/{id}/activities", Summary: "Post an activity and earn points", Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handlePostActivity},
 		{Method: "GET", Pattern: "/v1/members/{id}/statement", Summary: "A member's points movements, newest first", Access: auth.MemberSelf("id"), Handler: s.handleStatement},
+		{Method: "GET", Pattern: "/v1/members/{id}/points", Summary: "A member's points by lot: available, pending, held, expiring", Access: auth.MemberSelf("id"), Handler: s.handlePoints},
 		{Method: "POST", Pattern: "/v1/admin/promotions", Summary: "Create a promotion", Access: auth.AdminOnly, Idempotency: httpx.IdempotencyOptional, Handler: s.handleCreatePromotion},
 		{Method: "GET", Pattern: "/v1/admin/promotions", Summary: "List promotions", Access: auth.AdminOnly, Handler: s.handleListPromotions},
 		{Method: "GET", Pattern: "/v1/admin/promotions/{id}", Summary: "Read a promotion", Access: auth.AdminOnly, Handler: s.handleGetPromotion},
@@ -30,15 +31,18 @@ func (s *Service) Routes() []httpx.Route {
 
 // MemberJSON is the API's member shape.
 type MemberJSON struct {
-	ID             string            `json:"id"`
-	Name           string            `json:"name"`
-	Email          string            `json:"email"`
-	Tier           string            `json:"tier"`
-	TierName       string            `json:"tier_name"`
-	Balance        int64             `json:"balance"`
-	Pending        int64             `json:"pending"`
-	StatusPoints   int64             `json:"status_points"`
-	StatusYear     int               `json:"status_year"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Email        string `json:"email"`
+	Tier         string `json:"tier"`
+	TierName     string `json:"tier_name"`
+	Balance      int64  `json:"balance"`
+	Pending      int64  `json:"pending"`
+	StatusPoints int64  `json:"status_points"`
+	StatusYear   int    `json:"status_year"`
+	// PendingPoints are earned points waiting to vest (pending.go), not
+	// spendable; Pending above is points reserved by holds.
+	PendingPoints  int64             `json:"pending_points"`
 	NextTier       *NextTierProgress `json:"next_tier"`
 	LastActivityAt *time.Time        `json:"last_activity_at,omitempty"`
 	CreatedAt      time.Time         `json:"created_at"`
@@ -85,7 +89,11 @@ func (s *Service) handleGetMember(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, s.memberJSON(m))
+	j := s.memberJSON(m)
+	if j.PendingPoints, err = s.PendingPoints(r.Context(), m.ID); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, j)
 	return nil
 }
 
@@ -95,11 +103,15 @@ type flightJSON struct {
 	Cabin         string `json:"cabin"`
 	Origin        string `json:"origin"`
 	Destination   string `json:"destination"`
+	// Date (YYYY-MM-DD, optional): a future flight's points pend until it.
+	Date string `json:"date"`
 }
 
 type hotelJSON struct {
 	Amount *money.Money `json:"amount"`
 	Nights int64        `json:"nights"`
+	// CheckOut (YYYY-MM-DD, optional): the points pend until it.
+	CheckOut string `json:"check_out"`
 }
 
 type cardSpendJSON struct {
@@ -162,15 +174,22 @@ func (req activityRequest) toActivity() (Activity, error) {
 	missingAmount := func() error {
 		return errs.Coded(errs.Unprocessable, "missing_amount", "%s.amount is required", req.Type).With("field", req.Type+".amount")
 	}
+	var err error
 	switch req.Type {
 	case program.ActivityFlight:
 		f := req.Flight
 		a.Flight = &program.Flight{DistanceMiles: f.DistanceMiles, FareClass: f.FareClass, Cabin: f.Cabin, Origin: f.Origin, Destination: f.Destination}
+		if a.EventDate, err = eventDate("flight.date", f.Date); err != nil {
+			return Activity{}, err
+		}
 	case program.ActivityHotel:
 		if req.Hotel.Amount == nil {
 			return Activity{}, missingAmount()
 		}
 		a.Amount, a.Nights = *req.Hotel.Amount, req.Hotel.Nights
+		if a.EventDate, err = eventDate("hotel.check_out", req.Hotel.CheckOut); err != nil {
+			return Activity{}, err
+		}
 	case program.ActivityCardSpend:
 		if req.CardSpend.Amount == nil {
 			return Activity{}, missingAmount()
@@ -219,9 +238,18 @@ func (s *Service) handleStatement(w http.ResponseWriter, r *http.Request) error 
 		}
 		limit = n
 	}
-	st, err := s.Statement(r.Context(), r.PathValue("id"), limit, r.URL.Query().Get("cursor"))
+	types, err := statementTypes(r.URL.Query()["type"])
 	if err != nil {
 		return err
+	}
+	st, err := s.Statement(r.Context(), r.PathValue("id"), limit, r.URL.Query().Get("cursor"), types...)
+	if err != nil {
+		return err
+	}
+	if r.URL.Query().Get("cursor") == "" { // the first page lists what is pending
+		if st.Pending, err = s.pendingLots(r.Context(), s.db.Read(), r.PathValue("id")); err != nil {
+			return internal("statement", err)
+		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, st)
 	return nil

@@ -30,6 +30,8 @@ type rawProgram struct {
 	MemberTransfers   *rawMemberTransfers `yaml:"member_transfers"`
 	PayWithPoints     *rawPayWithPoints   `yaml:"pay_with_points"`
 	Fulfillment       *rawFulfillment     `yaml:"fulfillment"`
+	// Vesting is optional (vesting.go).
+	Vesting map[string]rawVestingRule `yaml:"vesting"`
 }
 
 type rawTier struct {
@@ -275,6 +277,8 @@ func (r *rawProgram) validate() (*Program, error) {
 	if f := r.Fulfillment; f != nil {
 		p.Fulfillment = FaultSettings{Fail: f.Fail, Delay: c.duration("fulfillment.delay", f.Delay)}
 	}
+
+	p.Vesting = c.vesting(r.Vesting)
 
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)

@@ -61,6 +61,9 @@ type Program struct {
 	// Fulfillment holds fault settings for the built-in redemption fulfilment
 	// provider, so failures can be demonstrated.
 	Fulfillment FaultSettings
+	// Vesting says how long each activity type's points pend before they
+	// can be spent (vesting.go).
+	Vesting Vesting
 }
 
 // Tier is a status level. Members reach it by status points earned in the
