@@ -3,6 +3,7 @@ package loyalty_test
 import (
 	"context"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -355,5 +356,58 @@ func TestStatementTypeFilter(t *testing.T) {
 				t.Errorf("%s: %d %s, want 400 invalid_type", bad, r.status, r.raw)
 			}
 		}
+	})
+}
+
+// TestVestConcurrentRunners: runners on several replicas vesting at once
+// vest each pending earning exactly once.
+func TestVestConcurrentRunners(t *testing.T) {
+	ctx := context.Background()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		var want int64
+		for i, id := range []string{"a", "b", "c"} {
+			e.member(t, id)
+			for j := range 3 {
+				res, err := e.svc.EarnPurchase(ctx, id, id+"-"+string(rune('0'+j)), usd(int64(1000*(i+1)*(j+1))))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want += res.PendingPoints
+			}
+		}
+		e.clock.Set(startTime.AddDate(0, 0, 30))
+		const runners = 6
+		var (
+			mu    sync.Mutex
+			total int64
+			wg    sync.WaitGroup
+		)
+		for range runners {
+			wg.Go(func() {
+				rep, err := e.svc.VestBatch(ctx, loyalty.VestOptions{})
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				total += rep.TotalPointsVested
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if total != want {
+			t.Errorf("runners vested %d points in all, want %d", total, want)
+		}
+		if n := e.count(t, `SELECT COUNT(*) FROM loyalty_transactions WHERE type = 'vest'`); n != 9 {
+			t.Errorf("%d vest transactions, want 9", n)
+		}
+		var sum int64
+		for _, id := range []string{"a", "b", "c"} {
+			sum += e.get(t, id).Balance
+		}
+		if sum != want {
+			t.Errorf("balances sum to %d, want %d", sum, want)
+		}
+		e.verify(t)
 	})
 }
