@@ -420,7 +420,6 @@ const (
 	StatementEntryTypeRefund        StatementEntryType = "refund"
 	StatementEntryTypeReversal      StatementEntryType = "reversal"
 	StatementEntryTypeTransfer      StatementEntryType = "transfer"
-	StatementEntryTypeVest          StatementEntryType = "vest"
 )
 
 // Valid indicates whether the value is a known member of the StatementEntryType enum.
@@ -441,8 +440,6 @@ func (e StatementEntryType) Valid() bool {
 	case StatementEntryTypeReversal:
 		return true
 	case StatementEntryTypeTransfer:
-		return true
-	case StatementEntryTypeVest:
 		return true
 	default:
 		return false
@@ -1713,12 +1710,14 @@ type StatementEntry struct {
 	Points int64 `json:"points"`
 
 	// TraceId The trace of the request that made the movement (empty when it had none).
-	TraceId       string             `json:"trace_id"`
-	TransactionId string             `json:"transaction_id"`
-	Type          StatementEntryType `json:"type"`
+	TraceId       string `json:"trace_id"`
+	TransactionId string `json:"transaction_id"`
+
+	// Type An earning whose points pended shows as earn when they vest (the ledger's vest transaction; breakdown.vested_transaction_id names the earning).
+	Type StatementEntryType `json:"type"`
 }
 
-// StatementEntryType defines model for StatementEntry.Type.
+// StatementEntryType An earning whose points pended shows as earn when they vest (the ledger's vest transaction; breakdown.vested_transaction_id names the earning).
 type StatementEntryType string
 
 // Stock defines model for Stock.
@@ -2196,7 +2195,7 @@ type GetStatementParams struct {
 	// Cursor next_cursor of the previous page
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 
-	// Type Only movements of these transaction types, comma-separated and/or repeated (400 invalid_type for an unknown one).
+	// Type Only movements of these types (the entries' type values), comma-separated and/or repeated (400 invalid_type for an unknown one).
 	Type *[]string `form:"type,omitempty" json:"type,omitempty"`
 }
 

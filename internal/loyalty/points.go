@@ -16,10 +16,11 @@ import (
 	"github.com/godwit-dev/godwit/internal/platform/httpx"
 )
 
-// TransactionTypes are the ledger's transaction types, the values the
-// statement's type filter takes.
+// TransactionTypes are the statement entries' types, the values the
+// statement's type filter takes. The ledger's vest transactions show as
+// earn (Statement), and the filter's earn takes them too.
 func TransactionTypes() []string {
-	return []string{TxEarn, TxVest, TxRedeem, TxRefund, TxTransfer, TxPartnerCredit, TxExpire, TxReversal, TxAdjustment}
+	return []string{TxEarn, TxRedeem, TxRefund, TxTransfer, TxPartnerCredit, TxExpire, TxReversal, TxAdjustment}
 }
 
 // statementTypes reads the statement's type filter: repeated and/or
@@ -37,6 +38,9 @@ func statementTypes(values []string) ([]string, error) {
 			}
 			if !slices.Contains(types, t) {
 				types = append(types, t)
+			}
+			if t == TxEarn && !slices.Contains(types, TxVest) {
+				types = append(types, TxVest)
 			}
 		}
 	}

@@ -109,6 +109,9 @@ func (s *Service) Statement(ctx context.Context, memberID string, limit int, cur
 		if err := rows.Scan(&id, &e.Points, &e.BalanceAfter, &e.TransactionID, &e.Type, &bd, &e.TraceID, &created); err != nil {
 			return Statement{}, internal("statement", err)
 		}
+		if e.Type == TxVest { // pended points arriving: an earning's, to the reader
+			e.Type = TxEarn
+		}
 		e.Breakdown = json.RawMessage(bd)
 		e.CreatedAt = db.FromMicros(created)
 		st.Entries = append(st.Entries, e)
