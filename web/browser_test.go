@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -390,11 +391,28 @@ func TestBrowser(t *testing.T) {
 		row := func(n int, name string) string {
 			return attr(t, ctx, fmt.Sprintf("#statement-table tbody tr:nth-child(%d)", n), name)
 		}
-		if row(1, "data-type") != "earn" || atoi(t, row(1, "data-points")) != earned || row(2, "data-type") != "redeem" || atoi(t, row(2, "data-points")) != -1000 {
-			t.Errorf("statement starts %s %s, %s %s; want earn %d, redeem -1000", row(1, "data-type"), row(1, "data-points"), row(2, "data-type"), row(2, "data-points"), earned)
+		// The purchase's points pend for its return window: listed above
+		// the movements, in no balance yet.
+		if row(1, "data-type") != "redeem" || atoi(t, row(1, "data-points")) != -1000 {
+			t.Errorf("statement starts %s %s; want redeem -1000", row(1, "data-type"), row(1, "data-points"))
 		}
-		if after := atoi(t, text(t, ctx, "#balance")); after != before-1000+earned {
-			t.Errorf("balance %d → %d after using 1000 and earning %d", before, after, earned)
+		run(t, ctx, visible("#statement-pending li"), visible("#pending-points"), visible("#expiring-list li"))
+		if p := attr(t, ctx, "#statement-pending li:last-child", "data-points"); atoi(t, p) != earned {
+			t.Errorf("statement's pending list ends with %s points, want the purchase's %d", p, earned)
+		}
+		if p := attr(t, ctx, "#pending-points", "data-points"); atoi(t, p) != earned {
+			t.Errorf("expiring card shows %s points pending, want %d", p, earned)
+		}
+		if !strings.Contains(text(t, ctx, "#pending-points"), "points pending") {
+			t.Errorf("pending line %q", text(t, ctx, "#pending-points"))
+		}
+		// The expiring card lists the member's lots, soonest first.
+		lots := value(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#expiring-list li")].map((li) => li.dataset.expires)`))
+		if len(lots) == 0 || !slices.IsSorted(lots) {
+			t.Errorf("expiring lots %v, want some, soonest first", lots)
+		}
+		if after := atoi(t, text(t, ctx, "#balance")); after != before-1000 {
+			t.Errorf("balance %d → %d after using 1000 (the %d earned pend)", before, after, earned)
 		}
 		shot.take(t, ctx, "member-portal")
 	})

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for ActivityType.
@@ -205,6 +206,24 @@ func (e LiabilityLineCategory) Valid() bool {
 	}
 }
 
+// Defines values for MemberPointsExpiryPolicy.
+const (
+	MemberPointsExpiryPolicyInactivity MemberPointsExpiryPolicy = "inactivity"
+	MemberPointsExpiryPolicyLot        MemberPointsExpiryPolicy = "lot"
+)
+
+// Valid indicates whether the value is a known member of the MemberPointsExpiryPolicy enum.
+func (e MemberPointsExpiryPolicy) Valid() bool {
+	switch e {
+	case MemberPointsExpiryPolicyInactivity:
+		return true
+	case MemberPointsExpiryPolicyLot:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OrderStatus.
 const (
 	OrderStatusCancelled         OrderStatus = "cancelled"
@@ -229,6 +248,30 @@ func (e OrderStatus) Valid() bool {
 	case OrderStatusPending:
 		return true
 	case OrderStatusRefunded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PendingLotActivityType.
+const (
+	PendingLotActivityTypeCardSpend PendingLotActivityType = "card_spend"
+	PendingLotActivityTypeFlight    PendingLotActivityType = "flight"
+	PendingLotActivityTypeHotel     PendingLotActivityType = "hotel"
+	PendingLotActivityTypePurchase  PendingLotActivityType = "purchase"
+)
+
+// Valid indicates whether the value is a known member of the PendingLotActivityType enum.
+func (e PendingLotActivityType) Valid() bool {
+	switch e {
+	case PendingLotActivityTypeCardSpend:
+		return true
+	case PendingLotActivityTypeFlight:
+		return true
+	case PendingLotActivityTypeHotel:
+		return true
+	case PendingLotActivityTypePurchase:
 		return true
 	default:
 		return false
@@ -693,18 +736,21 @@ type BalanceAsOf struct {
 
 // Breakdown Why a movement has its points. Which members appear depends on the movement's type: an earning has base points, rate, tier bonus and promotions; a redemption its option and discount; a transfer its partner or member; a debit the lots it consumed; a reversal the transaction it reversed; an adjustment its reason.
 type Breakdown struct {
-	ActivityType          *string             `json:"activity_type,omitempty"`
-	BasePoints            *int64              `json:"base_points,omitempty"`
-	Discount              *int64              `json:"discount,omitempty"`
-	EarningRate           *string             `json:"earning_rate,omitempty"`
-	ExternalId            *string             `json:"external_id,omitempty"`
-	FromMemberId          *string             `json:"from_member_id,omitempty"`
-	HoldId                *string             `json:"hold_id,omitempty"`
-	ListPoints            *int64              `json:"list_points,omitempty"`
-	Lots                  *[]LotUse           `json:"lots,omitempty"`
-	OptionId              *string             `json:"option_id,omitempty"`
-	PartnerId             *string             `json:"partner_id,omitempty"`
-	PartnerUnits          *int64              `json:"partner_units,omitempty"`
+	ActivityType *string   `json:"activity_type,omitempty"`
+	BasePoints   *int64    `json:"base_points,omitempty"`
+	Discount     *int64    `json:"discount,omitempty"`
+	EarningRate  *string   `json:"earning_rate,omitempty"`
+	ExternalId   *string   `json:"external_id,omitempty"`
+	FromMemberId *string   `json:"from_member_id,omitempty"`
+	HoldId       *string   `json:"hold_id,omitempty"`
+	ListPoints   *int64    `json:"list_points,omitempty"`
+	Lots         *[]LotUse `json:"lots,omitempty"`
+	OptionId     *string   `json:"option_id,omitempty"`
+	PartnerId    *string   `json:"partner_id,omitempty"`
+	PartnerUnits *int64    `json:"partner_units,omitempty"`
+
+	// PendingCancelled A reversal of an earning still pending: the pending points it cancelled (the balance untouched).
+	PendingCancelled      *int64              `json:"pending_cancelled,omitempty"`
 	Policy                *string             `json:"policy,omitempty"`
 	PromoBonus            *int64              `json:"promo_bonus,omitempty"`
 	Promotions            *[]AppliedPromotion `json:"promotions,omitempty"`
@@ -719,6 +765,9 @@ type Breakdown struct {
 	TierMultiplier        *string             `json:"tier_multiplier,omitempty"`
 	ToMemberId            *string             `json:"to_member_id,omitempty"`
 	TransferId            *string             `json:"transfer_id,omitempty"`
+
+	// VestedTransactionId A vest: the earning whose pending points it made spendable.
+	VestedTransactionId *string `json:"vested_transaction_id,omitempty"`
 }
 
 // CardSpendDetails Spend on the co-branded card.
@@ -888,7 +937,7 @@ type EarnResult struct {
 	ExternalId   string `json:"external_id"`
 	MemberId     string `json:"member_id"`
 
-	// NewBalance The spendable balance after the credit.
+	// NewBalance The spendable balance after the credit (unchanged when the points pend).
 	NewBalance int64 `json:"new_balance"`
 
 	// NewTier Present when the activity upgraded the member.
@@ -896,7 +945,10 @@ type EarnResult struct {
 
 	// OccurredAt RFC 3339 time, UTC, to the nanosecond.
 	OccurredAt Timestamp `json:"occurred_at"`
-	PromoBonus int64     `json:"promo_bonus"`
+
+	// PendingPoints Present when the points pend (the program file's vesting): all of total_points_earned, spendable from vests_at. Their status points count towards the tier when they vest.
+	PendingPoints *int64 `json:"pending_points,omitempty"`
+	PromoBonus    int64  `json:"promo_bonus"`
 
 	// Promotions The promotions that applied (null or empty when none).
 	Promotions         *[]AppliedPromotion `json:"promotions"`
@@ -910,6 +962,9 @@ type EarnResult struct {
 	// TraceId The W3C trace id of the request that made this (empty when it was not traced); open it in the trace view.
 	TraceId       TraceID `json:"trace_id"`
 	TransactionId string  `json:"transaction_id"`
+
+	// VestsAt RFC 3339 time, UTC, to the nanosecond.
+	VestsAt *Timestamp `json:"vests_at,omitempty"`
 }
 
 // EarnResultActivityType defines model for EarnResult.ActivityType.
@@ -917,6 +972,17 @@ type EarnResultActivityType string
 
 // Empty An empty object; the route takes nothing.
 type Empty = map[string]interface{}
+
+// ExpiringLot What remains of one lot and when it expires.
+type ExpiringLot struct {
+	// EarnedAt RFC 3339 time, UTC, to the nanosecond.
+	EarnedAt Timestamp `json:"earned_at"`
+
+	// ExpiresAt RFC 3339 time, UTC, to the nanosecond.
+	ExpiresAt Timestamp `json:"expires_at"`
+	LotId     string    `json:"lot_id"`
+	Points    int64     `json:"points"`
+}
 
 // ExpiryResult What an expiry pass did.
 type ExpiryResult struct {
@@ -964,9 +1030,12 @@ type FaultPointList struct {
 
 // FlightDetails A flown segment. Base points come from distance and fare class (422 unknown_fare_class).
 type FlightDetails struct {
-	Cabin         *string `json:"cabin,omitempty"`
-	Destination   *string `json:"destination,omitempty"`
-	DistanceMiles *int64  `json:"distance_miles,omitempty"`
+	Cabin *string `json:"cabin,omitempty"`
+
+	// Date The flight's date (optional). When it is in the future and the program vests flights until_event_date, the points pend until the end of that day (UTC).
+	Date          *openapi_types.Date `json:"date,omitempty"`
+	Destination   *string             `json:"destination,omitempty"`
+	DistanceMiles *int64              `json:"distance_miles,omitempty"`
 
 	// FareClass A booking class of the program file (e.g. Y, B, J).
 	FareClass *string `json:"fare_class,omitempty"`
@@ -982,7 +1051,10 @@ type HoldRef struct {
 type HotelDetails struct {
 	// Amount An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
 	Amount *Money `json:"amount,omitempty"`
-	Nights *int64 `json:"nights,omitempty"`
+
+	// CheckOut The stay's check-out date (optional). When it is in the future and the program vests hotels until_event_date, the points pend until the end of that day (UTC).
+	CheckOut *openapi_types.Date `json:"check_out,omitempty"`
+	Nights   *int64              `json:"nights,omitempty"`
 }
 
 // InternalOrder An order on the internal wire, with its charge id.
@@ -1029,7 +1101,7 @@ type InventoryFaultsInput struct {
 type LiabilityLine struct {
 	Category LiabilityLineCategory `json:"category"`
 
-	// Detail Left out on a category's total; otherwise a part of it: activity_type:<type>, partner:<id> or type:<transaction type>.
+	// Detail Left out on a category's total; otherwise a part of it: activity_type:<type>, partner:<id>, vested (pending earnings that vested in the period) or type:<transaction type>.
 	Detail *string `json:"detail,omitempty"`
 
 	// Money The points valued in each point_value currency, rounded half away from zero to the minor unit.
@@ -1101,6 +1173,9 @@ type Member struct {
 	// Pending Points reserved by pending holds (redemptions or checkouts in flight).
 	Pending int64 `json:"pending"`
 
+	// PendingPoints Earned points waiting to vest (a purchase's return window, a future stay or flight): not spendable, not transferable, no tier credit until they vest. Not to be confused with pending, points reserved by holds.
+	PendingPoints *int64 `json:"pending_points,omitempty"`
+
 	// StatusPoints Tier-qualifying points this status year; redemptions and transfers never count.
 	StatusPoints int64 `json:"status_points"`
 	StatusYear   int   `json:"status_year"`
@@ -1117,6 +1192,20 @@ type Member struct {
 		TierName string    `json:"tier_name"`
 	} `json:"will_downgrade,omitempty"`
 }
+
+// MemberPoints A member's points by state and by lot: available (spendable), held (reserved by pending holds), pending (waiting to vest, soonest first) and the lots they expire in (soonest first; the lots hold available + held, nothing while the balance is negative). Under the inactivity expiry policy every lot expires at the member's inactivity expiry, which any earning or redeeming pushes back.
+type MemberPoints struct {
+	Available    int64                    `json:"available"`
+	Expiring     []ExpiringLot            `json:"expiring"`
+	ExpiryPolicy MemberPointsExpiryPolicy `json:"expiry_policy"`
+	Held         int64                    `json:"held"`
+	MemberId     string                   `json:"member_id"`
+	Pending      []PendingLot             `json:"pending"`
+	PendingTotal int64                    `json:"pending_total"`
+}
+
+// MemberPointsExpiryPolicy defines model for MemberPoints.ExpiryPolicy.
+type MemberPointsExpiryPolicy string
 
 // MergeRequest defines model for MergeRequest.
 type MergeRequest struct {
@@ -1315,6 +1404,27 @@ type PaymentFaultsInput struct {
 	DeclineRatePercent *int64  `json:"decline_rate_percent,omitempty"`
 	LatencyMs          *int64  `json:"latency_ms,omitempty"`
 }
+
+// PendingLot The points of one earning waiting to vest.
+type PendingLot struct {
+	ActivityType PendingLotActivityType `json:"activity_type"`
+
+	// EarnedAt RFC 3339 time, UTC, to the nanosecond.
+	EarnedAt Timestamp `json:"earned_at"`
+	Points   int64     `json:"points"`
+
+	// StatusPoints Counted towards the tier when the points vest.
+	StatusPoints int64 `json:"status_points"`
+
+	// TransactionId The earning.
+	TransactionId string `json:"transaction_id"`
+
+	// VestsAt RFC 3339 time, UTC, to the nanosecond.
+	VestsAt Timestamp `json:"vests_at"`
+}
+
+// PendingLotActivityType defines model for PendingLot.ActivityType.
+type PendingLotActivityType string
 
 // PointsRefunded defines model for PointsRefunded.
 type PointsRefunded struct {
@@ -1650,14 +1760,17 @@ type ReversalResult struct {
 	Actor string `json:"actor"`
 
 	// CreatedAt RFC 3339 time, UTC, to the nanosecond.
-	CreatedAt             Timestamp `json:"created_at"`
-	MemberId              string    `json:"member_id"`
-	NewBalance            int64     `json:"new_balance"`
-	PointsReversed        int64     `json:"points_reversed"`
-	Reason                string    `json:"reason"`
-	ReversedTransactionId string    `json:"reversed_transaction_id"`
-	StatusPointsReversed  int64     `json:"status_points_reversed"`
-	Tier                  string    `json:"tier"`
+	CreatedAt  Timestamp `json:"created_at"`
+	MemberId   string    `json:"member_id"`
+	NewBalance int64     `json:"new_balance"`
+
+	// PendingPointsCancelled Present when the earning was still pending: the points cancelled instead (points_reversed is 0 and the balance untouched).
+	PendingPointsCancelled *int64 `json:"pending_points_cancelled,omitempty"`
+	PointsReversed         int64  `json:"points_reversed"`
+	Reason                 string `json:"reason"`
+	ReversedTransactionId  string `json:"reversed_transaction_id"`
+	StatusPointsReversed   int64  `json:"status_points_reversed"`
+	Tier                   string `json:"tier"`
 
 	// TraceId The W3C trace id of the request that made this (empty when it was not traced); open it in the trace view.
 	TraceId       TraceID `json:"trace_id"`
@@ -1748,6 +1861,9 @@ type Statement struct {
 
 	// NextCursor Fetches the next (older) page; empty on the last page.
 	NextCursor string `json:"next_cursor"`
+
+	// Pending On the first page: the points waiting to vest, soonest first. They are on no account of the member's until they vest, when a vest entry shows them.
+	Pending *[]PendingLot `json:"pending,omitempty"`
 }
 
 // StatementEntry One movement on a member's account.
@@ -1768,12 +1884,14 @@ type StatementEntry struct {
 	Points int64 `json:"points"`
 
 	// TraceId The trace of the request that made the movement (empty when it had none).
-	TraceId       string             `json:"trace_id"`
-	TransactionId string             `json:"transaction_id"`
-	Type          StatementEntryType `json:"type"`
+	TraceId       string `json:"trace_id"`
+	TransactionId string `json:"transaction_id"`
+
+	// Type An earning whose points pended shows as earn when they vest (the ledger's vest transaction; breakdown.vested_transaction_id names the earning).
+	Type StatementEntryType `json:"type"`
 }
 
-// StatementEntryType defines model for StatementEntry.Type.
+// StatementEntryType An earning whose points pended shows as earn when they vest (the ledger's vest transaction; breakdown.vested_transaction_id names the earning).
 type StatementEntryType string
 
 // Stock defines model for Stock.
@@ -2277,6 +2395,9 @@ type GetStatementParams struct {
 
 	// AsOf Answer as the ledger stood at this instant (RFC 3339, not in the future; 400 invalid_as_of): movements that took effect at or before it. A statement as of a time lists them newest effective first, with balance_after along effective time.
 	AsOf *AsOf `form:"as_of,omitempty" json:"as_of,omitempty"`
+
+	// Type Only movements of these types (the entries' type values), comma-separated and/or repeated (400 invalid_type for an unknown one).
+	Type *[]string `form:"type,omitempty" json:"type,omitempty"`
 }
 
 // TransferParams defines parameters for Transfer.
@@ -3400,6 +3521,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/members/{id}/partner-credits (the `CreditFromPartner` operationId).
 	CreditFromPartner(ctx context.Context, id MemberID, params *CreditFromPartnerParams, body CreditFromPartnerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMemberPoints A member's points by lot: available, pending by vesting date, held, and expiring by date (the member, service or admin).
+	//
+	// Corresponds with GET /v1/members/{id}/points (the `GetMemberPoints` operationId).
+	GetMemberPoints(ctx context.Context, id MemberID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RedeemWithBody Redeem points for a catalogue option (the member, service or admin). Hold, fulfil, then post or void.
 	//
@@ -5337,6 +5463,21 @@ func (c *Client) CreditFromPartnerWithBody(ctx context.Context, id MemberID, par
 // Corresponds with POST /v1/members/{id}/partner-credits (the `CreditFromPartner` operationId).
 func (c *Client) CreditFromPartner(ctx context.Context, id MemberID, params *CreditFromPartnerParams, body CreditFromPartnerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreditFromPartnerRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMemberPoints A member's points by lot: available, pending by vesting date, held, and expiring by date (the member, service or admin).
+//
+// Corresponds with GET /v1/members/{id}/points (the `GetMemberPoints` operationId).
+func (c *Client) GetMemberPoints(ctx context.Context, id MemberID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMemberPointsRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -9082,6 +9223,40 @@ func NewCreditFromPartnerRequestWithBody(server string, id MemberID, params *Cre
 	return req, nil
 }
 
+// NewGetMemberPointsRequest constructs an http.Request for the GetMemberPoints method
+func NewGetMemberPointsRequest(server string, id MemberID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/members/%s/points", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRedeemRequest calls the generic Redeem builder with application/json body
 func NewRedeemRequest(server string, id MemberID, params *RedeemParams, body RedeemJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -9206,6 +9381,18 @@ func NewGetStatementRequest(server string, id MemberID, params *GetStatementPara
 		if params.AsOf != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "as_of", *params.AsOf, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -10352,6 +10539,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/members/{id}/partner-credits (the `CreditFromPartner` operationId).
 	CreditFromPartnerWithResponse(ctx context.Context, id MemberID, params *CreditFromPartnerParams, body CreditFromPartnerJSONRequestBody, reqEditors ...RequestEditorFn) (*CreditFromPartnerResponse, error)
+
+	// GetMemberPointsWithResponse A member's points by lot: available, pending by vesting date, held, and expiring by date (the member, service or admin).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/members/{id}/points (the `GetMemberPoints` operationId).
+	GetMemberPointsWithResponse(ctx context.Context, id MemberID, reqEditors ...RequestEditorFn) (*GetMemberPointsResponse, error)
 
 	// RedeemWithBodyWithResponse Redeem points for a catalogue option (the member, service or admin). Hold, fulfil, then post or void.
 	//
@@ -13387,31 +13581,16 @@ func (r ReplacePromotionResponse) ContentType() string {
 	return ""
 }
 
-// GetLiabilityReportResponseDefaultHeaders the declared response headers of an HTTP default response for GetLiabilityReport
-type GetLiabilityReportResponseDefaultHeaders struct {
-	IdempotencyReplayed *string
-	RetryAfter          *int
-}
-
 type GetLiabilityReportResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *LiabilityReport
-	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
-	ApplicationproblemJSONDefault *Problem
-	// HeadersDefault the parsed response headers for an HTTP default response
-	HeadersDefault *GetLiabilityReportResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetLiabilityReportResponse) GetJSON200() *LiabilityReport {
 	return r.JSON200
-}
-
-// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
-func (r GetLiabilityReportResponse) GetApplicationproblemJSONDefault() *Problem {
-	return r.ApplicationproblemJSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -14866,6 +15045,62 @@ func (r CreditFromPartnerResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreditFromPartnerResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMemberPointsResponseDefaultHeaders the declared response headers of an HTTP default response for GetMemberPoints
+type GetMemberPointsResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type GetMemberPointsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MemberPoints
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMemberPointsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMemberPointsResponse) GetJSON200() *MemberPoints {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMemberPointsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMemberPointsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMemberPointsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMemberPointsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMemberPointsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16910,6 +17145,19 @@ func (c *ClientWithResponses) CreditFromPartnerWithResponse(ctx context.Context,
 		return nil, err
 	}
 	return ParseCreditFromPartnerResponse(rsp)
+}
+
+// GetMemberPointsWithResponse A member's points by lot: available, pending by vesting date, held, and expiring by date (the member, service or admin).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/members/{id}/points (the `GetMemberPoints` operationId).
+func (c *ClientWithResponses) GetMemberPointsWithResponse(ctx context.Context, id MemberID, reqEditors ...RequestEditorFn) (*GetMemberPointsResponse, error) {
+	rsp, err := c.GetMemberPoints(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMemberPointsResponse(rsp)
 }
 
 // RedeemWithBodyWithResponse Redeem points for a catalogue option (the member, service or admin). Hold, fulfil, then post or void.
@@ -19972,36 +20220,9 @@ func ParseGetLiabilityReportResponse(rsp *http.Response) (*GetLiabilityReportRes
 		}
 		response.JSON200 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSONDefault = &dest
-
 	case rsp.StatusCode == 200:
 		// Content-type (text/csv) unsupported
 
-	}
-
-	switch {
-	case true:
-		var headers GetLiabilityReportResponseDefaultHeaders
-		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.IdempotencyReplayed = &value
-		}
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -21383,6 +21604,59 @@ func ParseCreditFromPartnerResponse(rsp *http.Response) (*CreditFromPartnerRespo
 		response.Headers201 = &headers
 	case true:
 		var headers CreditFromPartnerResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMemberPointsResponse parses an HTTP response from a GetMemberPointsWithResponse call
+func ParseGetMemberPointsResponse(rsp *http.Response) (*GetMemberPointsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMemberPointsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MemberPoints
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers GetMemberPointsResponseDefaultHeaders
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

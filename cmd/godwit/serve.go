@@ -164,6 +164,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Jobs.LoyaltyExpiry, "expiry-interval", 24*time.Hour, "how often loyalty points expiry runs (0: never)")
 	fs.DurationVar(&c.Jobs.LoyaltyHoldReaper, "hold-reaper-interval", time.Minute, "how often expired points holds are voided (0: never)")
 	fs.DurationVar(&c.Jobs.Requalification, "requalify-interval", 24*time.Hour, "how often tier requalification runs (0: never)")
+	fs.DurationVar(&c.Jobs.LoyaltyVesting, "vesting-interval", time.Hour, "how often pending loyalty points that are due vest (0: never)")
 	lim := def.RateLimits
 	fs.Float64Var(&c.RateLimits.Member.PerSecond, "rate-limit-member", lim.Member.PerSecond, "requests per second allowed to each member token (0: no limit; `godwit loadgen` traffic carries a load-test pass and is exempt)")
 	fs.IntVar(&c.RateLimits.Member.Burst, "rate-limit-member-burst", lim.Member.Burst, "burst allowed to each member token")

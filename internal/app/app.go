@@ -145,6 +145,7 @@ type JobIntervals struct {
 	LoyaltyExpiry     time.Duration // points expiry
 	LoyaltyHoldReaper time.Duration // voids expired points holds
 	Requalification   time.Duration // tier requalification at the year's end
+	LoyaltyVesting    time.Duration // vests pending points that are due
 	Retention         time.Duration // default 10m; what it removes is Config.Retention
 }
 
@@ -460,6 +461,7 @@ func (a *App) RunJobs(ctx context.Context) {
 		every("loyalty_expiry", a.jobs.LoyaltyExpiry, a.Loyalty.ExpiryPass)
 		every("loyalty_hold_reaper", a.jobs.LoyaltyHoldReaper, a.Loyalty.HoldReaperPass)
 		every("loyalty_requalification", a.jobs.Requalification, a.Loyalty.RequalificationPass)
+		every("loyalty_vesting", a.jobs.LoyaltyVesting, a.Loyalty.VestingPass)
 	}
 	if r := a.retention; r.Carts > 0 || r.IdempotencyKeys > 0 || r.FailedCheckouts > 0 {
 		every("retention", a.jobs.Retention, a.RetentionPass)

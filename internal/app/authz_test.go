@@ -105,6 +105,7 @@ var authzTable = map[string]expectation{
 	"GET /v1/members/{id}/statement":                          memberSelf,
 	"GET /v1/members/{id}/balance":                            memberSelf,
 	"GET /v1/admin/reports/liability":                         adminOnly,
+	"GET /v1/members/{id}/points":                             memberSelf,
 	"POST /v1/admin/promotions":                               adminOnly,
 	"GET /v1/admin/promotions":                                adminOnly,
 	"GET /v1/admin/promotions/{id}":                           adminOnly,

@@ -129,6 +129,19 @@ func TestEveryCatalogueEventFromItsFlow(t *testing.T) {
 				map[string]string{"Idempotency-Key": "ev-refund-1"}); code != 200 && code != 201 {
 				t.Fatalf("refund: %d %v", code, body)
 			}
+			// The refund cancelled the order's points while they pended (no
+			// points.reversed); a cancelled flight's vested points are reversed.
+			code, cancelled := c.call("POST", "/v1/members/ev-a/activities", svc, map[string]any{
+				"type": "flight", "external_id": "PNR-9", "occurred_at": now,
+				"flight": map[string]any{"distance_miles": 500, "fare_class": "Y", "cabin": "economy", "origin": "JFK", "destination": "BOS"},
+			}, nil)
+			if code != 201 {
+				t.Fatalf("earn: %d %v", code, cancelled)
+			}
+			if code, body := c.call("POST", "/v1/admin/transactions/"+cancelled["transaction_id"].(string)+"/reversal", admin,
+				map[string]any{"reason": "flight cancelled"}, nil); code != 200 && code != 201 {
+				t.Fatalf("reversal: %d %v", code, body)
+			}
 			if _, err := a.Loyalty.ExpireBatch(ctx, loyalty.ExpireOptions{Now: time.Now().AddDate(5, 0, 0)}); err != nil {
 				t.Fatal(err)
 			}

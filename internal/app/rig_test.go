@@ -244,7 +244,7 @@ func (r *rig) buy(token, productID string, body map[string]any) map[string]any {
 // fingerprintTables are counted before and after a rejected request.
 var fingerprintTables = []string{
 	"loyalty_members", "loyalty_transactions", "loyalty_postings", "loyalty_lots", "loyalty_activities",
-	"loyalty_holds", "loyalty_redemptions", "loyalty_transfers", "products", "reservations", "carts", "cart_items",
+	"loyalty_pending", "loyalty_holds", "loyalty_redemptions", "loyalty_transfers", "products", "reservations", "carts", "cart_items",
 	"payment_charges", "payment_refunds", "orders", "order_refunds", "outbox", "checkouts", "idempotency_keys",
 }
 

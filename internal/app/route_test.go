@@ -59,6 +59,7 @@ func TestServerSpansCarryTheRouteTemplate(t *testing.T) {
 		{"GET", "/v1/products/" + w.productID, "", "/v1/products/{id}", 200, nil},
 		{"POST", "/v1/members/" + w.self + "/activities", admin, "/v1/members/{id}/activities", 201, activity},
 		{"GET", "/v1/members/" + w.self + "/statement", w.selfToken, "/v1/members/{id}/statement", 200, nil},
+		{"GET", "/v1/members/" + w.self + "/points", w.selfToken, "/v1/members/{id}/points", 200, nil},
 		{"GET", "/v1/members/" + w.self, admin, "/v1/members/{id}", 200, nil},
 		{"GET", "/v1/products", "", "/v1/products", 200, nil},
 		{"GET", "/v1/members/nobody-here", admin, "/v1/members/{id}", 404, nil},

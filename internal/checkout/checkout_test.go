@@ -726,7 +726,7 @@ func TestLocalCrashBeforeAndAfterEachCommit(t *testing.T) {
 				if got := f.available(t, p.ID); got != stock {
 					t.Errorf("stock = %d, want %d", got, stock)
 				}
-				if got := f.loyalty.Balance(member); got != points {
+				if got := f.loyalty.pointsEarned(member); got != points {
 					t.Errorf("points = %d, want %d", got, points)
 				}
 				f.assertConsistent(t)

@@ -84,6 +84,8 @@ func (f *fakeLoyalty) Balance(m string) int64 {
 	return f.balance[m]
 }
 
+func (f *fakeLoyalty) pointsEarned(m string) int64 { return f.Balance(m) } // the fake credits at once
+
 func (f *fakeLoyalty) heldPoints() (pending int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -181,6 +183,9 @@ type pointsBook interface {
 	setBalance(member string, points int64)
 	Balance(member string) int64
 	heldPoints() int64
+	// pointsEarned is the member's spendable balance plus the points still
+	// pending (a purchase's points pend for its return window).
+	pointsEarned(member string) int64
 }
 
 // realLoyalty is the loyalty service on the test database, as a local
@@ -217,6 +222,15 @@ func (r *realLoyalty) Balance(m string) int64 {
 		r.t.Error(err)
 	}
 	return mem.Balance
+}
+
+func (r *realLoyalty) pointsEarned(m string) int64 {
+	r.t.Helper()
+	pending, err := r.svc.PendingPoints(context.Background(), m)
+	if err != nil {
+		r.t.Error(err)
+	}
+	return r.Balance(m) + pending
 }
 
 func (r *realLoyalty) heldPoints() int64 {

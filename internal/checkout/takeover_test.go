@@ -68,8 +68,8 @@ func TestRetryTakesOverCrashedCheckout(t *testing.T) {
 		}
 		orders := f.count(t, `SELECT COUNT(*) FROM orders WHERE status = 'confirmed'`)
 		// Each order: 2 × 15.00 − 5.00 in points = 25.00 charged → 25 points earned.
-		if want := 10_000 - orders*500 + orders*25; f.loyalty.Balance(member) != want {
-			t.Errorf("points balance = %d, want %d (%d orders)", f.loyalty.Balance(member), want, orders)
+		if want := 10_000 - orders*500 + orders*25; f.loyalty.pointsEarned(member) != want {
+			t.Errorf("points balance + pending = %d, want %d (%d orders)", f.loyalty.pointsEarned(member), want, orders)
 		}
 	})
 }

@@ -146,8 +146,9 @@ func decodeAsOfCursor(c string) (eff, id int64, err error) {
 // effective at or before it, newest effective first (ties in booking
 // order). Each entry's BalanceAfter is the balance along effective time —
 // the first entry's is the balance as of at — so a backdated adjustment sits
-// where it takes effect and the balances after it include it.
-func (s *Service) StatementAt(ctx context.Context, memberID string, at time.Time, limit int, cursor string) (Statement, error) {
+// where it takes effect and the balances after it include it. types filter
+// the entries as for Statement; the balances still count every movement.
+func (s *Service) StatementAt(ctx context.Context, memberID string, at time.Time, limit int, cursor string, types ...string) (Statement, error) {
 	if limit == 0 {
 		limit = DefaultStatementLimit
 	}
@@ -174,8 +175,8 @@ func (s *Service) StatementAt(ctx context.Context, memberID string, at time.Time
 			FROM loyalty_postings p JOIN loyalty_transactions t ON t.id = p.transaction_id
 			WHERE p.account = $1 AND `+effectiveExpr+` <= $2
 		) m
-		WHERE eff < $3 OR (eff = $3 AND id < $4)
-		ORDER BY eff DESC, id DESC LIMIT $5`, MemberAccount(memberID), db.Micros(at), curEff, curID, limit+1)
+		WHERE (eff < $3 OR (eff = $3 AND id < $4))`+strings.Replace(typeFilter(types, 6), "t.type", "m.type", 1)+`
+		ORDER BY eff DESC, id DESC LIMIT $5`, append([]any{MemberAccount(memberID), db.Micros(at), curEff, curID, limit + 1}, anys(types)...)...)
 	if err != nil {
 		return Statement{}, internal("statement as of", err)
 	}
@@ -192,6 +193,9 @@ func (s *Service) StatementAt(ctx context.Context, memberID string, at time.Time
 		)
 		if err := rows.Scan(&id, &e.Points, &e.BalanceAfter, &e.TransactionID, &e.Type, &bd, &e.TraceID, &created, &eff); err != nil {
 			return Statement{}, internal("statement as of", err)
+		}
+		if e.Type == TxVest { // as Statement shows it
+			e.Type = TxEarn
 		}
 		e.Breakdown = json.RawMessage(bd)
 		e.CreatedAt = db.FromMicros(created)

@@ -92,11 +92,19 @@ func TestHTTPClient(t *testing.T) {
 		if b := balance(); b != before+300 {
 			t.Fatalf("balance after refund = %d, want %d", b, before+300)
 		}
+		if earned.PendingPoints != earned.TotalPointsEarned {
+			t.Fatalf("EarnPurchase pends %d of %d points", earned.PendingPoints, earned.TotalPointsEarned)
+		}
 		if err := c.ReversePurchase(ctx, "m1", "ord_1"); err != nil {
 			t.Fatal(err)
 		}
-		if b := balance(); b != before+300-earned.TotalPointsEarned {
-			t.Fatalf("balance after reversal = %d, want %d", b, before+300-earned.TotalPointsEarned)
+		// Refunded within the return window: the pending points are
+		// cancelled, the balance is untouched.
+		if b := balance(); b != before+300 {
+			t.Fatalf("balance after reversal = %d, want %d", b, before+300)
+		}
+		if p, err := e.svc.PendingPoints(ctx, "m1"); err != nil || p != 0 {
+			t.Fatalf("pending after reversal = %d, %v; want 0", p, err)
 		}
 		err = c.ReversePurchase(ctx, "m2", "ord_1")
 		peertest.WantError(t, err, errs.Conflict, "order_member_mismatch", http.StatusConflict)

@@ -37,6 +37,10 @@ type Activity struct {
 	// Nights (hotel) and OrderID (purchase) are recorded, not used for earning.
 	Nights  int64
 	OrderID string
+	// EventDate is the activity's own date, when it has one: a hotel stay's
+	// check-out date, a flight's date. A future one may make the points pend
+	// until it (program.Vesting).
+	EventDate time.Time
 }
 
 // AppliedPromotion is one promotion's share of an earning.
@@ -69,6 +73,12 @@ type EarnResult struct {
 	OccurredAt   time.Time `json:"occurred_at"`
 	CreatedAt    time.Time `json:"created_at"`
 	TraceID      string    `json:"trace_id"`
+	// PendingPoints are the points that pend until VestsAt (all of
+	// TotalPointsEarned, or 0 when they vested at once): they are not in
+	// NewBalance, and StatusPointsEarned count towards the tier when they
+	// vest (pending.go).
+	PendingPoints int64      `json:"pending_points,omitempty"`
+	VestsAt       *time.Time `json:"vests_at,omitempty"`
 	// Replayed is true when this is the stored result of an earlier request
 	// with the same source and external id.
 	Replayed bool `json:"-"`
@@ -104,6 +114,10 @@ type Breakdown struct {
 	ReversedTransaction  string `json:"reversed_transaction_id,omitempty"`
 	StatusPointsReverted int64  `json:"status_points_reverted,omitempty"`
 	Reason               string `json:"reason,omitempty"`
+	// Pending points (pending.go): a vest names the earning it vested; a
+	// reversal of a pending earning, the points it cancelled.
+	VestedTransaction string `json:"vested_transaction_id,omitempty"`
+	PendingCancelled  int64  `json:"pending_cancelled,omitempty"`
 }
 
 // Limits on activities.
@@ -262,6 +276,9 @@ func activityHash(memberID string, a Activity) string {
 	fmt.Fprintf(h, "%s\x00%s\x00%d%s\x00%s\x00%d\x00%s", memberID, a.Type, a.Amount.Amount, a.Amount.Currency, a.MerchantCategory, a.Nights, a.OrderID)
 	if f := a.Flight; f != nil {
 		fmt.Fprintf(h, "\x00%d\x00%s\x00%s\x00%s\x00%s", f.DistanceMiles, f.FareClass, f.Cabin, f.Origin, f.Destination)
+	}
+	if !a.EventDate.IsZero() { // left out when absent: earlier activities keep their hash
+		fmt.Fprintf(h, "\x00date:%s", a.EventDate.UTC().Format(time.DateOnly))
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -424,6 +441,11 @@ func (s *Service) decideEarning(ctx context.Context, m Member, e earning, tier p
 	total := e.base.BasePoints + tierBonus + promoBonus
 	newTier := tier
 	statusPoints := m.StatusPoints + e.base.StatusPoints
+	vestsAt := s.prog.Vesting.VestsAt(e.a.Type, e.a.OccurredAt, e.a.EventDate, e.now)
+	pending := total > 0 && !vestsAt.IsZero()
+	if pending { // status points count when the points vest
+		statusPoints = m.StatusPoints
+	}
 	if t := s.prog.TierFor(statusPoints); t.Rank > tier.Rank {
 		newTier = t
 	}
@@ -435,6 +457,9 @@ func (s *Service) decideEarning(ctx context.Context, m Member, e earning, tier p
 	}
 	if newTier.ID != tier.ID {
 		res.NewTier = newTier.ID
+	}
+	if pending {
+		res.PendingPoints, res.VestsAt, res.NewBalance = total, &vestsAt, m.Balance
 	}
 	bd := Breakdown{
 		ActivityType: e.a.Type, ExternalID: e.a.ExternalID,
@@ -512,6 +537,9 @@ type earnWrite struct {
 // earnEvents are the events of an earning: points.earned, and tier.changed
 // when the activity upgraded the member.
 func (s *Service) earnEvents(ctx context.Context, r EarnResult, orderID string, statusPoints int64) ([]events.Event, error) {
+	if r.PendingPoints > 0 {
+		return nil, nil // announced when the points vest (vestEvents)
+	}
 	evs, err := s.event(ctx, events.PointsEarned, r.MemberID, r.CreatedAt, events.PointsEarnedData{
 		MemberID: r.MemberID, TransactionID: r.TransactionID, ActivityType: r.ActivityType, ExternalID: r.ExternalID,
 		OrderID: orderID, Points: r.TotalPointsEarned, BasePoints: r.BasePoints, TierBonus: r.TierBonus,
@@ -546,16 +574,18 @@ func (w *earnWrite) exec(ctx context.Context, tx *db.Tx) error {
 	if w.events != nil {
 		with = append(with, *w.events)
 	}
+	set := ledger.Stmt{SQL: `status_points = $1::bigint, status_year = $2::integer, tier = $3::text, last_activity_at = $4::bigint, updated_at = $5::bigint,
+		prev_status_points = CASE WHEN status_year < $2::integer THEN status_points ELSE prev_status_points END,
+		prev_status_year = CASE WHEN status_year < $2::integer THEN status_year ELSE prev_status_year END`,
+		Args: []any{w.statusPoints, r.CreatedAt.Year(), r.Tier, db.Micros(w.lastActivity), db.Micros(r.CreatedAt)}}
+	if r.PendingPoints > 0 {
+		return w.execPending(ctx, tx, string(bd), set, with)
+	}
 	return ledger.PostCredit(ctx, tx, ledger.Credit{
 		ID: r.TransactionID, Type: TxEarn, MemberID: r.MemberID, Key: "activity:" + w.source + ":" + r.ExternalID,
 		Breakdown: string(bd), Actor: w.actor, TraceID: r.TraceID, At: r.CreatedAt,
 		From: AccountIssuance, Points: ledger.Points(r.TotalPointsEarned), Before: balanceOf(w.member),
-		LotID: w.lotID, LotExpires: w.expiresAt,
-		MemberSet: ledger.Stmt{SQL: `status_points = $1::bigint, status_year = $2::integer, tier = $3::text, last_activity_at = $4::bigint, updated_at = $5::bigint,
-		prev_status_points = CASE WHEN status_year < $2::integer THEN status_points ELSE prev_status_points END,
-		prev_status_year = CASE WHEN status_year < $2::integer THEN status_year ELSE prev_status_year END`,
-			Args: []any{w.statusPoints, r.CreatedAt.Year(), r.Tier, db.Micros(w.lastActivity), db.Micros(r.CreatedAt)}},
-		With: with,
+		LotID: w.lotID, LotExpires: w.expiresAt, MemberSet: set, With: with,
 	})
 }
 

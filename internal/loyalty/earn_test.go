@@ -76,7 +76,7 @@ func TestEarningRules(t *testing.T) {
 		{"missing external id", flight("", 1000, "Y"), 0, 0, "invalid_external_id"},
 	}
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		e := newEnv(t, d)
+		e := newEnvWith(t, d, instantVesting()) // the rules, not when points vest (pending_test.go)
 		for i, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				id := fmt.Sprintf("m%d", i)

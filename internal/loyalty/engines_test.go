@@ -57,6 +57,9 @@ func TestEnginesWriteSameRows(t *testing.T) {
 			"partner rejects: error partner_rejected",
 			"reverse upgrade: points 27500 status 26000 balance -1450 tier blue",
 			"void expired holds: 1",
+			"reverse pending purchase: balance 0",
+			"vest: candidates 1 affected 1 earnings 1 points 456",
+			"vest again: candidates 0 affected 0 earnings 0 points 0",
 			"expire: candidates 4 affected 4",
 		} {
 			if !slices.ContainsFunc(run.outcomes, func(o string) bool { return strings.HasPrefix(o, want) }) {
@@ -118,6 +121,9 @@ var comparedTables = []struct {
 		func(c []string) string { return "redemption:" + c[1] + "@" + c[15] }},
 	{"loyalty_transfers", "id, kind, member_id, partner_id, to_member_id, points, partner_units, hold_id, reference, status, confirmation, new_balance, transaction_id, trace_id, created_at, updated_at",
 		func(c []string) string { return "transfer:" + c[2] + "@" + c[14] }},
+	// member, created_at
+	{"loyalty_pending", "id, member_id, transaction_id, activity_type, points, status_points, vests_at, status, settled_transaction_id, created_at, settled_at",
+		func(c []string) string { return "pending:" + c[1] + "@" + c[9] }},
 	// The event id is random, as is the traceparent's span id.
 	{"events", "type, source, subject, time, data, CASE WHEN traceparent <> '' THEN 'traced' ELSE 'untraced' END", nil},
 }
@@ -258,6 +264,20 @@ func runEngineScript(t *testing.T, d *db.DB) engineRun {
 		r, err := svc.EarnPurchase(ctx, "dee", "order-2", money.Money{Amount: 10_000, Currency: "USD"})
 		return fmt.Sprintf("total %d balance %d", r.TotalPointsEarned, r.NewBalance), err
 	})
+	// Purchases pend for their 30-day return window: one is refunded
+	// within it (cancelled, the balance untouched), the other vests.
+	step("reverse pending purchase", func() (string, error) {
+		err := svc.ReversePurchase(ctx, "dee", "order-2")
+		m, _ := svc.GetMember(ctx, "dee")
+		return fmt.Sprintf("balance %d", m.Balance), err
+	})
+	clk.Set(clk.Now().AddDate(0, 0, 30))
+	for _, name := range []string{"vest", "vest again"} {
+		step(name, func() (string, error) {
+			r, err := svc.VestBatch(ctx, loyalty.VestOptions{})
+			return fmt.Sprintf("candidates %d affected %d earnings %d points %d", r.Candidates, r.AccountsAffected, r.EarningsVested, r.TotalPointsVested), err
+		})
+	}
 
 	// Holds: pay-with-points at checkout.
 	h1 := hold("hold captured", "ana", 700, "checkout:1")
@@ -453,10 +473,14 @@ func checkScriptEvents(t *testing.T, d *db.DB) {
 			t.Errorf("event %s (%s) carries no trace context", e.ID, e.Type)
 		}
 	}
-	// Every earning, transfer and redemption transaction has its event.
+	// Every earning, transfer and redemption transaction has its event. An
+	// earning that pended has its points.earned when it vests, and none if
+	// a reversal cancelled it while pending (nor a points.reversed then).
 	for typ, txType := range map[string]string{events.PointsEarned: "earn", events.PointsTransferred: "transfer", events.PointsRedeemed: "redeem", events.PointsExpired: "expire", events.PointsReversed: "reversal"} {
 		var txs int
-		if err := d.Read().QueryRow(`SELECT COUNT(*) FROM loyalty_transactions WHERE type = $1`, txType).Scan(&txs); err != nil {
+		if err := d.Read().QueryRow(`SELECT COUNT(*) FROM loyalty_transactions t WHERE t.type = $1
+			AND NOT EXISTS (SELECT 1 FROM loyalty_pending p WHERE p.transaction_id = t.id AND p.status <> 'vested')
+			AND NOT EXISTS (SELECT 1 FROM loyalty_pending p WHERE p.settled_transaction_id = t.id AND p.status = 'cancelled')`, txType).Scan(&txs); err != nil {
 			t.Fatal(err)
 		}
 		if got := len(eventstest.OfType(evs, typ)); got != txs {

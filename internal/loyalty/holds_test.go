@@ -228,6 +228,10 @@ func TestEarnPurchase(t *testing.T) {
 		if first.TotalPointsEarned != 123 || first.ExternalID != "order:o-1" || first.ActivityType != "purchase" {
 			t.Errorf("first %+v", first)
 		}
+		// Purchase points pend for the return window (30 days by default).
+		if first.PendingPoints != 123 || first.NewBalance != 0 || first.VestsAt == nil || !first.VestsAt.Equal(startTime.AddDate(0, 0, 30)) {
+			t.Errorf("first pends %d until %v, balance %d; want 123 until %v, balance 0", first.PendingPoints, first.VestsAt, first.NewBalance, startTime.AddDate(0, 0, 30))
+		}
 		e.clock.Set(startTime.Add(time.Hour))
 		again, err := e.svc.EarnPurchase(ctx, "m", "o-1", usd(12_345))
 		if err != nil || again.TransactionID != first.TransactionID || !again.Replayed {
@@ -236,8 +240,15 @@ func TestEarnPurchase(t *testing.T) {
 		if _, err := e.svc.EarnPurchase(ctx, "m", "o-2", moneyEUR(100)); errs.CodeOf(err) != "currency_not_accepted" {
 			t.Errorf("EUR purchase: %v", err)
 		}
+		if m := e.get(t, "m"); m.Balance != 0 {
+			t.Errorf("balance %d while pending", m.Balance)
+		}
+		e.clock.Set(startTime.AddDate(0, 0, 30))
+		if _, err := e.svc.VestBatch(ctx, loyalty.VestOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		if m := e.get(t, "m"); m.Balance != 123 {
-			t.Errorf("balance %d", m.Balance)
+			t.Errorf("balance %d after vesting", m.Balance)
 		}
 		e.verify(t)
 	})

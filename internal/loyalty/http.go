@@ -21,6 +21,7 @@ func (s *Service) Routes() []httpx.Route {
 		{Method: "POST", Pattern: "/v1/members/{id}/activities", Summary: "Post an activity and earn points", Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Atomic: true, Handler: s.handlePostActivity},
 		{Method: "GET", Pattern: "/v1/members/{id}/statement", Summary: "A member's points movements, newest first", Access: auth.MemberSelf("id"), Handler: s.handleStatement},
 		{Method: "GET", Pattern: "/v1/members/{id}/balance", Summary: "A member's ledger balance, now or as of a time", Access: auth.MemberSelf("id"), Handler: s.handleBalance},
+		{Method: "GET", Pattern: "/v1/members/{id}/points", Summary: "A member's points by lot: available, pending, held, expiring", Access: auth.MemberSelf("id"), Handler: s.handlePoints},
 		{Method: "POST", Pattern: "/v1/admin/promotions", Summary: "Create a promotion", Access: auth.AdminOnly, Idempotency: httpx.IdempotencyOptional, Handler: s.handleCreatePromotion},
 		{Method: "GET", Pattern: "/v1/admin/promotions", Summary: "List promotions", Access: auth.AdminOnly, Handler: s.handleListPromotions},
 		{Method: "GET", Pattern: "/v1/admin/promotions/{id}", Summary: "Read a promotion", Access: auth.AdminOnly, Handler: s.handleGetPromotion},
@@ -32,15 +33,18 @@ func (s *Service) Routes() []httpx.Route {
 
 // MemberJSON is the API's member shape.
 type MemberJSON struct {
-	ID             string            `json:"id"`
-	Name           string            `json:"name"`
-	Email          string            `json:"email"`
-	Tier           string            `json:"tier"`
-	TierName       string            `json:"tier_name"`
-	Balance        int64             `json:"balance"`
-	Pending        int64             `json:"pending"`
-	StatusPoints   int64             `json:"status_points"`
-	StatusYear     int               `json:"status_year"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Email        string `json:"email"`
+	Tier         string `json:"tier"`
+	TierName     string `json:"tier_name"`
+	Balance      int64  `json:"balance"`
+	Pending      int64  `json:"pending"`
+	StatusPoints int64  `json:"status_points"`
+	StatusYear   int    `json:"status_year"`
+	// PendingPoints are earned points waiting to vest (pending.go), not
+	// spendable; Pending above is points reserved by holds.
+	PendingPoints  int64             `json:"pending_points"`
 	NextTier       *NextTierProgress `json:"next_tier"`
 	LastActivityAt *time.Time        `json:"last_activity_at,omitempty"`
 	CreatedAt      time.Time         `json:"created_at"`
@@ -100,6 +104,9 @@ func (s *Service) handleGetMember(w http.ResponseWriter, r *http.Request) error 
 	if j.WillDowngrade, err = s.WillDowngrade(r.Context(), m); err != nil {
 		return err
 	}
+	if j.PendingPoints, err = s.PendingPoints(r.Context(), m.ID); err != nil {
+		return err
+	}
 	httpx.WriteJSON(w, http.StatusOK, j)
 	return nil
 }
@@ -110,11 +117,15 @@ type flightJSON struct {
 	Cabin         string `json:"cabin"`
 	Origin        string `json:"origin"`
 	Destination   string `json:"destination"`
+	// Date (YYYY-MM-DD, optional): a future flight's points pend until it.
+	Date string `json:"date"`
 }
 
 type hotelJSON struct {
 	Amount *money.Money `json:"amount"`
 	Nights int64        `json:"nights"`
+	// CheckOut (YYYY-MM-DD, optional): the points pend until it.
+	CheckOut string `json:"check_out"`
 }
 
 type cardSpendJSON struct {
@@ -177,15 +188,22 @@ func (req activityRequest) toActivity() (Activity, error) {
 	missingAmount := func() error {
 		return errs.Coded(errs.Unprocessable, "missing_amount", "%s.amount is required", req.Type).With("field", req.Type+".amount")
 	}
+	var err error
 	switch req.Type {
 	case program.ActivityFlight:
 		f := req.Flight
 		a.Flight = &program.Flight{DistanceMiles: f.DistanceMiles, FareClass: f.FareClass, Cabin: f.Cabin, Origin: f.Origin, Destination: f.Destination}
+		if a.EventDate, err = eventDate("flight.date", f.Date); err != nil {
+			return Activity{}, err
+		}
 	case program.ActivityHotel:
 		if req.Hotel.Amount == nil {
 			return Activity{}, missingAmount()
 		}
 		a.Amount, a.Nights = *req.Hotel.Amount, req.Hotel.Nights
+		if a.EventDate, err = eventDate("hotel.check_out", req.Hotel.CheckOut); err != nil {
+			return Activity{}, err
+		}
 	case program.ActivityCardSpend:
 		if req.CardSpend.Amount == nil {
 			return Activity{}, missingAmount()
@@ -234,21 +252,27 @@ func (s *Service) handleStatement(w http.ResponseWriter, r *http.Request) error 
 		}
 		limit = n
 	}
-	var (
-		st  Statement
-		err error
-	)
+	types, err := statementTypes(r.URL.Query()["type"])
+	if err != nil {
+		return err
+	}
+	var st Statement
 	if v := r.URL.Query().Get("as_of"); v != "" {
 		var at time.Time
 		if at, err = ParseAsOf(v, s.now().UTC()); err != nil {
 			return err
 		}
-		st, err = s.StatementAt(r.Context(), r.PathValue("id"), at, limit, r.URL.Query().Get("cursor"))
+		st, err = s.StatementAt(r.Context(), r.PathValue("id"), at, limit, r.URL.Query().Get("cursor"), types...)
 	} else {
-		st, err = s.Statement(r.Context(), r.PathValue("id"), limit, r.URL.Query().Get("cursor"))
+		st, err = s.Statement(r.Context(), r.PathValue("id"), limit, r.URL.Query().Get("cursor"), types...)
 	}
 	if err != nil {
 		return err
+	}
+	if r.URL.Query().Get("cursor") == "" && r.URL.Query().Get("as_of") == "" { // the first page of today's statement lists what is pending
+		if st.Pending, err = s.pendingLots(r.Context(), s.db.Read(), r.PathValue("id")); err != nil {
+			return internal("statement", err)
+		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, st)
 	return nil

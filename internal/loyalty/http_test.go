@@ -107,13 +107,14 @@ func TestActivitiesAPI(t *testing.T) {
 		svc := e.service(t)
 		var balance int64
 		for _, c := range []struct {
-			body  map[string]any
-			total int64
+			body    map[string]any
+			total   int64
+			pending bool // purchase points pend for the 30-day return window
 		}{
-			{activity("flight", "f1", map[string]any{"distance_miles": 2475, "fare_class": "Y", "cabin": "economy", "origin": "JFK", "destination": "LAX"}), 2475},
-			{activity("hotel", "h1", map[string]any{"amount": usdJSON(34500), "nights": 2}), 3450},
-			{activity("card_spend", "c1", map[string]any{"amount": usdJSON(10000), "merchant_category": "3001"}), 200},
-			{activity("purchase", "p1", map[string]any{"amount": usdJSON(4999), "order_id": "o1"}), 49},
+			{activity("flight", "f1", map[string]any{"distance_miles": 2475, "fare_class": "Y", "cabin": "economy", "origin": "JFK", "destination": "LAX"}), 2475, false},
+			{activity("hotel", "h1", map[string]any{"amount": usdJSON(34500), "nights": 2}), 3450, false},
+			{activity("card_spend", "c1", map[string]any{"amount": usdJSON(10000), "merchant_category": "3001"}), 200, false},
+			{activity("purchase", "p1", map[string]any{"amount": usdJSON(4999), "order_id": "o1"}), 49, true},
 		} {
 			r := e.do(t, "POST", "/v1/members/m/activities", svc, c.body)
 			if r.status != http.StatusCreated {
@@ -121,7 +122,16 @@ func TestActivitiesAPI(t *testing.T) {
 			}
 			var res map[string]any
 			r.json(t, &res)
-			balance += c.total
+			if c.pending {
+				if res["pending_points"] != float64(c.total) || res["vests_at"] != startTime.Add(-time.Hour).AddDate(0, 0, 30).Format(time.RFC3339) {
+					t.Errorf("%v: %s, want %d points pending until %s", c.body["type"], r.raw, c.total, startTime.Add(-time.Hour).AddDate(0, 0, 30).Format(time.RFC3339))
+				}
+			} else {
+				balance += c.total
+				if _, ok := res["pending_points"]; ok {
+					t.Errorf("%v: %s pends", c.body["type"], r.raw)
+				}
+			}
 			for _, k := range []string{"transaction_id", "base_points", "tier_bonus", "promo_bonus", "total_points_earned", "new_balance", "trace_id", "promotions"} {
 				if _, ok := res[k]; !ok {
 					t.Errorf("%v: response lacks %s: %s", c.body["type"], k, r.raw)

@@ -104,6 +104,15 @@ func liabilityCategory(typ, account, activity string) (category, detail string, 
 	switch {
 	case typ == TxEarn && account == AccountIssuance:
 		return LiabilityEarned, "activity_type:" + activity, true
+	case typ == TxEarn && kind == "pending":
+		// A pending earning is no liability until it vests: its pending
+		// leg takes back what its issuance leg counted.
+		return LiabilityEarned, "activity_type:" + activity, true
+	case typ == TxVest && kind == "pending":
+		return LiabilityEarned, "vested", true
+	case typ == TxReversal && kind == "pending":
+		// Points cancelled while pending were never the member's.
+		return LiabilityReversed, "", true
 	case typ == TxPartnerCredit && kind == "partner":
 		return LiabilityEarned, "partner:" + id, true
 	case (typ == TxRedeem || typ == TxRefund) && account == AccountRedemption:

@@ -165,6 +165,7 @@ type Service struct {
 	redeemLatency metric.Float64Histogram
 	transferred   metric.Int64Counter
 	expired       metric.Int64Counter
+	vested        metric.Int64Counter
 
 	outMu     sync.Mutex
 	outTTL    time.Duration
@@ -240,6 +241,9 @@ func (s *Service) initMetrics(m metric.Meter) error {
 	if s.expired, err = m.Int64Counter("loyalty.points_expired_total",
 		metric.WithDescription("Points expired by the expiry job"),
 		metric.WithUnit("{point}")); err != nil {
+		return err
+	}
+	if s.vested, err = vestedCounter(m); err != nil {
 		return err
 	}
 	_, err = m.Int64ObservableGauge("loyalty.points_outstanding",

@@ -32,17 +32,21 @@ func validateReason(reason string) (string, error) {
 
 // ReversalResult is the outcome of a reversal.
 type ReversalResult struct {
-	TransactionID         string    `json:"transaction_id"`
-	ReversedTransactionID string    `json:"reversed_transaction_id"`
-	MemberID              string    `json:"member_id"`
-	PointsReversed        int64     `json:"points_reversed"`
-	StatusPointsReversed  int64     `json:"status_points_reversed"`
-	NewBalance            int64     `json:"new_balance"`
-	Tier                  string    `json:"tier"`
-	Reason                string    `json:"reason"`
-	Actor                 string    `json:"actor"`
-	TraceID               string    `json:"trace_id"`
-	CreatedAt             time.Time `json:"created_at"`
+	TransactionID         string `json:"transaction_id"`
+	ReversedTransactionID string `json:"reversed_transaction_id"`
+	MemberID              string `json:"member_id"`
+	PointsReversed        int64  `json:"points_reversed"`
+	// PendingPointsCancelled are the points of an earning still pending
+	// that the reversal cancelled (PointsReversed is then 0: the balance
+	// never had them).
+	PendingPointsCancelled int64     `json:"pending_points_cancelled,omitempty"`
+	StatusPointsReversed   int64     `json:"status_points_reversed"`
+	NewBalance             int64     `json:"new_balance"`
+	Tier                   string    `json:"tier"`
+	Reason                 string    `json:"reason"`
+	Actor                  string    `json:"actor"`
+	TraceID                string    `json:"trace_id"`
+	CreatedAt              time.Time `json:"created_at"`
 	// Replayed is true when the transaction had already been reversed; the
 	// result is that first reversal's (NewBalance and Tier are current).
 	Replayed bool `json:"-"`
@@ -118,20 +122,30 @@ func (s *Service) reverseTx(ctx context.Context, tx *db.Tx, m Member, origID, bd
 	if prior, found, err := priorReversal(ctx, tx, m, origID, key); err != nil || found {
 		return prior, err
 	}
+	// An earning that pended: cancelled while pending, or reversed from its
+	// vest (whose posting, lot and status year are the points').
+	posted, statusYear := origID, origAt.UTC().Year()
+	if p, err := pendingOf(ctx, tx, origID); err != nil {
+		return ReversalResult{}, err
+	} else if p != nil && p.status != pendingVested {
+		return s.cancelPending(ctx, tx, m, *p, bdRaw, key, reason, now)
+	} else if p != nil {
+		posted, statusYear = p.settledTx, p.settledAt.UTC().Year()
+	}
 	var orig Breakdown
 	if err := json.Unmarshal([]byte(bdRaw), &orig); err != nil {
 		return ReversalResult{}, fmt.Errorf("decode earning breakdown: %w", err)
 	}
 	var points int64
 	if err := tx.QueryRowContext(ctx, `SELECT amount FROM loyalty_postings WHERE transaction_id = $1 AND account = $2`,
-		origID, MemberAccount(m.ID)).Scan(&points); err != nil {
+		posted, MemberAccount(m.ID)).Scan(&points); err != nil {
 		return ReversalResult{}, fmt.Errorf("earning posting: %w", err)
 	}
-	st, err := s.revertStatus(ctx, tx, m, origID, orig.StatusPoints, origAt.UTC().Year())
+	st, err := s.revertStatus(ctx, tx, m, origID, orig.StatusPoints, statusYear)
 	if err != nil {
 		return ReversalResult{}, err
 	}
-	txID, err := s.debit(ctx, tx, m, debitOf{typ: TxReversal, key: key, to: AccountIssuance, points: points, preferTx: origID, now: now,
+	txID, err := s.debit(ctx, tx, m, debitOf{typ: TxReversal, key: key, to: AccountIssuance, points: points, preferTx: posted, now: now,
 		bd: Breakdown{ReversedTransaction: origID, StatusPointsReverted: st.reverted, Reason: reason, ExternalID: orig.ExternalID},
 		set: ledger.Stmt{SQL: "status_points = $1::bigint, prev_status_points = $2::bigint, tier = $3::text, updated_at = $4::bigint",
 			Args: []any{st.statusPoints, st.prevStatusPoints, st.tier, db.Micros(now)}}})

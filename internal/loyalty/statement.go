@@ -40,6 +40,10 @@ type Statement struct {
 	Entries []StatementEntry `json:"entries"`
 	// NextCursor fetches the next (older) page; empty on the last page.
 	NextCursor string `json:"next_cursor"`
+	// Pending are the member's points waiting to vest, soonest first, on
+	// the first page of the HTTP statement (pending.go); they are on no
+	// account of the member's yet, so no entry shows them until they vest.
+	Pending []PendingLot `json:"pending,omitempty"`
 }
 
 const cursorPrefix = "p1:"
@@ -68,7 +72,10 @@ func decodeCursor(c string) (int64, error) {
 // Statement returns a page of the member's movements, newest first. The
 // cursor is a position in the member's postings, so pages stay stable while
 // new movements arrive.
-func (s *Service) Statement(ctx context.Context, memberID string, limit int, cursor string) (Statement, error) {
+//
+// types, when given, keep only the movements of those transaction types
+// (statementTypes checks them).
+func (s *Service) Statement(ctx context.Context, memberID string, limit int, cursor string, types ...string) (Statement, error) {
 	if limit == 0 {
 		limit = DefaultStatementLimit
 	}
@@ -87,8 +94,8 @@ func (s *Service) Statement(ctx context.Context, memberID string, limit int, cur
 	}
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT p.id, p.amount, p.balance_after, t.id, t.type, t.breakdown, t.trace_id, t.created_at, `+effectiveExpr+`
 		FROM loyalty_postings p JOIN loyalty_transactions t ON t.id = p.transaction_id
-		WHERE p.account = $1 AND p.id < $2
-		ORDER BY p.id DESC LIMIT $3`, MemberAccount(memberID), before, limit+1)
+		WHERE p.account = $1 AND p.id < $2`+typeFilter(types, 4)+`
+		ORDER BY p.id DESC LIMIT $3`, append([]any{MemberAccount(memberID), before, limit + 1}, anys(types)...)...)
 	if err != nil {
 		return Statement{}, internal("statement", err)
 	}
@@ -105,6 +112,9 @@ func (s *Service) Statement(ctx context.Context, memberID string, limit int, cur
 		)
 		if err := rows.Scan(&id, &e.Points, &e.BalanceAfter, &e.TransactionID, &e.Type, &bd, &e.TraceID, &created, &eff); err != nil {
 			return Statement{}, internal("statement", err)
+		}
+		if e.Type == TxVest { // pended points arriving: an earning's, to the reader
+			e.Type = TxEarn
 		}
 		e.Breakdown = json.RawMessage(bd)
 		e.CreatedAt = db.FromMicros(created)

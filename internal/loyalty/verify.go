@@ -29,7 +29,7 @@ func (s *Service) Verify(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("loyalty: verify: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	problems, err := ledger.Verify(ctx, tx, append(ledger.Checks(s.now(), holdGrace), programChecks...))
+	problems, err := ledger.Verify(ctx, tx, append(append(ledger.Checks(s.now(), holdGrace), programChecks...), pendingChecks...))
 	if err != nil {
 		return nil, fmt.Errorf("loyalty: verify: %w", err)
 	}

@@ -113,9 +113,7 @@
       } else {
         tierKids = [el("div.small#tier-progress", "Top tier. ", G.points(mem.status_points), " status points in ", mem.status_year, ".")];
       }
-      const expiring = Array.isArray(mem.expiring_soon) && mem.expiring_soon.length
-        ? el("ul.small", mem.expiring_soon.map((x) => el("li", G.points(x.points), " on ", G.when(x.expires_at))))
-        : el("p.small.muted#expiry-note", "Expiring points are not shown: the API does not report point lots and their expiry dates yet.");
+      const expiring = el("div#expiring", el("p.small.muted", "Loading…"));
       G.clear(summary,
         el("p", "Signed in as ", el("strong", mem.name || mem.id), " (", el("code", mem.id), ")."),
         el("div.stats",
@@ -123,14 +121,42 @@
           el("div.stat", el("div.label", "Pending"), el("div.value#pending", G.points(mem.pending)), el("div.small.muted", "held for checkouts or redemptions in progress")),
           el("div.stat", el("div.label", "Tier"), el("div.value#tier", mem.tier_name || mem.tier), tierKids),
           el("div.stat", el("div.label", "Expiring soon"), expiring)));
+      loadPoints(expiring);
+    }
+
+    // loadPoints fills the "Expiring soon" card from GET /v1/members/{id}/points:
+    // the lots with points left, soonest-expiring first, and the points still
+    // pending (a purchase's return window, a future stay or flight).
+    async function loadPoints(box) {
+      const p = await G.api("GET", "/v1/members/" + encodeURIComponent(m.id) + "/points", { token: m.token });
+      if (!p.ok) return G.clear(box, el("p.small.muted", "Expiring points could not be loaded."));
+      const lots = (p.body.expiring || []).slice(0, 5);
+      const pending = p.body.pending || [];
+      G.clear(box,
+        lots.length
+          ? el("ul.small#expiring-list", lots.map((x) => el("li", { "data-points": x.points, "data-expires": x.expires_at },
+            G.points(x.points), " on ", G.when(x.expires_at))))
+          : el("p.small.muted#expiring-none", "No points to expire."),
+        p.body.expiry_policy === "inactivity" && lots.length
+          ? el("p.small.muted", "They expire together after inactivity: any earning or redeeming pushes the date back.") : null,
+        pending.length
+          ? el("p.small#pending-points", { "data-points": p.body.pending_total },
+            G.points(p.body.pending_total), " points pending, the first ", G.points(pending[0].points), " vesting ", G.when(pending[0].vests_at), ".")
+          : null);
     }
 
     async function loadStatement() {
       const s = await G.api("GET", "/v1/members/" + encodeURIComponent(m.id) + "/statement?limit=50", { token: m.token });
       if (!s.ok) return G.clear(statement, G.problemBox(s.body, s.status, "The statement could not be loaded"));
       const entries = s.body.entries || [];
-      if (!entries.length) return G.clear(statement, el("p.muted", "No movements yet."));
-      G.clear(statement, el("div.table-wrap", el("table#statement-table",
+      const pending = s.body.pending || [];
+      // Pending points are on no account of the member's yet: listed above the movements.
+      const pendingList = pending.length
+        ? el("div#statement-pending", el("h3", "Pending"), el("ul.small", pending.map((p) => el("li", { "data-type": p.activity_type, "data-points": p.points },
+          G.points(p.points), " points from a ", p.activity_type.replace("_", " "), ", vesting ", G.when(p.vests_at)))))
+        : null;
+      if (!entries.length) return G.clear(statement, pendingList, el("p.muted", "No movements yet."));
+      G.clear(statement, pendingList, el("div.table-wrap", el("table#statement-table",
         el("thead", el("tr", el("th", "When"), el("th", "Type"), el("th.num", "Points"), el("th.num", "Balance after"), el("th", "Breakdown"), el("th", "Trace"))),
         el("tbody", entries.map((e) => el("tr", { "data-type": e.type, "data-points": e.points },
           el("td.nowrap", G.when(e.created_at)),

@@ -32,6 +32,8 @@ type rawProgram struct {
 	Fulfillment       *rawFulfillment     `yaml:"fulfillment"`
 	PointValue        map[string]string   `yaml:"point_value"`
 	Requalification   *rawRequalification `yaml:"requalification"`
+	// Vesting is optional (vesting.go).
+	Vesting map[string]rawVestingRule `yaml:"vesting"`
 }
 
 type rawTier struct {
@@ -280,6 +282,7 @@ func (r *rawProgram) validate() (*Program, error) {
 	}
 
 	p.PointValues = c.pointValues(r.PointValue)
+	p.Vesting = c.vesting(r.Vesting)
 
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)

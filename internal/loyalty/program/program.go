@@ -67,6 +67,9 @@ type Program struct {
 	// PointValues are what a point costs the program, per currency, for the
 	// liability report (point_value; optional, sorted by currency).
 	PointValues []PointValue
+	// Vesting says how long each activity type's points pend before they
+	// can be spent (vesting.go).
+	Vesting Vesting
 }
 
 // Tier is a status level. Members reach it by status points earned in the
