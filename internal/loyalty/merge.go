@@ -29,6 +29,9 @@ const (
 	// CodeMemberHasOpenHolds (Conflict): a member with pending holds is not
 	// merged; its holds are captured or voided first.
 	CodeMemberHasOpenHolds = "member_has_open_holds"
+	// CodeMemberHasPendingPoints (Conflict): a member whose earnings still
+	// pend is merged after they vest.
+	CodeMemberHasPendingPoints = "member_has_pending_points"
 )
 
 // memberMerged is the answer about member id, merged into into.
@@ -157,37 +160,61 @@ func (s *Service) MergeMember(ctx context.Context, fromID, intoID, reason string
 	return res, nil
 }
 
-func (s *Service) mergeTx(ctx context.Context, tx *db.Tx, fromID, intoID, reason string, now time.Time) (MergeResult, error) {
+// lockMergePair locks both members in id order (as member-to-member
+// transfers do, so neither deadlocks) and refuses a merge that cannot be
+// made.
+func lockMergePair(ctx context.Context, tx *db.Tx, fromID, intoID string) (from, into mergeRow, err error) {
 	first, second := fromID, intoID
 	if second < first {
 		first, second = second, first
 	}
 	a, err := lockMergeRow(ctx, tx, first)
 	if err != nil {
-		return MergeResult{}, err
+		return from, into, err
 	}
 	b, err := lockMergeRow(ctx, tx, second)
 	if err != nil {
-		return MergeResult{}, err
+		return from, into, err
 	}
-	from, into := a, b
+	from, into = a, b
 	if first != fromID {
 		from, into = b, a
 	}
 	switch {
 	case from.mergedInto != "":
-		return MergeResult{}, memberMerged(from.id, from.mergedInto)
+		return from, into, memberMerged(from.id, from.mergedInto)
 	case into.mergedInto != "":
-		return MergeResult{}, errs.Coded(errs.Conflict, "merge_target_merged",
+		return from, into, errs.Coded(errs.Conflict, "merge_target_merged",
 			"member %q was itself merged into member %q; merge into that one", into.id, into.mergedInto).
 			With("field", "into").With("merged_into", into.mergedInto)
 	case into.erasedAt != 0:
-		return MergeResult{}, errs.Coded(errs.Conflict, "merge_target_erased",
+		return from, into, errs.Coded(errs.Conflict, "merge_target_erased",
 			"member %q has had its personal data erased and takes no merges", into.id).With("field", "into")
 	case from.held != 0:
-		return MergeResult{}, errs.Coded(errs.Conflict, CodeMemberHasOpenHolds,
+		return from, into, errs.Coded(errs.Conflict, CodeMemberHasOpenHolds,
 			"member %q has %d points in pending holds; capture or void them before merging", from.id, from.held).
 			With("held", from.held)
+	}
+	// Pending points stay with the earning that may still be refunded
+	// (a refund cancels them from the duplicate's pending account), so a
+	// duplicate waits until they vest. The vest job takes the member's row
+	// lock, held here, so the count cannot change under the merge.
+	var pending int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(points), 0) FROM loyalty_pending WHERE member_id = $1 AND status = 'pending'`,
+		from.id).Scan(&pending); err != nil {
+		return from, into, fmt.Errorf("pending points of %s: %w", from.id, err)
+	}
+	if pending != 0 {
+		return from, into, errs.Coded(errs.Conflict, CodeMemberHasPendingPoints,
+			"member %q has %d pending points; merge it after they vest", from.id, pending).With("pending", pending)
+	}
+	return from, into, nil
+}
+
+func (s *Service) mergeTx(ctx context.Context, tx *db.Tx, fromID, intoID, reason string, now time.Time) (MergeResult, error) {
+	from, into, err := lockMergePair(ctx, tx, fromID, intoID)
+	if err != nil {
+		return MergeResult{}, err
 	}
 	y := now.Year()
 	from.rollTo(y)

@@ -338,3 +338,35 @@ func TestEraseMergedDuplicate(t *testing.T) {
 		e.verify(t)
 	})
 }
+
+// A duplicate whose purchase points still pend is merged only after they
+// vest: a refund in the return window must still find them to cancel.
+func TestMergeWaitsForPendingPoints(t *testing.T) {
+	ctx := context.Background()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		e.member(t, "dup")
+		e.member(t, "keep")
+		res, err := e.svc.EarnPurchase(ctx, "dup", "o-1", usd(10_000)) // 100 points, pending 30 days
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.PendingPoints == 0 || res.VestsAt == nil {
+			t.Fatalf("earn %+v: want pending points", res)
+		}
+		_, err = e.svc.MergeMember(ctx, "dup", "keep", "dup")
+		wantCode(t, "merge with pending points", err, loyalty.CodeMemberHasPendingPoints)
+		if m := e.get(t, "dup"); e.pending(t, "dup") != res.PendingPoints {
+			t.Errorf("refused merge changed the member: %+v pending %d", m, e.pending(t, "dup"))
+		}
+		e.clock.Set(*res.VestsAt)
+		e.vest(t)
+		if _, err := e.svc.MergeMember(ctx, "dup", "keep", "dup"); err != nil {
+			t.Fatalf("merge after vesting: %v", err)
+		}
+		if m := e.get(t, "keep"); m.Balance != res.PendingPoints {
+			t.Errorf("keep: balance %d, want %d", m.Balance, res.PendingPoints)
+		}
+		e.verify(t)
+	})
+}
