@@ -111,14 +111,15 @@ func (s *webhookSink) waitFor(t *testing.T, what string, cond func(byType map[st
 	}
 }
 
-// mintToken runs `godwit token` against the server's data directory.
-func mintToken(t *testing.T, dataDir string, env []string, scope, subject string) string {
+// mintToken runs `godwit token --data-dir dataDir args…` (args: any --db,
+// the scope and the subject) with env added to the environment.
+func mintToken(t *testing.T, dataDir string, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary, "token", "--data-dir", dataDir, scope, subject)
+	cmd := exec.Command(binary, append([]string{"token", "--data-dir", dataDir}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("godwit token %s %s: %v", scope, subject, err)
+		t.Fatalf("godwit token %v: %v", args, err)
 	}
 	return strings.TrimSpace(string(out))
 }

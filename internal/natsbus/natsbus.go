@@ -151,9 +151,18 @@ func (b *Bus) Publish(ctx context.Context, e events.Event) (duplicate bool, err 
 // marks them published. Replicas may run it together: an event two of them
 // publish is one message (Nats-Msg-Id), and a crash between the publish and
 // the mark republishes it, again as the same message within the window.
+//
+// It goes on with the next batch while a batch was full (up to 100), so a
+// backlog drains at the rate NATS and the database allow, not one batch per
+// interval.
 func (b *Bus) PublishPass(ctx context.Context) error {
-	_, err := b.PublishDue(ctx)
-	return err
+	for range 100 {
+		n, err := b.PublishDue(ctx)
+		if err != nil || n < b.cfg.Batch || ctx.Err() != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PublishDue is PublishPass reporting how many events it published.
