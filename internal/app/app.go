@@ -459,6 +459,8 @@ func (a *App) RunJobs(ctx context.Context) {
 	if a.Loyalty != nil {
 		// A non-positive interval leaves the job off.
 		every("loyalty_expiry", a.jobs.LoyaltyExpiry, a.Loyalty.ExpiryPass)
+		// Off unless the program sets expiry.warning_days; the same interval.
+		every("loyalty_expiry_warning", a.jobs.LoyaltyExpiry, a.Loyalty.ExpiryWarningPass)
 		every("loyalty_hold_reaper", a.jobs.LoyaltyHoldReaper, a.Loyalty.HoldReaperPass)
 		every("loyalty_requalification", a.jobs.Requalification, a.Loyalty.RequalificationPass)
 		every("loyalty_vesting", a.jobs.LoyaltyVesting, a.Loyalty.VestingPass)

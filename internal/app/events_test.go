@@ -17,6 +17,7 @@ import (
 	"github.com/godwit-dev/godwit/internal/events"
 	"github.com/godwit-dev/godwit/internal/events/eventstest"
 	"github.com/godwit-dev/godwit/internal/loyalty"
+	"github.com/godwit-dev/godwit/internal/loyalty/program"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
@@ -142,6 +143,12 @@ func TestEveryCatalogueEventFromItsFlow(t *testing.T) {
 				map[string]any{"reason": "flight cancelled"}, nil); code != 200 && code != 201 {
 				t.Fatalf("reversal: %d %v", code, body)
 			}
+			// With warnings on, the members' points (inactivity policy, 24
+			// months) are warned about 30 days ahead, then expire.
+			a.Loyalty.Program().Expiry.WarningDays = 30
+			if rep, err := a.Loyalty.WarnExpiring(ctx, program.AddMonths(time.Now(), 24).AddDate(0, 0, -10)); err != nil || rep.LotsWarned == 0 {
+				t.Fatalf("expiry warnings: %+v %v", rep, err)
+			}
 			if _, err := a.Loyalty.ExpireBatch(ctx, loyalty.ExpireOptions{Now: time.Now().AddDate(5, 0, 0)}); err != nil {
 				t.Fatal(err)
 			}
@@ -156,7 +163,7 @@ func TestEveryCatalogueEventFromItsFlow(t *testing.T) {
 			for _, typ := range events.Types {
 				n := len(eventstest.OfType(evs, typ))
 				switch typ {
-				case events.PointsExpiring, events.WebhookDisabled:
+				case events.WebhookDisabled:
 					// Not caused by these flows (webhooks_test covers the latter).
 				default:
 					if n == 0 {

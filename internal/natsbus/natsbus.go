@@ -151,9 +151,18 @@ func (b *Bus) Publish(ctx context.Context, e events.Event) (duplicate bool, err 
 // marks them published. Replicas may run it together: an event two of them
 // publish is one message (Nats-Msg-Id), and a crash between the publish and
 // the mark republishes it, again as the same message within the window.
+//
+// It goes on with the next batch while a batch was full (up to 100), so a
+// backlog drains at the rate NATS and the database allow, not one batch per
+// interval.
 func (b *Bus) PublishPass(ctx context.Context) error {
-	_, err := b.PublishDue(ctx)
-	return err
+	for range 100 {
+		n, err := b.PublishDue(ctx)
+		if err != nil || n < b.cfg.Batch || ctx.Err() != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PublishDue is PublishPass reporting how many events it published.
@@ -213,11 +222,20 @@ type TailOptions struct {
 // is consumed under an events.consume span that continues the trace in its
 // headers.
 func (b *Bus) Tail(ctx context.Context, w io.Writer, o TailOptions) error {
+	// One type is the consumer's filter subject. Several filter subjects on
+	// one consumer need nats-server 2.10; for several types the consumer
+	// takes the whole stream and the others are skipped here, so tail works
+	// with 2.9 servers too (Debian's, for one).
 	subjects := []string{SubjectPrefix + ">"}
-	if len(o.Types) > 0 {
-		subjects = subjects[:0]
+	var wanted map[string]bool
+	switch len(o.Types) {
+	case 0:
+	case 1:
+		subjects = []string{Subject(o.Types[0])}
+	default:
+		wanted = map[string]bool{}
 		for _, t := range o.Types {
-			subjects = append(subjects, Subject(t))
+			wanted[Subject(t)] = true
 		}
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverNewPolicy}
@@ -236,7 +254,7 @@ func (b *Bus) Tail(ctx context.Context, w io.Writer, o TailOptions) error {
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
-	for n := 0; o.Max == 0 || n < o.Max; n++ {
+	for n := 0; o.Max == 0 || n < o.Max; {
 		msg, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -244,6 +262,10 @@ func (b *Bus) Tail(ctx context.Context, w io.Writer, o TailOptions) error {
 			}
 			return fmt.Errorf("natsbus: next: %w", err)
 		}
+		if wanted != nil && !wanted[msg.Subject()] {
+			continue
+		}
+		n++
 		parent := propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(msg.Headers()))
 		_, span := b.tracer.Start(parent, "events.consume", trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(

@@ -85,8 +85,9 @@ type rawCategory struct {
 }
 
 type rawExpiry struct {
-	Policy string `yaml:"policy"`
-	Months int    `yaml:"months"`
+	Policy      string `yaml:"policy"`
+	Months      int    `yaml:"months"`
+	WarningDays int    `yaml:"warning_days"`
 }
 
 type rawOption struct {
@@ -246,12 +247,15 @@ func (r *rawProgram) validate() (*Program, error) {
 	if r.Expiry == nil {
 		c.add("expiry", "is required")
 	} else {
-		p.Expiry = Expiry{Policy: r.Expiry.Policy, Months: r.Expiry.Months}
+		p.Expiry = Expiry{Policy: r.Expiry.Policy, Months: r.Expiry.Months, WarningDays: r.Expiry.WarningDays}
 		if r.Expiry.Policy != ExpiryInactivity && r.Expiry.Policy != ExpiryLot {
 			c.add("expiry.policy", "%q must be %q or %q", r.Expiry.Policy, ExpiryInactivity, ExpiryLot)
 		}
 		if r.Expiry.Months < 1 || r.Expiry.Months > 600 {
 			c.add("expiry.months", "must be between 1 and 600")
+		}
+		if r.Expiry.WarningDays < 0 || r.Expiry.WarningDays > 366 {
+			c.add("expiry.warning_days", "must be between 0 (no warnings) and 366")
 		}
 	}
 

@@ -106,6 +106,9 @@ const (
 type Expiry struct {
 	Policy string
 	Months int
+	// WarningDays is how many days before points expire the expiry job
+	// warns about them (a points.expiring event per lot, once); 0 is off.
+	WarningDays int
 }
 
 // MemberTransferRules limits member-to-member transfers (family pooling).

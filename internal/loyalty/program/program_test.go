@@ -133,6 +133,17 @@ func TestParseFaultSettings(t *testing.T) {
 	}
 }
 
+func TestParseExpiryWarningDays(t *testing.T) {
+	// Absent is off; the example in default.yaml's comment parses.
+	if d := mustParse(t, program.DefaultYAML()).Expiry.WarningDays; d != 0 {
+		t.Errorf("WarningDays without warning_days = %d, want 0 (off)", d)
+	}
+	p := mustParse(t, withEdits(t, "months: 24", "months: 24\n  warning_days: 30"))
+	if want := (program.Expiry{Policy: program.ExpiryInactivity, Months: 24, WarningDays: 30}); p.Expiry != want {
+		t.Errorf("Expiry = %+v, want %+v", p.Expiry, want)
+	}
+}
+
 func TestParseOptionalFieldsDefault(t *testing.T) {
 	// Removing the optional parts leaves a valid program with their defaults.
 	p := mustParse(t, withEdits(t,
@@ -203,6 +214,8 @@ func TestParseInvalid(t *testing.T) {
 		{"category without codes", withEdits(t, `merchant_categories: ["3501-3999", "7011"]`, `merchant_categories: []`), "program: earning.card_spend.categories[1].merchant_categories: at least one code or range is required"},
 		{"expiry policy", withEdits(t, "policy: inactivity", "policy: never"), `program: expiry.policy: "never" must be "inactivity" or "lot"`},
 		{"expiry months", withEdits(t, "months: 24", "months: 0"), "program: expiry.months: must be between 1 and 600"},
+		{"expiry warning days negative", withEdits(t, "months: 24", "months: 24\n  warning_days: -1"), "program: expiry.warning_days: must be between 0 (no warnings) and 366"},
+		{"expiry warning days too many", withEdits(t, "months: 24", "months: 24\n  warning_days: 400"), "program: expiry.warning_days: must be between 0 (no warnings) and 366"},
 		{"option type", withEdits(t, "type: upgrade", "type: lounge"), `program: redemption_options[6].type: "lounge" must be award_flight, upgrade or merchandise`},
 		{"option duplicate id", withEdits(t, "id: merch-travel-mug", "id: merch-luggage-tag"), `program: redemption_options[8].id: "merch-luggage-tag" is a duplicate`},
 		{"option points zero", withEdits(t, "points: 15000", "points: 0"), "program: redemption_options[6].points: must be > 0"},
