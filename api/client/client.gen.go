@@ -403,6 +403,81 @@ func (e StatementEntryType) Valid() bool {
 	}
 }
 
+// Defines values for StripeEventObject.
+const (
+	StripeEventObjectEvent StripeEventObject = "event"
+)
+
+// Valid indicates whether the value is a known member of the StripeEventObject enum.
+func (e StripeEventObject) Valid() bool {
+	switch e {
+	case StripeEventObjectEvent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StripeWebhookReceiptOutcome.
+const (
+	StripeWebhookReceiptOutcomeDisputeLost     StripeWebhookReceiptOutcome = "dispute_lost"
+	StripeWebhookReceiptOutcomeError           StripeWebhookReceiptOutcome = "error"
+	StripeWebhookReceiptOutcomeExpired         StripeWebhookReceiptOutcome = "expired"
+	StripeWebhookReceiptOutcomeRecorded        StripeWebhookReceiptOutcome = "recorded"
+	StripeWebhookReceiptOutcomeRefundApplied   StripeWebhookReceiptOutcome = "refund_applied"
+	StripeWebhookReceiptOutcomeSettled         StripeWebhookReceiptOutcome = "settled"
+	StripeWebhookReceiptOutcomeUnhandledType   StripeWebhookReceiptOutcome = "unhandled_type"
+	StripeWebhookReceiptOutcomeUnknownIntent   StripeWebhookReceiptOutcome = "unknown_intent"
+	StripeWebhookReceiptOutcomeWaitingCheckout StripeWebhookReceiptOutcome = "waiting_checkout"
+)
+
+// Valid indicates whether the value is a known member of the StripeWebhookReceiptOutcome enum.
+func (e StripeWebhookReceiptOutcome) Valid() bool {
+	switch e {
+	case StripeWebhookReceiptOutcomeDisputeLost:
+		return true
+	case StripeWebhookReceiptOutcomeError:
+		return true
+	case StripeWebhookReceiptOutcomeExpired:
+		return true
+	case StripeWebhookReceiptOutcomeRecorded:
+		return true
+	case StripeWebhookReceiptOutcomeRefundApplied:
+		return true
+	case StripeWebhookReceiptOutcomeSettled:
+		return true
+	case StripeWebhookReceiptOutcomeUnhandledType:
+		return true
+	case StripeWebhookReceiptOutcomeUnknownIntent:
+		return true
+	case StripeWebhookReceiptOutcomeWaitingCheckout:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StripeWebhookReceiptState.
+const (
+	StripeWebhookReceiptStateIgnored   StripeWebhookReceiptState = "ignored"
+	StripeWebhookReceiptStatePending   StripeWebhookReceiptState = "pending"
+	StripeWebhookReceiptStateProcessed StripeWebhookReceiptState = "processed"
+)
+
+// Valid indicates whether the value is a known member of the StripeWebhookReceiptState enum.
+func (e StripeWebhookReceiptState) Valid() bool {
+	switch e {
+	case StripeWebhookReceiptStateIgnored:
+		return true
+	case StripeWebhookReceiptStatePending:
+		return true
+	case StripeWebhookReceiptStateProcessed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenRevocationScope.
 const (
 	TokenRevocationScopeAdmin    TokenRevocationScope = "admin"
@@ -1613,6 +1688,37 @@ type StockInput struct {
 	Available int64 `json:"available"`
 }
 
+// StripeEvent A Stripe Event object as Stripe sends it (https://docs.stripe.com/api/events/object); only id, type and data.object are read.
+type StripeEvent struct {
+	Created *int `json:"created,omitempty"`
+	Data    struct {
+		Object map[string]interface{} `json:"object"`
+	} `json:"data"`
+	Id     string            `json:"id"`
+	Object StripeEventObject `json:"object"`
+	Type   string            `json:"type"`
+}
+
+// StripeEventObject defines model for StripeEvent.Object.
+type StripeEventObject string
+
+// StripeWebhookReceipt What became of a delivered Stripe event.
+type StripeWebhookReceipt struct {
+	// Duplicate the event id had been delivered before
+	Duplicate bool                         `json:"duplicate"`
+	EventId   string                       `json:"event_id"`
+	Outcome   *StripeWebhookReceiptOutcome `json:"outcome,omitempty"`
+
+	// State pending: waiting for its checkout, or failed, and retried by the stripe_webhook_retry job for up to an hour
+	State StripeWebhookReceiptState `json:"state"`
+}
+
+// StripeWebhookReceiptOutcome defines model for StripeWebhookReceipt.Outcome.
+type StripeWebhookReceiptOutcome string
+
+// StripeWebhookReceiptState pending: waiting for its checkout, or failed, and retried by the stripe_webhook_retry job for up to an hour
+type StripeWebhookReceiptState string
+
 // Timestamp RFC 3339 time, UTC, to the nanosecond.
 type Timestamp = time.Time
 
@@ -2090,6 +2196,11 @@ type RefundOrderParams struct {
 	IdempotencyKey IdempotencyKeyRequired `json:"Idempotency-Key"`
 }
 
+// ReceiveStripeWebhookParams defines parameters for ReceiveStripeWebhook.
+type ReceiveStripeWebhookParams struct {
+	StripeSignature string `json:"Stripe-Signature"`
+}
+
 // InternalReleaseCartJSONRequestBody defines body for InternalReleaseCart for application/json ContentType.
 type InternalReleaseCartJSONRequestBody = CartReleaseRequest
 
@@ -2209,6 +2320,9 @@ type TransferJSONRequestBody = TransferRequest
 
 // RefundOrderJSONRequestBody defines body for RefundOrder for application/json ContentType.
 type RefundOrderJSONRequestBody = RefundRequest
+
+// ReceiveStripeWebhookJSONRequestBody defines body for ReceiveStripeWebhook for application/json ContentType.
+type ReceiveStripeWebhookJSONRequestBody = StripeEvent
 
 // Getter for additional properties for Problem. Returns the specified
 // element and whether it was found
@@ -3237,6 +3351,20 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/redemption-options (the `ListRedemptionOptions` operationId).
 	ListRedemptionOptions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveStripeWebhookWithBody Receive a Stripe webhook event. Authenticated by its Stripe-Signature header (any configured signing secret, within the tolerance window), not a token; each event id is stored and applied once (docs/operations.md, "Stripe webhooks").
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks/stripe (the `ReceiveStripeWebhook` operationId).
+	ReceiveStripeWebhookWithBody(ctx context.Context, params *ReceiveStripeWebhookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveStripeWebhook Receive a Stripe webhook event. Authenticated by its Stripe-Signature header (any configured signing secret, within the tolerance window), not a token; each event id is stored and applied once (docs/operations.md, "Stripe webhooks").
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/webhooks/stripe (the `ReceiveStripeWebhook` operationId).
+	ReceiveStripeWebhook(ctx context.Context, params *ReceiveStripeWebhookParams, body ReceiveStripeWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // InternalReleaseCartWithBody Let go of a cart a checkout held (idempotent).
@@ -5205,6 +5333,40 @@ func (c *Client) GetProduct(ctx context.Context, id ProductID, reqEditors ...Req
 // Corresponds with GET /v1/redemption-options (the `ListRedemptionOptions` operationId).
 func (c *Client) ListRedemptionOptions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListRedemptionOptionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveStripeWebhookWithBody Receive a Stripe webhook event. Authenticated by its Stripe-Signature header (any configured signing secret, within the tolerance window), not a token; each event id is stored and applied once (docs/operations.md, "Stripe webhooks").
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks/stripe (the `ReceiveStripeWebhook` operationId).
+func (c *Client) ReceiveStripeWebhookWithBody(ctx context.Context, params *ReceiveStripeWebhookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveStripeWebhookRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveStripeWebhook Receive a Stripe webhook event. Authenticated by its Stripe-Signature header (any configured signing secret, within the tolerance window), not a token; each event id is stored and applied once (docs/operations.md, "Stripe webhooks").
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/webhooks/stripe (the `ReceiveStripeWebhook` operationId).
+func (c *Client) ReceiveStripeWebhook(ctx context.Context, params *ReceiveStripeWebhookParams, body ReceiveStripeWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveStripeWebhookRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -8937,6 +9099,59 @@ func NewListRedemptionOptionsRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewReceiveStripeWebhookRequest calls the generic ReceiveStripeWebhook builder with application/json body
+func NewReceiveStripeWebhookRequest(server string, params *ReceiveStripeWebhookParams, body ReceiveStripeWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReceiveStripeWebhookRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewReceiveStripeWebhookRequestWithBody constructs an http.Request for the ReceiveStripeWebhook method, with any body, and a specified content type
+func NewReceiveStripeWebhookRequestWithBody(server string, params *ReceiveStripeWebhookParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/stripe")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Stripe-Signature", params.StripeSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Stripe-Signature", headerParam0)
+
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -9836,6 +10051,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/redemption-options (the `ListRedemptionOptions` operationId).
 	ListRedemptionOptionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListRedemptionOptionsResponse, error)
+
+	// ReceiveStripeWebhookWithBodyWithResponse Receive a Stripe webhook event. Authenticated by its Stripe-Signature header (any configured signing secret, within the tolerance window), not a token; each event id is stored and applied once (docs/operations.md, "Stripe webhooks").
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/stripe (the `ReceiveStripeWebhook` operationId).
+	ReceiveStripeWebhookWithBodyWithResponse(ctx context.Context, params *ReceiveStripeWebhookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveStripeWebhookResponse, error)
+
+	// ReceiveStripeWebhookWithResponse Receive a Stripe webhook event. Authenticated by its Stripe-Signature header (any configured signing secret, within the tolerance window), not a token; each event id is stored and applied once (docs/operations.md, "Stripe webhooks").
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/stripe (the `ReceiveStripeWebhook` operationId).
+	ReceiveStripeWebhookWithResponse(ctx context.Context, params *ReceiveStripeWebhookParams, body ReceiveStripeWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveStripeWebhookResponse, error)
 }
 
 // InternalReleaseCartResponse200Headers the declared response headers of an HTTP 200 response for InternalReleaseCart
@@ -14593,6 +14822,62 @@ func (r ListRedemptionOptionsResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveStripeWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveStripeWebhook
+type ReceiveStripeWebhookResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type ReceiveStripeWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StripeWebhookReceipt
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ReceiveStripeWebhookResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReceiveStripeWebhookResponse) GetJSON200() *StripeWebhookReceipt {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ReceiveStripeWebhookResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ReceiveStripeWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReceiveStripeWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReceiveStripeWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReceiveStripeWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // InternalReleaseCartWithBodyWithResponse Let go of a cart a checkout held (idempotent).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -16167,6 +16452,32 @@ func (c *ClientWithResponses) ListRedemptionOptionsWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParseListRedemptionOptionsResponse(rsp)
+}
+
+// ReceiveStripeWebhookWithBodyWithResponse Receive a Stripe webhook event. Authenticated by its Stripe-Signature header (any configured signing secret, within the tolerance window), not a token; each event id is stored and applied once (docs/operations.md, "Stripe webhooks").
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/stripe (the `ReceiveStripeWebhook` operationId).
+func (c *ClientWithResponses) ReceiveStripeWebhookWithBodyWithResponse(ctx context.Context, params *ReceiveStripeWebhookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveStripeWebhookResponse, error) {
+	rsp, err := c.ReceiveStripeWebhookWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveStripeWebhookResponse(rsp)
+}
+
+// ReceiveStripeWebhookWithResponse Receive a Stripe webhook event. Authenticated by its Stripe-Signature header (any configured signing secret, within the tolerance window), not a token; each event id is stored and applied once (docs/operations.md, "Stripe webhooks").
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/stripe (the `ReceiveStripeWebhook` operationId).
+func (c *ClientWithResponses) ReceiveStripeWebhookWithResponse(ctx context.Context, params *ReceiveStripeWebhookParams, body ReceiveStripeWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveStripeWebhookResponse, error) {
+	rsp, err := c.ReceiveStripeWebhook(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveStripeWebhookResponse(rsp)
 }
 
 // ParseInternalReleaseCartResponse parses an HTTP response from a InternalReleaseCartWithResponse call
@@ -20796,6 +21107,59 @@ func ParseListRedemptionOptionsResponse(rsp *http.Response) (*ListRedemptionOpti
 	switch {
 	case true:
 		var headers ListRedemptionOptionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReceiveStripeWebhookResponse parses an HTTP response from a ReceiveStripeWebhookWithResponse call
+func ParseReceiveStripeWebhookResponse(rsp *http.Response) (*ReceiveStripeWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReceiveStripeWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StripeWebhookReceipt
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ReceiveStripeWebhookResponseDefaultHeaders
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

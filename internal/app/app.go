@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/godwit-dev/godwit/internal/natsbus"
+	"github.com/godwit-dev/godwit/internal/stripehook"
 	"github.com/godwit-dev/godwit/internal/webhooks"
 	"log/slog"
 	"net/http"
@@ -94,6 +95,9 @@ type Config struct {
 	Jobs JobIntervals
 	// Webhooks configures webhook delivery (docs/events.md).
 	Webhooks WebhookConfig
+	// StripeWebhook configures POST /v1/webhooks/stripe (docs/operations.md,
+	// "Stripe webhooks").
+	StripeWebhook StripeWebhookConfig
 	// NATS, when set (nats://host:port), publishes every event to JetStream
 	// (stream GODWIT_EVENTS, subjects godwit.<type>) from the process that
 	// runs notify.
@@ -134,12 +138,23 @@ type WebhookConfig struct {
 	Timeout time.Duration
 }
 
+// StripeWebhookConfig configures the Stripe webhook endpoint.
+type StripeWebhookConfig struct {
+	// Secrets are the endpoint's signing secrets (GODWIT_STRIPE_WEBHOOK_SECRETS,
+	// comma-separated); several at once while one is rotated. None: the
+	// endpoint answers 503 webhook_not_configured.
+	Secrets []string
+	// Tolerance is how old a delivery's signature may be; default 5 minutes.
+	Tolerance time.Duration
+}
+
 // JobIntervals sets how often each background job runs.
 type JobIntervals struct {
 	ReservationReaper time.Duration // default 30s
 	CheckoutRecovery  time.Duration // default 30s
 	Outbox            time.Duration // default 2s
 	Webhooks          time.Duration // webhook fan-out and delivery; default 1s
+	StripeWebhooks    time.Duration // Stripe events waiting or failed are retried; default 2s
 	// The loyalty jobs run only when their interval is positive (serve sets
 	// them from flags; a library user opts in).
 	LoyaltyExpiry     time.Duration // points expiry
@@ -163,7 +178,9 @@ type App struct {
 	Checkout *checkout.Service
 	Outbox   *notify.Worker
 	Webhooks *webhooks.Service
-	nats     *natsbus.Bus
+	// StripeHook receives Stripe's webhooks; it runs with checkout.
+	StripeHook *stripehook.Service
+	nats       *natsbus.Bus
 	// Services are the services this process runs, in AllServices order.
 	Services []string
 
@@ -227,7 +244,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Loyalty, a.Catalog, a.inventory, a.Checkout, a.Outbox = w.loyalty, w.catalog, w.inventory, w.checkout, w.outbox
-	a.Webhooks = w.webhooks
+	a.Webhooks, a.StripeHook = w.webhooks, w.stripeHook
 	if cfg.NATS != "" && a.Webhooks != nil {
 		if a.nats, err = natsbus.Connect(ctx, natsbus.Config{URL: cfg.NATS, DB: a.DB, Now: cfg.Now, TracerProvider: a.tel.TracerProvider}); err != nil {
 			return nil, err
@@ -408,6 +425,9 @@ func (j JobIntervals) withDefaults() JobIntervals {
 	if j.Webhooks <= 0 {
 		j.Webhooks = time.Second
 	}
+	if j.StripeWebhooks <= 0 {
+		j.StripeWebhooks = 2 * time.Second
+	}
 	if j.Retention <= 0 {
 		j.Retention = 10 * time.Minute
 	}
@@ -446,6 +466,10 @@ func (a *App) RunJobs(ctx context.Context) {
 		// request that caused its event.
 		every("webhook_fanout", a.jobs.Webhooks, a.Webhooks.FanoutPass, jobs.Untraced())
 		every("webhook_delivery", a.jobs.Webhooks, a.Webhooks.DeliveryPass, jobs.Untraced())
+	}
+	if a.StripeHook != nil {
+		// Each event processed has its own payment.webhook.process trace.
+		every("stripe_webhook_retry", a.jobs.StripeWebhooks, a.StripeHook.RetryPass, jobs.Untraced())
 	}
 	if a.nats != nil {
 		// Each publish has its own nats.publish span, a child of its cause.

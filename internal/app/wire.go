@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"github.com/godwit-dev/godwit/internal/events"
+	"github.com/godwit-dev/godwit/internal/stripehook"
 	"github.com/godwit-dev/godwit/internal/webhooks"
 	"log/slog"
 	"net/http"
@@ -59,6 +60,8 @@ type wiring struct {
 	checkout  *checkout.Service
 	outbox    *notify.Worker
 	webhooks  *webhooks.Service
+	// stripeHook receives Stripe's webhooks where checkout runs.
+	stripeHook *stripehook.Service
 }
 
 func newWiring(a *App, cfg Config, topo topology) *wiring {
@@ -82,7 +85,13 @@ func (w *wiring) build(cfg Config, ad adapters) error {
 		{ServiceCart, func() error { w.carts = newCart(w.base, w.prices(ServiceCart)); return nil }},
 		{ServicePayment, func() error { w.buildPayment(ad.provider); return nil }},
 		{ServiceOrder, func() error { w.orders = newOrder(w.base, w.faults); return nil }},
-		{ServiceCheckout, func() (err error) { w.checkout, err = w.newCheckout(cfg); return err }},
+		{ServiceCheckout, func() (err error) {
+			if w.checkout, err = w.newCheckout(cfg); err != nil {
+				return err
+			}
+			w.stripeHook, err = w.newStripeHook(cfg)
+			return err
+		}},
 		{ServiceNotify, func() error {
 			w.outbox = newOutbox(w.base, ad.sender(cfg.DataDir))
 			w.webhooks = newWebhooks(w.base, cfg.Webhooks)
@@ -148,6 +157,17 @@ func (w *wiring) newCheckout(cfg Config) (*checkout.Service, error) {
 		// checkout); any service reached over HTTP keeps one per service.
 		LocalTx: w.carts != nil && w.inventory != nil && w.orders != nil && w.loyalty != nil,
 	})
+}
+
+// newStripeHook builds the Stripe webhook endpoint on the checkout: it
+// settles charges and applies refunds and disputes made at Stripe.
+func (w *wiring) newStripeHook(cfg Config) (*stripehook.Service, error) {
+	// The checkout settles charges a webhook reports once it can wait for
+	// a customer's authentication (SettleCharge); before that every charge
+	// settles before the checkout answers.
+	settler, _ := any(w.checkout).(stripehook.Settler)
+	return stripehook.New(stripehook.Config{DB: w.db, Secrets: cfg.StripeWebhook.Secrets, Tolerance: cfg.StripeWebhook.Tolerance,
+		Settler: settler, Orders: w.checkout, Now: w.now, TracerProvider: w.tel.TracerProvider, MeterProvider: w.tel.MeterProvider, Logger: w.log})
 }
 
 // newWebhooks builds webhook delivery: it runs where notify runs, the
@@ -289,6 +309,9 @@ func (w *wiring) serviceRoutes() []httpx.Route {
 	}
 	if w.checkout != nil {
 		rs = append(rs, w.checkout.Routes()...)
+	}
+	if w.stripeHook != nil {
+		rs = append(rs, w.stripeHook.Routes()...)
 	}
 	if len(w.faults.Points()) > 0 {
 		rs = append(rs, w.faults.Routes()...)

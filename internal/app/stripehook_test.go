@@ -1,0 +1,151 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	stripeapi "github.com/stripe/stripe-go/v85"
+	"github.com/stripe/stripe-go/v85/webhook"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/godwit-dev/godwit/internal/app"
+	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/telemetry"
+)
+
+const rigWebhookSecret = "whsec_rig_webhook_secret_0123456789"
+
+// stripeEvent posts a Stripe-shaped event signed with the SDK's test helper.
+func (r *rig) stripeEvent(id, typ string, obj map[string]any) (int, map[string]any) {
+	r.tb.Helper()
+	payload, err := json.Marshal(map[string]any{"id": id, "object": "event", "api_version": stripeapi.APIVersion,
+		"created": time.Now().Unix(), "type": typ, "livemode": false, "data": map[string]any{"object": obj}})
+	if err != nil {
+		r.tb.Fatal(err)
+	}
+	sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: rigWebhookSecret}).Header
+	status, body, _ := r.raw("POST", "/v1/webhooks/stripe", "", payload, map[string]string{"Stripe-Signature": sig, "Content-Type": "application/json"})
+	var m map[string]any
+	_ = json.Unmarshal(body, &m)
+	return status, m
+}
+
+func (r *rig) orderRow(orderID string) (status, chargeID string, charged, refunded int64) {
+	r.tb.Helper()
+	if err := r.a.DB.Read().QueryRow(`SELECT status, charge_id, charged_amount, refunded_amount FROM orders WHERE id = $1`, orderID).
+		Scan(&status, &chargeID, &charged, &refunded); err != nil {
+		r.tb.Fatal(err)
+	}
+	return
+}
+
+func (r *rig) balance(member string) int64 {
+	r.tb.Helper()
+	var b int64
+	if err := r.a.DB.Read().QueryRow(`SELECT balance FROM loyalty_members WHERE id = $1`, member).Scan(&b); err != nil {
+		r.tb.Fatal(err)
+	}
+	return b
+}
+
+// webhookSpan finds the payment.webhook.process span of an event.
+func webhookSpan(t *testing.T, tel *telemetry.Telemetry, eventID string) telemetry.SpanView {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, sum := range tel.Traces.Recent(telemetry.RecentFilter{Limit: 500, SpanName: "payment.webhook.process"}) {
+			id, _ := trace.TraceIDFromHex(sum.TraceID)
+			view, _ := tel.Traces.Trace(id)
+			for _, s := range view.Spans {
+				if s.Name == "payment.webhook.process" && s.Attributes["payment.webhook.event_id"] == eventID {
+					return s
+				}
+			}
+		}
+	}
+	t.Fatalf("no payment.webhook.process span for %s", eventID)
+	return telemetry.SpanView{}
+}
+
+// A refund made in Stripe's dashboard and a lost dispute, delivered as signed
+// events to the running app: the order and the points change as a refund
+// does, a redelivery changes nothing, the processing span is its own trace
+// linked to the checkout's, and verify stays clean.
+func TestStripeWebhookRefundAndDisputeThroughTheApp(t *testing.T) {
+	for _, e := range []db.Engine{db.SQLite, db.Postgres} {
+		t.Run(string(e), func(t *testing.T) {
+			r := newRig(t, rigOptions{engine: e, cfg: app.Config{Demo: true,
+				StripeWebhook: app.StripeWebhookConfig{Secrets: []string{"whsec_retired_secret", rigWebhookSecret}}}})
+			w := seedWorld(r)
+			before := r.balance(w.self)
+			res := r.buy(w.selfToken, w.productID, map[string]any{"payment": map[string]any{"token": "tok_visa"}, "points_to_redeem": 200})
+			orderID, checkoutTrace := res["order_id"].(string), res["trace_id"].(string)
+			_, charge, charged, _ := r.orderRow(orderID)
+			if r.balance(w.self) == before {
+				t.Fatal("the purchase changed no points")
+			}
+			refund := map[string]any{"id": "ch_dash", "object": "charge", "amount": charged, "amount_refunded": charged, "currency": "usd",
+				"payment_intent": charge, "status": "succeeded"}
+			for i := range 2 {
+				status, body := r.stripeEvent("evt_app_refund", "charge.refunded", refund)
+				if status != http.StatusOK || body["outcome"] != "refund_applied" || body["duplicate"] != (i == 1) {
+					t.Fatalf("delivery %d: %d %v", i, status, body)
+				}
+			}
+			if st, _, _, refunded := r.orderRow(orderID); st != "refunded" || refunded != charged {
+				t.Errorf("order %s, refunded %d of %d", st, refunded, charged)
+			}
+			if got := r.balance(w.self); got != before {
+				t.Errorf("balance %d after the dashboard refund, want %d (spent points back, earned reversed)", got, before)
+			}
+			span := webhookSpan(t, r.tel, "evt_app_refund")
+			if span.ParentSpanID != "" || span.TraceID == checkoutTrace {
+				t.Errorf("payment.webhook.process is not its own trace: %+v", span)
+			}
+			linked := false
+			for _, l := range span.Links {
+				linked = linked || l.TraceID == checkoutTrace
+			}
+			if !linked {
+				t.Errorf("payment.webhook.process links %v, not the checkout's trace %s", span.Links, checkoutTrace)
+			}
+			if span.Attributes["payment.webhook.outcome"] != "refund_applied" || span.Attributes["payment.charge_id"] != charge {
+				t.Errorf("span attributes %v", span.Attributes)
+			}
+
+			// A lost dispute on a second order takes back the points it earned.
+			res = r.buy(w.selfToken, w.productID, map[string]any{"payment": map[string]any{"token": "tok_visa"}})
+			orderID = res["order_id"].(string)
+			earned := int64(res["points_earned"].(float64))
+			_, charge, charged, _ = r.orderRow(orderID)
+			mid := r.balance(w.self)
+			dispute := map[string]any{"id": "dp_app", "object": "dispute", "amount": charged, "currency": "usd", "charge": "ch_x",
+				"payment_intent": charge, "status": "needs_response"}
+			if status, body := r.stripeEvent("evt_app_dp_open", "charge.dispute.created", dispute); status != 200 || body["outcome"] != "recorded" {
+				t.Fatalf("dispute opened: %d %v", status, body)
+			}
+			dispute["status"] = "lost"
+			if status, body := r.stripeEvent("evt_app_dp_lost", "charge.dispute.closed", dispute); status != 200 || body["outcome"] != "dispute_lost" {
+				t.Fatalf("dispute lost: %d %v", status, body)
+			}
+			if st, _, _, refunded := r.orderRow(orderID); st != "refunded" || refunded != charged {
+				t.Errorf("disputed order %s, refunded %d of %d", st, refunded, charged)
+			}
+			if got := r.balance(w.self); got != mid-earned {
+				t.Errorf("balance %d after the lost dispute, want %d", got, mid-earned)
+			}
+			// Anyone else's intent: recorded, ignored.
+			if status, body := r.stripeEvent("evt_app_other", "payment_intent.succeeded",
+				map[string]any{"id": "pi_not_godwits", "object": "payment_intent", "amount": 100, "currency": "usd", "status": "succeeded"}); status != 200 || body["state"] != "ignored" {
+				t.Errorf("unknown intent: %d %v", status, body)
+			}
+			events, err := r.a.StripeHook.Events(context.Background(), 10)
+			if err != nil || len(events) != 4 {
+				t.Errorf("stored events %v, %v", events, err)
+			}
+			requireVerified(t, r.a, time.Hour)
+		})
+	}
+}
