@@ -180,7 +180,9 @@ type App struct {
 	Webhooks *webhooks.Service
 	// StripeHook receives Stripe's webhooks; it runs with checkout.
 	StripeHook *stripehook.Service
-	nats       *natsbus.Bus
+	// webhookSender delivers the simulator's settled charges to StripeHook.
+	webhookSender *stripehook.Sender
+	nats          *natsbus.Bus
 	// Services are the services this process runs, in AllServices order.
 	Services []string
 
@@ -244,7 +246,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Loyalty, a.Catalog, a.inventory, a.Checkout, a.Outbox = w.loyalty, w.catalog, w.inventory, w.checkout, w.outbox
-	a.Webhooks, a.StripeHook = w.webhooks, w.stripeHook
+	a.Webhooks, a.StripeHook, a.webhookSender = w.webhooks, w.stripeHook, w.webhookSender
 	if cfg.NATS != "" && a.Webhooks != nil {
 		if a.nats, err = natsbus.Connect(ctx, natsbus.Config{URL: cfg.NATS, DB: a.DB, Now: cfg.Now, TracerProvider: a.tel.TracerProvider}); err != nil {
 			return nil, err
@@ -260,6 +262,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}
 	a.Handler = withUI(distrustAnonymousTraces(instrument(a.API, a.tel), a.Keys), a.Keys, cfg.Demo, cfg.DemoAdmin)
+	if a.webhookSender != nil {
+		a.webhookSender.SetTarget(a.Handler)
+	}
 	return a, nil
 }
 
@@ -490,6 +495,9 @@ func (a *App) RunJobs(ctx context.Context) {
 // Close stops the revocation refresh, releases the database and, when New set
 // telemetry up itself, flushes and stops it. It also tidies a half-built App.
 func (a *App) Close() error {
+	if a.webhookSender != nil {
+		a.webhookSender.Close() // its deliveries write to the database
+	}
 	if a.nats != nil {
 		a.nats.Close()
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/cart"
@@ -62,6 +63,9 @@ type wiring struct {
 	webhooks  *webhooks.Service
 	// stripeHook receives Stripe's webhooks where checkout runs.
 	stripeHook *stripehook.Service
+	// webhookSender sends the simulator's charges to stripeHook as Stripe
+	// events, when both run here and a signing secret is configured.
+	webhookSender *stripehook.Sender
 }
 
 func newWiring(a *App, cfg Config, topo topology) *wiring {
@@ -104,6 +108,14 @@ func (w *wiring) build(cfg Config, ad adapters) error {
 				return err
 			}
 		}
+	}
+	secrets := stripehook.ParseSecrets(strings.Join(cfg.StripeWebhook.Secrets, ","))
+	if w.simulator != nil && w.stripeHook != nil && len(secrets) > 0 {
+		// Simulated Stripe webhooks go to this process's own endpoint (a
+		// split deployment's payment process does not serve it), signed
+		// with the first secret.
+		w.webhookSender = stripehook.NewSender(stripehook.SenderConfig{Secret: secrets[0], Faults: w.faults, Logger: w.log})
+		w.simulator.OnSettled(w.webhookSender.Settled)
 	}
 	return nil
 }

@@ -49,6 +49,7 @@ type fakeCheckout struct {
 	refunds  map[string]money.Money
 	disputes map[string]string
 	fail     error
+	knowAll  bool // every charge has its checkout
 }
 
 func newFake() *fakeCheckout {
@@ -61,7 +62,7 @@ func (f *fakeCheckout) SettleCharge(_ context.Context, chargeID string) (bool, e
 	if f.fail != nil {
 		return false, f.fail
 	}
-	if !f.known[chargeID] {
+	if !f.known[chargeID] && !f.knowAll {
 		return false, nil
 	}
 	f.settles[chargeID]++
@@ -71,7 +72,7 @@ func (f *fakeCheckout) SettleCharge(_ context.Context, chargeID string) (bool, e
 func (f *fakeCheckout) RefundedOutside(_ context.Context, chargeID string, refunded money.Money) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.known[chargeID] {
+	if !f.known[chargeID] && !f.knowAll {
 		return false, nil
 	}
 	if refunded.Amount > f.refunds[chargeID].Amount {
@@ -105,6 +106,7 @@ type harness struct {
 	fake  *fakeCheckout
 	clock *clock
 	srv   *httptest.Server
+	api   http.Handler
 }
 
 func newHarness(t *testing.T, d *db.DB, secrets []string, tweak func(*Config)) *harness {
@@ -127,7 +129,7 @@ func newHarness(t *testing.T, d *db.DB, secrets []string, tweak func(*Config)) *
 	api.Add(svc.Routes()...)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	return &harness{t: t, d: d, svc: svc, fake: fake, clock: c, srv: srv}
+	return &harness{t: t, d: d, svc: svc, fake: fake, clock: c, srv: srv, api: api}
 }
 
 // eventJSON is a Stripe-shaped event whose data.object is obj.
