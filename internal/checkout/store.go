@@ -28,8 +28,8 @@ const (
 	// authenticate (3-D Secure); stock and points stay held until the
 	// authentication window ends (action_expires_at).
 	stateRequiresAction = "requires_action"
-	stateCompleted  = "completed"
-	stateFailed     = "failed"
+	stateCompleted      = "completed"
+	stateFailed         = "failed"
 )
 
 // lineItem is a validated cart line as stored with the checkout.
