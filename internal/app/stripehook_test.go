@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,6 +153,151 @@ func TestStripeWebhookRefundAndDisputeThroughTheApp(t *testing.T) {
 			}
 			if err != nil || posted != 4 {
 				t.Errorf("stored events %v, %v", events, err)
+			}
+			requireVerified(t, r.a, time.Hour)
+		})
+	}
+}
+
+// threeDS starts a guest's 3-D Secure checkout and returns its id, client
+// secret and charge id.
+func (r *rig) threeDS(productID, key string) (id, secret, charge string) {
+	r.tb.Helper()
+	code, body := r.call("POST", "/v1/checkout", "", map[string]any{"cart_id": r.cartWith("", productID),
+		"payment": map[string]any{"token": "tok_threeDSecure2Required"}, "email": "guest@example.test"}, map[string]string{"Idempotency-Key": key})
+	if code != 202 {
+		r.tb.Fatalf("checkout: %d %v", code, body)
+	}
+	id, secret = body["checkout_id"].(string), body["client_secret"].(string)
+	if err := r.a.DB.Read().QueryRow(`SELECT charge_id FROM checkouts WHERE id = $1`, id).Scan(&charge); err != nil || charge == "" {
+		r.tb.Fatalf("charge of %s: %q %v", id, charge, err)
+	}
+	return id, secret, charge
+}
+
+func (r *rig) ordersOf(checkoutID string) (n int, id string) {
+	r.tb.Helper()
+	rows, err := r.a.DB.Read().Query(`SELECT id FROM orders WHERE checkout_id = $1`, checkoutID)
+	if err != nil {
+		r.tb.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		n++
+		_ = rows.Scan(&id)
+	}
+	return n, id
+}
+
+// waitEvent waits until the simulator's event of a charge and type is no
+// longer pending, and returns its outcome.
+func (r *rig) waitEvent(charge, typ string) string {
+	r.tb.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var state, outcome string
+		err := r.a.DB.Read().QueryRow(`SELECT state, outcome FROM stripe_events WHERE charge_id = $1 AND type = $2`, charge, typ).Scan(&state, &outcome)
+		if err == nil && state != "pending" {
+			return outcome
+		}
+	}
+	r.tb.Fatalf("no settled %s event for %s", typ, charge)
+	return ""
+}
+
+// A 3-D Secure checkout completes once whichever of the simulated webhook
+// and the client's confirm comes first: the webhook before the confirm,
+// the confirm before a delayed webhook, and 20 concurrent deliveries of one
+// event beside both. Exactly one order each time; verify clean.
+func TestStripeWebhookRacesConfirm(t *testing.T) {
+	for _, e := range []db.Engine{db.SQLite, db.Postgres} {
+		t.Run(string(e), func(t *testing.T) {
+			r := newRig(t, rigOptions{engine: e, cfg: app.Config{Demo: true, StripeWebhook: app.StripeWebhookConfig{Secrets: []string{rigWebhookSecret}}}})
+			w := seedWorld(r)
+			admin := w.adminToken
+			authenticate := func(secret string) {
+				if code, body := r.call("POST", "/v1/simulator/authenticate", "", map[string]any{"client_secret": secret, "approve": true}, nil); code != 200 {
+					t.Fatalf("authenticate: %d %v", code, body)
+				}
+			}
+			confirm := func(id, secret string) string {
+				code, body := r.call("POST", "/v1/checkout/"+id+"/confirm", "", map[string]any{"client_secret": secret}, nil)
+				if code != 201 {
+					t.Fatalf("confirm: %d %v", code, body)
+				}
+				return body["order_id"].(string)
+			}
+
+			// The webhook first: the order exists before the client confirms.
+			id, secret, charge := r.threeDS(w.productID, nextKey("wh-first"))
+			authenticate(secret)
+			if out := r.waitEvent(charge, "payment_intent.succeeded"); out != "settled" {
+				t.Fatalf("webhook outcome %s", out)
+			}
+			n, orderID := r.ordersOf(id)
+			if n != 1 {
+				t.Fatalf("%d orders after the webhook", n)
+			}
+			if got := confirm(id, secret); got != orderID {
+				t.Errorf("confirm answered order %s, the webhook made %s", got, orderID)
+			}
+
+			// The confirm first: the webhook is delayed, arrives after, changes nothing.
+			r.must("PUT", "/v1/admin/faults/payment.webhook.delay", admin, map[string]any{"delay_ms": 700}, nil)
+			id, secret, charge = r.threeDS(w.productID, nextKey("confirm-first"))
+			authenticate(secret)
+			orderID = confirm(id, secret)
+			if out := r.waitEvent(charge, "payment_intent.succeeded"); out != "settled" {
+				t.Fatalf("late webhook outcome %s", out)
+			}
+			if n, got := r.ordersOf(id); n != 1 || got != orderID {
+				t.Errorf("%d orders (%s), want 1 (%s)", n, got, orderID)
+			}
+			r.must("PUT", "/v1/admin/faults/payment.webhook.delay", admin, map[string]any{"delay_ms": 0}, nil)
+
+			// 20 concurrent deliveries of one Stripe event, racing the
+			// simulator's own event and the confirm.
+			id, secret, charge = r.threeDS(w.productID, nextKey("dup"))
+			authenticate(secret)
+			intent := map[string]any{"id": charge, "object": "payment_intent", "amount": 100, "currency": "usd", "status": "succeeded",
+				"metadata": map[string]any{"godwit_idempotency_key": id}}
+			var wg sync.WaitGroup
+			statuses := make(chan int, 21)
+			for range 20 {
+				wg.Go(func() {
+					st, _ := r.stripeEvent("evt_app_dup", "payment_intent.succeeded", intent)
+					statuses <- st
+				})
+			}
+			wg.Go(func() {
+				code, _ := r.call("POST", "/v1/checkout/"+id+"/confirm", "", map[string]any{"client_secret": secret}, nil)
+				statuses <- code
+			})
+			wg.Wait()
+			close(statuses)
+			for st := range statuses {
+				if st != 200 && st != 201 {
+					t.Errorf("a delivery or the confirm answered %d", st)
+				}
+			}
+			var rows int
+			if err := r.a.DB.Read().QueryRow(`SELECT COUNT(*) FROM stripe_events WHERE id = 'evt_app_dup'`).Scan(&rows); err != nil || rows != 1 {
+				t.Errorf("%d rows for the event (%v)", rows, err)
+			}
+			// An attempt that found the checkout being settled left the
+			// event to the retry job; run it until nothing waits.
+			for range 50 {
+				if err := r.a.StripeHook.RetryPass(context.Background()); err != nil {
+					t.Log(err)
+				}
+				var pending int
+				_ = r.a.DB.Read().QueryRow(`SELECT COUNT(*) FROM stripe_events WHERE state = 'pending'`).Scan(&pending)
+				if pending == 0 {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if n, _ := r.ordersOf(id); n != 1 {
+				t.Errorf("%d orders after 20 duplicate deliveries and a confirm", n)
 			}
 			requireVerified(t, r.a, time.Hour)
 		})

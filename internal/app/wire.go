@@ -157,7 +157,7 @@ func newOrder(b base, fs *faults.Store) *order.Service {
 func (w *wiring) newCheckout(cfg Config) (*checkout.Service, error) {
 	const caller = ServiceCheckout
 	return checkout.New(checkout.Config{
-		DB: w.db, Program: cfg.Program, Lease: cfg.CheckoutLease, Events: events.Recorder{},
+		DB: w.db, Program: cfg.Program, Lease: cfg.CheckoutLease, Events: events.Recorder{}, AuthenticationWindow: cfg.AuthenticationWindow,
 		Now: w.now, TracerProvider: w.tel.TracerProvider, MeterProvider: w.tel.MeterProvider, Logger: w.log,
 		Carts:     w.cartsFor(caller),
 		Products:  w.productsFor(caller),
@@ -174,12 +174,8 @@ func (w *wiring) newCheckout(cfg Config) (*checkout.Service, error) {
 // newStripeHook builds the Stripe webhook endpoint on the checkout: it
 // settles charges and applies refunds and disputes made at Stripe.
 func (w *wiring) newStripeHook(cfg Config) (*stripehook.Service, error) {
-	// The checkout settles charges a webhook reports once it can wait for
-	// a customer's authentication (SettleCharge); before that every charge
-	// settles before the checkout answers.
-	settler, _ := any(w.checkout).(stripehook.Settler)
 	return stripehook.New(stripehook.Config{DB: w.db, Secrets: cfg.StripeWebhook.Secrets, Tolerance: cfg.StripeWebhook.Tolerance,
-		Settler: settler, Orders: w.checkout, Now: w.now, TracerProvider: w.tel.TracerProvider, MeterProvider: w.tel.MeterProvider, Logger: w.log})
+		Settler: w.checkout, Orders: w.checkout, Now: w.now, TracerProvider: w.tel.TracerProvider, MeterProvider: w.tel.MeterProvider, Logger: w.log})
 }
 
 // newWebhooks builds webhook delivery: it runs where notify runs, the

@@ -167,9 +167,6 @@ func (s *Service) checkoutLink(ctx context.Context, chargeID string) (trace.Link
 func (s *Service) applyType(ctx context.Context, e event) (string, string, error) {
 	switch e.Type {
 	case TypeSucceeded, TypePaymentFailed, TypeCanceled:
-		if s.cfg.Settler == nil {
-			return stateIgnored, OutcomeUnhandledType, nil
-		}
 		found, err := s.cfg.Settler.SettleCharge(ctx, e.ChargeID)
 		return s.settled(e, found, OutcomeSettled, err)
 	case TypeRefunded:

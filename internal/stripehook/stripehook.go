@@ -75,9 +75,8 @@ type Config struct {
 	// Tolerance is how old an event's signature timestamp may be; default
 	// DefaultTolerance.
 	Tolerance time.Duration
-	// Settler and Orders apply events; a nil one leaves its events recorded
-	// as unhandled (a checkout that settles every charge before answering
-	// has nothing to learn from payment_intent events).
+	// Settler and Orders apply events; nil Orders leaves charge events
+	// recorded as unhandled.
 	Settler Settler
 	Orders  Orders
 	// RetryFor is how long an event waiting for its checkout is retried;
@@ -107,8 +106,8 @@ type Service struct {
 
 // New returns a Service.
 func New(cfg Config) (*Service, error) {
-	if cfg.DB == nil {
-		return nil, errors.New("stripehook: DB is required")
+	if cfg.DB == nil || cfg.Settler == nil {
+		return nil, errors.New("stripehook: DB and Settler are required")
 	}
 	defaults.Fill(defaults.Fields{Now: &cfg.Now, Logger: &cfg.Logger, Tracer: &cfg.TracerProvider, Meter: &cfg.MeterProvider})
 	if cfg.Tolerance <= 0 {
