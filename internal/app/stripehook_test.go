@@ -1,11 +1,15 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,8 +18,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/godwit-dev/godwit/internal/app"
+	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
+	"github.com/godwit-dev/godwit/internal/platform/httpx"
 	"github.com/godwit-dev/godwit/internal/platform/telemetry"
+	"github.com/godwit-dev/godwit/internal/stripehook"
 )
 
 const rigWebhookSecret = "whsec_rig_webhook_secret_0123456789"
@@ -298,6 +305,86 @@ func TestStripeWebhookRacesConfirm(t *testing.T) {
 			}
 			if n, _ := r.ordersOf(id); n != 1 {
 				t.Errorf("%d orders after 20 duplicate deliveries and a confirm", n)
+			}
+			requireVerified(t, r.a, time.Hour)
+		})
+	}
+}
+
+// A process that dies after storing a webhook and before the order is made
+// leaves the event to the retry job, which makes the order exactly once;
+// the client's later confirm answers that order. The endpoint here is a
+// second stripehook.Service on the app's database and checkout, with the
+// test-only crash hook.
+func TestStripeWebhookCrashThenRetry(t *testing.T) {
+	for _, e := range []db.Engine{db.SQLite, db.Postgres} {
+		t.Run(string(e), func(t *testing.T) {
+			r := newRig(t, rigOptions{engine: e, cfg: app.Config{Demo: true}}) // no secret: no simulated webhooks
+			w := seedWorld(r)
+			var offset atomic.Int64
+			now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+			var crashes atomic.Int32
+			hook, err := stripehook.New(stripehook.Config{DB: r.a.DB, Secrets: []string{rigWebhookSecret}, Settler: r.a.Checkout, Orders: r.a.Checkout,
+				Now: now, FailAfterAccept: func(string) error {
+					if crashes.Add(1) == 1 {
+						return errors.New("process killed")
+					}
+					return nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys, err := auth.NewKeys([]byte(rigSecret), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			api := httpx.NewAPI(keys, nil, nil)
+			api.Add(hook.Routes()...)
+			srv := httptest.NewServer(api)
+			defer srv.Close()
+
+			id, secret, charge := r.threeDS(w.productID, nextKey("crash"))
+			if code, body := r.call("POST", "/v1/simulator/authenticate", "", map[string]any{"client_secret": secret, "approve": true}, nil); code != 200 {
+				t.Fatalf("authenticate: %d %v", code, body)
+			}
+			payload, _ := json.Marshal(map[string]any{"id": "evt_crash", "object": "event", "api_version": stripeapi.APIVersion, "created": time.Now().Unix(),
+				"type": "payment_intent.succeeded", "data": map[string]any{"object": map[string]any{"id": charge, "object": "payment_intent",
+					"status": "succeeded", "metadata": map[string]any{"godwit_idempotency_key": id}}}})
+			req, _ := http.NewRequest("POST", srv.URL+"/v1/webhooks/stripe", bytes.NewReader(payload))
+			req.Header.Set("Stripe-Signature", webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: rigWebhookSecret}).Header)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 500 {
+				t.Fatalf("crashed delivery answered %d", res.StatusCode)
+			}
+			if n, _ := r.ordersOf(id); n != 0 {
+				t.Fatalf("%d orders after the crash", n)
+			}
+			if err := hook.RetryPass(context.Background()); err != nil { // the dead attempt's claim still runs
+				t.Fatal(err)
+			}
+			if n, _ := r.ordersOf(id); n != 0 {
+				t.Fatalf("the retry ran within the dead attempt's claim")
+			}
+			offset.Store(int64(stripehook.DefaultClaim + time.Second))
+			for range 3 {
+				if err := hook.RetryPass(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, orderID := r.ordersOf(id)
+			if n != 1 {
+				t.Fatalf("%d orders after the retry job", n)
+			}
+			if got := crashes.Load(); got != 2 {
+				t.Errorf("%d attempts, want 2 (the crashed one and the retry)", got)
+			}
+			code, body := r.call("POST", "/v1/checkout/"+id+"/confirm", "", map[string]any{"client_secret": secret}, nil)
+			if code != 201 || body["order_id"] != orderID {
+				t.Errorf("confirm after the retry: %d %v (order %s)", code, body, orderID)
 			}
 			requireVerified(t, r.a, time.Hour)
 		})
