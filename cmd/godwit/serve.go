@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/app"
+	"github.com/godwit-dev/godwit/internal/stripehook"
 )
 
 // commonFlags are shared by every command that opens the database.
@@ -153,6 +154,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.demo, "demo", "seed the demo catalog, members and promotion into an empty database and offer demo sign-in to a browser on this machine (default: true with SQLite, false with PostgreSQL)")
 	fs.BoolVar(&c.DemoAdmin, "demo-admin", false, "let demo sign-in mint admin tokens too: any program or user on this machine can then act as admin (needs --demo)")
 	fs.DurationVar(&c.ReservationTTL, "reservation-ttl", 15*time.Minute, "how long checkout stock stays reserved")
+	fs.DurationVar(&c.AuthenticationWindow, "authentication-window", 0, "how long a checkout whose card asks for 3-D Secure waits for the customer before it is cancelled and its stock and points released; shorter than --reservation-ttl (default 10m, or two thirds of --reservation-ttl when shorter)")
 	f.registerAdapters(fs)
 	fs.DurationVar(&c.Jobs.ReservationReaper, "reaper-interval", 30*time.Second, "how often expired stock reservations are released")
 	fs.DurationVar(&c.Jobs.CheckoutRecovery, "recovery-interval", 30*time.Second, "how often interrupted checkouts are resumed or compensated")
@@ -196,6 +198,9 @@ func (f *serveFlags) registerAdapters(fs *flag.FlagSet) {
 	fs.StringVar(&p.Provider, "payment", "simulator", "payment provider: simulator or stripe")
 	fs.StringVar(&p.StripeKeyFile, "stripe-secret-key-file", "", "file holding the Stripe secret key (or set GODWIT_STRIPE_SECRET_KEY)")
 	fs.StringVar(&p.StripeAPIBase, "stripe-api-base", "", "Stripe API base URL (default Stripe's; e.g. http://127.0.0.1:12111 for stripe-mock)")
+	fs.DurationVar(&f.cfg.StripeWebhook.Tolerance, "stripe-webhook-tolerance", stripehook.DefaultTolerance, "how old a Stripe webhook's signature timestamp may be (signing secrets: GODWIT_STRIPE_WEBHOOK_SECRETS, comma-separated)")
+	fs.DurationVar(&f.cfg.Jobs.StripeWebhooks, "stripe-webhook-retry-interval", 2*time.Second, "how often Stripe webhook events waiting for their checkout, or failed, are retried")
+	fs.StringVar(&p.StripeReturnURL, "stripe-return-url", "", "where Stripe sends the customer back after 3-D Secure (the PaymentIntent's return_url), e.g. https://shop.example/checkout-return; with it the 202's next_action is a redirect_to_url")
 	fs.StringVar(&m.Addr, "smtp-addr", "", "SMTP relay host:port for confirmations (default: write .eml files under <data-dir>/mail)")
 	fs.StringVar(&m.TLS, "smtp-tls", "starttls", "SMTP transport security: starttls, tls or none")
 	fs.StringVar(&m.Username, "smtp-username", "", "SMTP username (optional)")
@@ -239,6 +244,7 @@ func (f *serveFlags) config(e env, common commonFlags) (app.Config, error) {
 		return app.Config{}, errors.New("--demo-admin needs demo mode (--demo)")
 	}
 	cfg.Payment.StripeSecretKey = e.getenv("GODWIT_STRIPE_SECRET_KEY")
+	cfg.StripeWebhook.Secrets = stripehook.ParseSecrets(e.getenv("GODWIT_STRIPE_WEBHOOK_SECRETS"))
 	cfg.SMTP.Password = e.getenv("GODWIT_SMTP_PASSWORD")
 	cfg.Observe = app.TelemetryConfig{ServiceVersion: version(), LogFormat: f.logFormat, LogLevel: level, LogOutput: e.stderr, Getenv: e.getenv}
 	return cfg, nil

@@ -9,8 +9,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/godwit-dev/godwit/internal/natsbus"
+	"github.com/godwit-dev/godwit/internal/stripehook"
 	"github.com/godwit-dev/godwit/internal/webhooks"
 	"log/slog"
 	"net/http"
@@ -94,6 +96,9 @@ type Config struct {
 	Jobs JobIntervals
 	// Webhooks configures webhook delivery (docs/events.md).
 	Webhooks WebhookConfig
+	// StripeWebhook configures POST /v1/webhooks/stripe (docs/operations.md,
+	// "Stripe webhooks").
+	StripeWebhook StripeWebhookConfig
 	// NATS, when set (nats://host:port), publishes every event to JetStream
 	// (stream GODWIT_EVENTS, subjects godwit.<type>) from the process that
 	// runs notify.
@@ -113,6 +118,13 @@ type Config struct {
 	// pass) at most this long after the crash; default
 	// checkout.DefaultLease (see checkout.Config.Lease, idempotency.Options.Lease).
 	CheckoutLease time.Duration
+	// AuthenticationWindow is how long a checkout whose card asks for 3-D
+	// Secure waits for the customer, its stock reserved and its points held,
+	// before the recovery pass cancels it. It must be shorter than
+	// ReservationTTL (the reservation is not extended). Zero: the default,
+	// checkout.DefaultAuthenticationWindow, or two thirds of ReservationTTL
+	// when that is shorter.
+	AuthenticationWindow time.Duration
 	// RateLimits caps requests per caller (zero values: no limit).
 	RateLimits httpx.RateLimits
 	// Metrics says who may read /metrics and on which listener.
@@ -134,12 +146,23 @@ type WebhookConfig struct {
 	Timeout time.Duration
 }
 
+// StripeWebhookConfig configures the Stripe webhook endpoint.
+type StripeWebhookConfig struct {
+	// Secrets are the endpoint's signing secrets (GODWIT_STRIPE_WEBHOOK_SECRETS,
+	// comma-separated); several at once while one is rotated. None: the
+	// endpoint answers 503 webhook_not_configured.
+	Secrets []string
+	// Tolerance is how old a delivery's signature may be; default 5 minutes.
+	Tolerance time.Duration
+}
+
 // JobIntervals sets how often each background job runs.
 type JobIntervals struct {
 	ReservationReaper time.Duration // default 30s
 	CheckoutRecovery  time.Duration // default 30s
 	Outbox            time.Duration // default 2s
 	Webhooks          time.Duration // webhook fan-out and delivery; default 1s
+	StripeWebhooks    time.Duration // Stripe events waiting or failed are retried; default 2s
 	// The loyalty jobs run only when their interval is positive (serve sets
 	// them from flags; a library user opts in).
 	LoyaltyExpiry     time.Duration // points expiry
@@ -164,7 +187,11 @@ type App struct {
 	Checkout *checkout.Service
 	Outbox   *notify.Worker
 	Webhooks *webhooks.Service
-	nats     *natsbus.Bus
+	// StripeHook receives Stripe's webhooks; it runs with checkout.
+	StripeHook *stripehook.Service
+	// webhookSender delivers the simulator's settled charges to StripeHook.
+	webhookSender *stripehook.Sender
+	nats          *natsbus.Bus
 	// Services are the services this process runs, in AllServices order.
 	Services []string
 
@@ -232,7 +259,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Loyalty, a.Catalog, a.inventory, a.Checkout, a.Outbox = w.loyalty, w.catalog, w.inventory, w.checkout, w.outbox
-	a.Webhooks = w.webhooks
+	a.Webhooks, a.StripeHook, a.webhookSender = w.webhooks, w.stripeHook, w.webhookSender
 	if cfg.NATS != "" && a.Webhooks != nil {
 		if a.nats, err = natsbus.Connect(ctx, natsbus.Config{URL: cfg.NATS, DB: a.DB, Now: cfg.Now, TracerProvider: a.tel.TracerProvider}); err != nil {
 			return nil, err
@@ -248,6 +275,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}
 	a.Handler = withUI(distrustAnonymousTraces(instrument(a.API, a.tel), a.Keys), a.Keys, cfg.Demo, cfg.DemoAdmin)
+	if a.webhookSender != nil {
+		a.webhookSender.SetTarget(a.Handler)
+	}
 	return a, nil
 }
 
@@ -264,6 +294,20 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if err := cfg.Metrics.check(); err != nil {
 		return cfg, err
+	}
+	ttl := cfg.ReservationTTL
+	if ttl <= 0 {
+		ttl = inventory.DefaultReservationTTL
+	}
+	switch {
+	case cfg.AuthenticationWindow < 0:
+		return cfg, errors.New("--authentication-window must not be negative")
+	case cfg.AuthenticationWindow == 0:
+		cfg.AuthenticationWindow = min(checkout.DefaultAuthenticationWindow, ttl*2/3)
+	case cfg.AuthenticationWindow >= ttl:
+		// A checkout waiting for the customer keeps its reservation: one
+		// that outlived it would settle on stock the reaper gave back.
+		return cfg, fmt.Errorf("--authentication-window (%s) must be shorter than --reservation-ttl (%s)", cfg.AuthenticationWindow, ttl)
 	}
 	if cfg.Program == nil {
 		p, err := loadProgram(cfg.ProgramFile)
@@ -413,6 +457,9 @@ func (j JobIntervals) withDefaults() JobIntervals {
 	if j.Webhooks <= 0 {
 		j.Webhooks = time.Second
 	}
+	if j.StripeWebhooks <= 0 {
+		j.StripeWebhooks = 2 * time.Second
+	}
 	if j.Retention <= 0 {
 		j.Retention = 10 * time.Minute
 	}
@@ -452,6 +499,10 @@ func (a *App) RunJobs(ctx context.Context) {
 		every("webhook_fanout", a.jobs.Webhooks, a.Webhooks.FanoutPass, jobs.Untraced())
 		every("webhook_delivery", a.jobs.Webhooks, a.Webhooks.DeliveryPass, jobs.Untraced())
 	}
+	if a.StripeHook != nil {
+		// Each event processed has its own payment.webhook.process trace.
+		every("stripe_webhook_retry", a.jobs.StripeWebhooks, a.StripeHook.RetryPass, jobs.Untraced())
+	}
 	if a.nats != nil {
 		// Each publish has its own nats.publish span, a child of its cause.
 		every("nats_publish", a.jobs.Webhooks, a.nats.PublishPass, jobs.Untraced())
@@ -474,6 +525,9 @@ func (a *App) RunJobs(ctx context.Context) {
 // Close stops the revocation refresh, releases the database and, when New set
 // telemetry up itself, flushes and stops it. It also tidies a half-built App.
 func (a *App) Close() error {
+	if a.webhookSender != nil {
+		a.webhookSender.Close() // its deliveries write to the database
+	}
 	if a.nats != nil {
 		a.nats.Close()
 	}

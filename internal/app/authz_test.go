@@ -82,6 +82,7 @@ var (
 var authzTable = map[string]expectation{
 	// app
 	"GET /v1/admin/traces":                                adminOnly,
+	"POST /v1/webhooks/stripe":                            public, // the Stripe-Signature authenticates it
 	"POST /v1/admin/webhook-subscriptions":                adminOnly,
 	"GET /v1/admin/webhook-subscriptions":                 adminOnly,
 	"GET /v1/admin/webhook-subscriptions/{id}":            adminOnly,
@@ -161,6 +162,9 @@ var authzTable = map[string]expectation{
 	"POST /internal/v1/payments/charges":              internal,
 	"GET /internal/v1/payments/charges/by-key/{key}":  internal,
 	"POST /internal/v1/payments/charges/{id}/void":    internal,
+	"GET /internal/v1/payments/charges/{id}":          internal,
+	"POST /internal/v1/payments/charges/{id}/cancel":  internal,
+	"POST /v1/simulator/authenticate":                 public,
 	"POST /internal/v1/payments/charges/{id}/refunds": internal,
 
 	// order
@@ -175,6 +179,8 @@ var authzTable = map[string]expectation{
 
 	// checkout
 	"POST /v1/checkout":                checkoutCallers,
+	"POST /v1/checkout/{id}/confirm":   checkoutCallers,
+	"GET /v1/checkout/{id}":            checkoutCallers,
 	"POST /v1/orders/{id}/refund":      svcOrAdmin,
 	"GET /v1/admin/checkouts/{id}":     adminOnly,
 	"POST /v1/admin/checkouts/recover": adminOnly,
@@ -214,7 +220,8 @@ func fillPath(pattern string, w *world) string {
 // TestAuthorisationMatrix tries every route of the route table with every kind
 // of caller and checks the status against authzTable.
 func TestAuthorisationMatrix(t *testing.T) {
-	r := newRig(t, rigOptions{cfg: app.Config{Demo: true}})
+	// A signing secret, so the Stripe webhook answers 400 (unsigned) rather than 503.
+	r := newRig(t, rigOptions{cfg: app.Config{Demo: true, StripeWebhook: app.StripeWebhookConfig{Secrets: []string{"whsec_authz_matrix"}}}})
 	w := seedWorld(r)
 
 	foreign, err := auth.NewKeys([]byte("another-secret-another-secret-xx"), nil)
@@ -283,6 +290,7 @@ func TestAuthorisationTableMatchesPolicies(t *testing.T) {
 		"GET /v1/carts/{id}": true, "POST /v1/carts/{id}/items": true,
 		"PUT /v1/carts/{id}/items/{product_id}": true, "DELETE /v1/carts/{id}/items/{product_id}": true,
 		"GET /v1/orders/{id}": true, "POST /v1/checkout": true,
+		"POST /v1/checkout/{id}/confirm": true, "GET /v1/checkout/{id}": true,
 	}
 	r := newRig(t, rigOptions{})
 	for _, rt := range r.a.API.Routes() {

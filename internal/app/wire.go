@@ -3,10 +3,12 @@ package app
 import (
 	"context"
 	"github.com/godwit-dev/godwit/internal/events"
+	"github.com/godwit-dev/godwit/internal/stripehook"
 	"github.com/godwit-dev/godwit/internal/webhooks"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/cart"
@@ -59,6 +61,11 @@ type wiring struct {
 	checkout  *checkout.Service
 	outbox    *notify.Worker
 	webhooks  *webhooks.Service
+	// stripeHook receives Stripe's webhooks where checkout runs.
+	stripeHook *stripehook.Service
+	// webhookSender sends the simulator's charges to stripeHook as Stripe
+	// events, when both run here and a signing secret is configured.
+	webhookSender *stripehook.Sender
 }
 
 func newWiring(a *App, cfg Config, topo topology) *wiring {
@@ -82,7 +89,13 @@ func (w *wiring) build(cfg Config, ad adapters) error {
 		{ServiceCart, func() error { w.carts = newCart(w.base, w.prices(ServiceCart)); return nil }},
 		{ServicePayment, func() error { w.buildPayment(ad.provider); return nil }},
 		{ServiceOrder, func() error { w.orders = newOrder(w.base, w.faults); return nil }},
-		{ServiceCheckout, func() (err error) { w.checkout, err = w.newCheckout(cfg); return err }},
+		{ServiceCheckout, func() (err error) {
+			if w.checkout, err = w.newCheckout(cfg); err != nil {
+				return err
+			}
+			w.stripeHook, err = w.newStripeHook(cfg)
+			return err
+		}},
 		{ServiceNotify, func() error {
 			w.outbox = newOutbox(w.base, ad.sender(cfg.DataDir))
 			w.webhooks = newWebhooks(w.base, cfg.Webhooks)
@@ -95,6 +108,14 @@ func (w *wiring) build(cfg Config, ad adapters) error {
 				return err
 			}
 		}
+	}
+	secrets := stripehook.ParseSecrets(strings.Join(cfg.StripeWebhook.Secrets, ","))
+	if w.simulator != nil && w.stripeHook != nil && len(secrets) > 0 {
+		// Simulated Stripe webhooks go to this process's own endpoint (a
+		// split deployment's payment process does not serve it), signed
+		// with the first secret.
+		w.webhookSender = stripehook.NewSender(stripehook.SenderConfig{Secret: secrets[0], Faults: w.faults, Logger: w.log})
+		w.simulator.OnSettled(w.webhookSender.Settled)
 	}
 	return nil
 }
@@ -136,7 +157,7 @@ func newOrder(b base, fs *faults.Store) *order.Service {
 func (w *wiring) newCheckout(cfg Config) (*checkout.Service, error) {
 	const caller = ServiceCheckout
 	return checkout.New(checkout.Config{
-		DB: w.db, Program: cfg.Program, Lease: cfg.CheckoutLease, Events: events.Recorder{},
+		DB: w.db, Program: cfg.Program, Lease: cfg.CheckoutLease, Events: events.Recorder{}, AuthenticationWindow: cfg.AuthenticationWindow,
 		Now: w.now, TracerProvider: w.tel.TracerProvider, MeterProvider: w.tel.MeterProvider, Logger: w.log,
 		Carts:     w.cartsFor(caller),
 		Products:  w.productsFor(caller),
@@ -148,6 +169,13 @@ func (w *wiring) newCheckout(cfg Config) (*checkout.Service, error) {
 		// checkout); any service reached over HTTP keeps one per service.
 		LocalTx: w.carts != nil && w.inventory != nil && w.orders != nil && w.loyalty != nil,
 	})
+}
+
+// newStripeHook builds the Stripe webhook endpoint on the checkout: it
+// settles charges and applies refunds and disputes made at Stripe.
+func (w *wiring) newStripeHook(cfg Config) (*stripehook.Service, error) {
+	return stripehook.New(stripehook.Config{DB: w.db, Secrets: cfg.StripeWebhook.Secrets, Tolerance: cfg.StripeWebhook.Tolerance,
+		Settler: w.checkout, Orders: w.checkout, Now: w.now, TracerProvider: w.tel.TracerProvider, MeterProvider: w.tel.MeterProvider, Logger: w.log})
 }
 
 // newWebhooks builds webhook delivery: it runs where notify runs, the
@@ -292,6 +320,9 @@ func (w *wiring) serviceRoutes() []httpx.Route {
 	}
 	if w.checkout != nil {
 		rs = append(rs, w.checkout.Routes()...)
+	}
+	if w.stripeHook != nil {
+		rs = append(rs, w.stripeHook.Routes()...)
 	}
 	if len(w.faults.Points()) > 0 {
 		rs = append(rs, w.faults.Routes()...)

@@ -64,7 +64,7 @@ func (s *Service) Refund(ctx context.Context, orderID, refundID string, amount *
 	ctx, span := s.tracer.Start(ctx, "order.refund")
 	defer span.End()
 	span.SetAttributes(attribute.String("order.id", orderID))
-	res, err := s.refund(ctx, orderID, refundID, amount)
+	res, err := s.refund(ctx, orderID, refundID, amount, refundOptions{})
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, errs.CodeOf(err))
@@ -75,7 +75,18 @@ func (s *Service) Refund(ctx context.Context, orderID, refundID string, amount *
 	return res, nil
 }
 
-func (s *Service) refund(ctx context.Context, orderID, refundID string, amount *money.Money) (RefundResult, error) {
+// refundOptions are the switches of a refund recorded from outside Godwit
+// (external.go); the zero value is Godwit's own refund.
+type refundOptions struct {
+	// noProvider: the money has already gone back (a refund made in Stripe's
+	// dashboard, a lost dispute), so the provider is not called.
+	noProvider bool
+	// keepRedeemed: the points spent on the order are not returned (a lost
+	// dispute: the cardholder's bank took the card payment back, not the points).
+	keepRedeemed bool
+}
+
+func (s *Service) refund(ctx context.Context, orderID, refundID string, amount *money.Money, opt refundOptions) (RefundResult, error) {
 	plan, err := s.cfg.Orders.StartRefund(ctx, orderID, refundID, amount)
 	if err != nil {
 		return RefundResult{}, err
@@ -83,13 +94,13 @@ func (s *Service) refund(ctx context.Context, orderID, refundID string, amount *
 	o := plan.Order
 	res := RefundResult{RefundID: refundID, Refunded: plan.Amount}
 	if !plan.Done {
-		if plan.Amount.Amount > 0 {
+		if plan.Amount.Amount > 0 && !opt.noProvider {
 			if _, err := s.cfg.Payments.Refund(ctx, o.ChargeID, plan.Amount, refundID); err != nil {
 				return RefundResult{}, err
 			}
 		}
 		if plan.Full && o.MemberID != "" && s.cfg.Loyalty != nil {
-			if o.PointsRedeemed > 0 {
+			if o.PointsRedeemed > 0 && !opt.keepRedeemed {
 				if err := s.cfg.Loyalty.RefundPoints(ctx, o.MemberID, o.PointsRedeemed, "order-refund:"+o.ID); err != nil {
 					return RefundResult{}, err
 				}
@@ -108,7 +119,9 @@ func (s *Service) refund(ctx context.Context, orderID, refundID string, amount *
 	}
 	res.Order = o
 	if plan.Full {
-		res.PointsReturned = o.PointsRedeemed
+		if !opt.keepRedeemed {
+			res.PointsReturned = o.PointsRedeemed
+		}
 		_, res.PointsReversed = s.cfg.Loyalty.(PurchaseReverser)
 		res.PointsReversed = res.PointsReversed && o.PointsEarned > 0
 	}
