@@ -26,7 +26,9 @@ func TestTraceShowsLinkedTraces(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	tr := tp.Tracer("test")
 	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	at := func(ms int) trace.SpanEventOption { return trace.WithTimestamp(t0.Add(time.Duration(ms) * time.Millisecond)) }
+	at := func(ms int) trace.SpanEventOption {
+		return trace.WithTimestamp(t0.Add(time.Duration(ms) * time.Millisecond))
+	}
 
 	ctx, checkout := tr.Start(context.Background(), "POST /v1/checkout", at(0))
 	_, charge := tr.Start(ctx, "payment.process", at(10))
