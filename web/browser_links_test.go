@@ -3,12 +3,15 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/godwit-dev/godwit/api/apitest"
 )
 
 // guestBuys puts one unit of a product with stock in a fresh tab's cart, pays with
@@ -68,6 +71,21 @@ func TestBrowserLinkedTraces(t *testing.T) {
 	process.End(trace.WithTimestamp(start.Add(40 * time.Millisecond)))
 	hook.End(trace.WithTimestamp(start.Add(45 * time.Millisecond)))
 	webhookTrace := process.SpanContext().TraceID().String()
+
+	// Both traces' answers, linked_from and links_to included, are what api/openapi.yaml says.
+	checked := apitest.Server(t, s.app.Handler)
+	for _, id := range []string{checkoutTrace, webhookTrace} {
+		req, _ := http.NewRequest("GET", checked.URL+"/v1/admin/traces/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+s.admin)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("GET /v1/admin/traces/%s = %d", id, res.StatusCode)
+		}
+	}
 
 	run(t, ctx, chromedp.Navigate(s.url+"/ui/trace/"+checkoutTrace), ready("admin-signin"), click("#demo-admin"), ready("trace"),
 		visible("#linked-from a.wf-linked"))
