@@ -14,8 +14,8 @@ import (
 	"github.com/godwit-dev/godwit/api/apitest"
 )
 
-// guestBuys puts one unit of a product with stock in a fresh tab's cart, pays with
-// token as a guest and returns the tab with the product's cart line selector.
+// guestAddsToCart opens the shop as a guest in a fresh tab and puts one unit of a
+// product with stock in the cart; it returns the tab and the selector of the cart line.
 func guestAddsToCart(t *testing.T, bctx context.Context, s *server) (context.Context, string) {
 	t.Helper()
 	_, products := s.call(t, "GET", "/v1/products", "", nil)
