@@ -176,12 +176,14 @@
     // showFailure shows why the order was not placed, with the cart as it is now
     // (the checkout releases it on failure, so the customer can pay again).
     async function showFailure(r) {
-      if (state.cart) {
-        const c = await G.api("GET", "/v1/carts/" + encodeURIComponent(state.cart.id), { token: m && m.token });
-        if (c.ok) state.cart = c.body;
+      const id = state.cart ? state.cart.id : sessionStorage.getItem(cartKey());
+      if (id) {
+        const c = await G.api("GET", "/v1/carts/" + encodeURIComponent(id), { token: m && m.token });
+        if (c.ok && !c.body.checkout_id) state.cart = c.body;
       }
       renderCart();
-      G.clear(resultBox, G.problemBox(r.body, r.status, r.body.code === "payment_declined" ? "Payment declined" : "The order was not placed"));
+      G.clear(resultBox, G.problemBox(r.body, r.status, r.body.code === "payment_declined" ? "Payment declined" : "The order was not placed"),
+        state.cart && state.cart.items && state.cart.items.length ? el("p.small.muted#cart-kept", "Your cart is kept: choose a card and place the order again.") : null);
     }
 
     function showConfirmation(o) {
@@ -226,7 +228,8 @@
       if (!url) {
         return G.clear(resultBox, G.problemBox({ code: "no_next_action", detail: "the bank asked for a confirmation step but did not say where. Nothing was charged." }, 202, "The order was not placed"));
       }
-      G.setPending3DS({ checkout_id: a.checkout_id, client_secret: a.client_secret, cart_id: state.cart && state.cart.id, member_id: m ? m.id : "", url });
+      G.setPending3DS({ checkout_id: a.checkout_id, client_secret: a.client_secret, cart_id: state.cart && state.cart.id, member_id: m ? m.id : "", url,
+        email: state.form.email });
       G.clear(resultBox, G.infoBox(el("h3", "Confirm the payment with your bank"),
         el("p", "Your bank asks you to confirm this payment. Taking you to your bank's page…"),
         el("p", el("a#continue-3ds", { href: url }, "Continue to your bank"))));
@@ -278,6 +281,7 @@
       if (named) history.replaceState(null, "", location.pathname);
       const p = G.pending3DS();
       if (!p || p.member_id !== (m ? m.id : "") || (named && named !== p.checkout_id)) return;
+      if (p.email) state.form.email = p.email; // the form comes back filled in if the cart is kept
       if (!named) {
         // Back in the shop without passing the bank: offer the way on.
         return G.clear(resultBox, G.infoBox(el("h3", "An order is waiting for your bank's confirmation"),
