@@ -55,6 +55,7 @@ func runTrace(ctx context.Context, e env, args []string) error {
 	)
 	if *jaeger != "" {
 		spans, err = fetchJaegerTrace(ctx, *jaeger, id)
+		links = jaegerLinks(spans, id)
 	} else {
 		if *token == "" {
 			return errors.New("trace: --target needs --token (an admin token), or use --jaeger")
@@ -87,6 +88,7 @@ func isTraceID(s string) bool {
 // wfSpan is a span reduced to what the waterfall shows, whichever backend it came from.
 type wfSpan struct {
 	ID, Parent    string
+	OtherRefs     []wfRef // references to spans of other traces (Jaeger's view of span links)
 	Name, Service string
 	Kind          string
 	Start, End    time.Time
@@ -95,6 +97,9 @@ type wfSpan struct {
 	Attributes    map[string]any
 	Events        []wfEvent
 }
+
+// wfRef is a reference from a span to a span of another trace.
+type wfRef struct{ TraceID, SpanID string }
 
 type wfEvent struct {
 	Name       string
@@ -165,11 +170,12 @@ type wfLinks struct {
 
 // wfLink is one link, seen from the trace being printed.
 type wfLink struct {
-	Here                        string // span id in this trace
-	TraceID, SpanID             string // the other side
-	SpanName, RootName          string // known while the other trace is buffered
-	Start, End                  time.Time
-	Error, Buffered, KnownTimes bool
+	Here               string // span id in this trace
+	TraceID, SpanID    string // the other side
+	SpanName, RootName string // known while the other trace is buffered
+	Start, End         time.Time
+	Error, KnownTimes  bool
+	NotBuffered        bool // the buffer no longer holds the other trace
 }
 
 func linksOf(tv *client.Trace) wfLinks {
@@ -180,7 +186,7 @@ func linksOf(tv *client.Trace) wfLinks {
 		out := make([]wfLink, 0, len(*ls))
 		for _, l := range *ls {
 			w := wfLink{
-				Here: l.SpanId, TraceID: l.OtherTraceId, SpanID: l.OtherSpanId, Buffered: l.Buffered,
+				Here: l.SpanId, TraceID: l.OtherTraceId, SpanID: l.OtherSpanId, NotBuffered: !l.Buffered,
 				SpanName: deref(l.OtherSpanName), RootName: deref(l.OtherRootName),
 				Error: deref(l.OtherError) || deref(l.OtherTraceFailed),
 			}
@@ -271,12 +277,26 @@ func renderLinks(w io.Writer, spans []wfSpan, l wfLinks, o waterfallOptions) {
 			if x.RootName != "" {
 				line += " (" + x.RootName + ")"
 			}
-			if !x.Buffered {
+			if x.NotBuffered {
 				line += "  (not in the buffer)"
 			}
 			fmt.Fprintln(w, line)
 		}
 	}
+}
+
+// jaegerLinks lists the links Jaeger's spans have to other traces. Jaeger's query API has
+// no reverse lookup, so with --jaeger a trace shows what it continues, not what continues it.
+func jaegerLinks(spans []wfSpan, id string) wfLinks {
+	var l wfLinks
+	for _, s := range spans {
+		for _, r := range s.OtherRefs {
+			if r.TraceID != id {
+				l.To = append(l.To, wfLink{Here: s.ID, TraceID: r.TraceID, SpanID: r.SpanID})
+			}
+		}
+	}
+	return l
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -407,7 +427,11 @@ func fromJaeger(t jaegerTrace) []wfSpan {
 			Attributes: map[string]any{},
 		}
 		for _, r := range s.References {
-			if r.RefType == "CHILD_OF" && w.Parent == "" {
+			switch {
+			case r.TraceID != "" && r.TraceID != t.TraceID:
+				// A span link to another trace: Jaeger shows OTel links as references.
+				w.OtherRefs = append(w.OtherRefs, wfRef{TraceID: r.TraceID, SpanID: r.SpanID})
+			case r.RefType == "CHILD_OF" && w.Parent == "":
 				w.Parent = r.SpanID
 			}
 		}

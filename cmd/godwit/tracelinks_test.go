@@ -93,3 +93,30 @@ func TestTraceShowsLinkedTraces(t *testing.T) {
 		t.Errorf("the webhook's trace does not say it continues the checkout (%q):\n%s", want, out)
 	}
 }
+
+// With --jaeger, a span's reference to a span of another trace (how Jaeger shows an OTel
+// span link) is printed under "continues"; a reference within the trace stays the parent.
+func TestTraceJaegerLinks(t *testing.T) {
+	const answer = `{"data":[{"traceID":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","spans":[
+{"traceID":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","spanID":"1111111111111111","operationName":"POST /v1/webhooks/stripe","references":[],"startTime":1795300920733353,"duration":5000,"tags":[],"logs":[],"processID":"p1"},
+{"traceID":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","spanID":"2222222222222222","operationName":"payment.webhook.process","references":[
+ {"refType":"CHILD_OF","traceID":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","spanID":"1111111111111111"},
+ {"refType":"FOLLOWS_FROM","traceID":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","spanID":"3333333333333333"}],"startTime":1795300920733400,"duration":4000,"tags":[],"logs":[],"processID":"p1"}],
+"processes":{"p1":{"serviceName":"godwit"}}}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(answer))
+	}))
+	defer srv.Close()
+	out, err := runTraceCmd(t, "--jaeger", srv.URL, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if indentOf(lineOf(t, out, "payment.webhook.process")) != 2 {
+		t.Errorf("the linked span lost its parent:\n%s", out)
+	}
+	want := "payment.webhook.process → span 3333333333333333 in trace aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	if _, section, _ := strings.Cut(out, "continues"); !strings.Contains(section, want) || strings.Contains(section, "not in the buffer") {
+		t.Errorf("want %q under continues:\n%s", want, out)
+	}
+}
