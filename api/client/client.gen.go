@@ -48,6 +48,7 @@ const (
 	ChargeStatusDeclined          ChargeStatus = "declined"
 	ChargeStatusPartiallyRefunded ChargeStatus = "partially_refunded"
 	ChargeStatusRefunded          ChargeStatus = "refunded"
+	ChargeStatusRequiresAction    ChargeStatus = "requires_action"
 	ChargeStatusSucceeded         ChargeStatus = "succeeded"
 	ChargeStatusVoided            ChargeStatus = "voided"
 )
@@ -61,9 +62,26 @@ func (e ChargeStatus) Valid() bool {
 		return true
 	case ChargeStatusRefunded:
 		return true
+	case ChargeStatusRequiresAction:
+		return true
 	case ChargeStatusSucceeded:
 		return true
 	case ChargeStatusVoided:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CheckoutPendingStatus.
+const (
+	CheckoutPendingStatusRequiresAction CheckoutPendingStatus = "requires_action"
+)
+
+// Valid indicates whether the value is a known member of the CheckoutPendingStatus enum.
+func (e CheckoutPendingStatus) Valid() bool {
+	switch e {
+	case CheckoutPendingStatusRequiresAction:
 		return true
 	default:
 		return false
@@ -115,6 +133,30 @@ func (e CheckoutStateStep) Valid() bool {
 	case CheckoutStateStepReservingInventory:
 		return true
 	case CheckoutStateStepValidatingCart:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CheckoutViewStatus.
+const (
+	CheckoutViewStatusCompleted      CheckoutViewStatus = "completed"
+	CheckoutViewStatusFailed         CheckoutViewStatus = "failed"
+	CheckoutViewStatusInProgress     CheckoutViewStatus = "in_progress"
+	CheckoutViewStatusRequiresAction CheckoutViewStatus = "requires_action"
+)
+
+// Valid indicates whether the value is a known member of the CheckoutViewStatus enum.
+func (e CheckoutViewStatus) Valid() bool {
+	switch e {
+	case CheckoutViewStatusCompleted:
+		return true
+	case CheckoutViewStatusFailed:
+		return true
+	case CheckoutViewStatusInProgress:
+		return true
+	case CheckoutViewStatusRequiresAction:
 		return true
 	default:
 		return false
@@ -289,6 +331,24 @@ const (
 func (e ReservationCommittedState) Valid() bool {
 	switch e {
 	case ReservationCommittedStateCommitted:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SimulatorAuthenticateResultStatus.
+const (
+	SimulatorAuthenticateResultStatusFailed    SimulatorAuthenticateResultStatus = "failed"
+	SimulatorAuthenticateResultStatusSucceeded SimulatorAuthenticateResultStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the SimulatorAuthenticateResultStatus enum.
+func (e SimulatorAuthenticateResultStatus) Valid() bool {
+	switch e {
+	case SimulatorAuthenticateResultStatusFailed:
+		return true
+	case SimulatorAuthenticateResultStatusSucceeded:
 		return true
 	default:
 		return false
@@ -729,11 +789,17 @@ type Charge struct {
 	// Amount An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
 	Amount Money `json:"amount"`
 
+	// ClientSecret requires_action only: completes the customer's authentication (service tokens only).
+	ClientSecret *string `json:"client_secret,omitempty"`
+
 	// CreatedAt RFC 3339 time, UTC, to the nanosecond.
 	CreatedAt      Timestamp `json:"created_at"`
 	DeclineCode    *string   `json:"decline_code,omitempty"`
 	Id             string    `json:"id"`
 	IdempotencyKey string    `json:"idempotency_key"`
+
+	// NextAction requires_action only: what the customer must do, as the provider gives it.
+	NextAction *map[string]interface{} `json:"next_action,omitempty"`
 
 	// Refunded An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
 	Refunded Money        `json:"refunded"`
@@ -767,6 +833,30 @@ type ChargeRequest struct {
 	OrderId        *string `json:"order_id,omitempty"`
 	Token          string  `json:"token"`
 }
+
+// CheckoutConfirmRequest defines model for CheckoutConfirmRequest.
+type CheckoutConfirmRequest struct {
+	// ClientSecret Required for guests; a member may send their token instead.
+	ClientSecret *string `json:"client_secret,omitempty"`
+}
+
+// CheckoutPending defines model for CheckoutPending.
+type CheckoutPending struct {
+	CheckoutId string `json:"checkout_id"`
+
+	// ClientSecret The charge's client secret (Stripe's); it completes the authentication and lets a guest read or confirm the checkout.
+	ClientSecret string `json:"client_secret"`
+
+	// ExpiresAt End of the authentication window; then the checkout is cancelled and its stock and points released.
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// NextAction What the customer must do, as the provider gives it (Stripe's next_action; the simulator's is a redirect_to_url to its bank page).
+	NextAction map[string]interface{} `json:"next_action"`
+	Status     CheckoutPendingStatus  `json:"status"`
+}
+
+// CheckoutPendingStatus defines model for CheckoutPending.Status.
+type CheckoutPendingStatus string
 
 // CheckoutRequest defines model for CheckoutRequest.
 type CheckoutRequest struct {
@@ -819,6 +909,21 @@ type CheckoutState struct {
 
 // CheckoutStateStep defines model for CheckoutState.Step.
 type CheckoutStateStep string
+
+// CheckoutView defines model for CheckoutView.
+type CheckoutView struct {
+	CheckoutId  string  `json:"checkout_id"`
+	DeclineCode *string `json:"decline_code,omitempty"`
+
+	// ExpiresAt End of the authentication window of a checkout that waits (or is being settled).
+	ExpiresAt   *time.Time         `json:"expires_at,omitempty"`
+	FailureCode *string            `json:"failure_code,omitempty"`
+	OrderId     *string            `json:"order_id,omitempty"`
+	Status      CheckoutViewStatus `json:"status"`
+}
+
+// CheckoutViewStatus defines model for CheckoutView.Status.
+type CheckoutViewStatus string
 
 // EarnResult What an activity (or a shop purchase) earned.
 type EarnResult struct {
@@ -1499,6 +1604,22 @@ type SetQuantityInput struct {
 	Quantity int64 `json:"quantity"`
 }
 
+// SimulatorAuthenticateRequest defines model for SimulatorAuthenticateRequest.
+type SimulatorAuthenticateRequest struct {
+	Approve      bool   `json:"approve"`
+	ClientSecret string `json:"client_secret"`
+}
+
+// SimulatorAuthenticateResult defines model for SimulatorAuthenticateResult.
+type SimulatorAuthenticateResult struct {
+	ChargeId    string                            `json:"charge_id"`
+	DeclineCode *string                           `json:"decline_code,omitempty"`
+	Status      SimulatorAuthenticateResultStatus `json:"status"`
+}
+
+// SimulatorAuthenticateResultStatus defines model for SimulatorAuthenticateResult.Status.
+type SimulatorAuthenticateResultStatus string
+
 // SimulatorFault A simulated provider's fault setting.
 type SimulatorFault struct {
 	DelayMs int64                `json:"delay_ms"`
@@ -1982,6 +2103,12 @@ type InternalChargeParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// InternalCancelChargeParams defines parameters for InternalCancelCharge.
+type InternalCancelChargeParams struct {
+	// IdempotencyKey Makes a retry safe: the same key with the same request replays the first answer (Idempotency-Replayed: true); with a different request it is 422 idempotency_key_reused. Keys belong to their owner: the caller's token, or for a guest (no token) what the request acts on (for POST /v1/checkout the cart_id), so unrelated guests who send the same key never collide. 1 to 255 visible ASCII characters, no spaces.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // InternalRefundChargeParams defines parameters for InternalRefundCharge.
 type InternalRefundChargeParams struct {
 	// IdempotencyKey Makes a retry safe: the same key with the same request replays the first answer (Idempotency-Replayed: true); with a different request it is 422 idempotency_key_reused. Keys belong to their owner: the caller's token, or for a guest (no token) what the request acts on (for POST /v1/checkout the cart_id), so unrelated guests who send the same key never collide. 1 to 255 visible ASCII characters, no spaces.
@@ -2069,6 +2196,12 @@ type ReplayWebhookDeliveriesParams struct {
 type CheckoutParams struct {
 	// IdempotencyKey Required on this route (400 idempotency_key_required without it). Otherwise as for every Idempotency-Key.
 	IdempotencyKey IdempotencyKeyRequired `json:"Idempotency-Key"`
+}
+
+// GetOwnCheckoutParams defines parameters for GetOwnCheckout.
+type GetOwnCheckoutParams struct {
+	// GodwitClientSecret The client secret of the checkout's charge (guests).
+	GodwitClientSecret *string `json:"Godwit-Client-Secret,omitempty"`
 }
 
 // CreateMemberParams defines parameters for CreateMember.
@@ -2222,6 +2355,9 @@ type SetCartItemJSONRequestBody = SetQuantityInput
 // CheckoutJSONRequestBody defines body for Checkout for application/json ContentType.
 type CheckoutJSONRequestBody = CheckoutRequest
 
+// ConfirmCheckoutJSONRequestBody defines body for ConfirmCheckout for application/json ContentType.
+type ConfirmCheckoutJSONRequestBody = CheckoutConfirmRequest
+
 // CreateMemberJSONRequestBody defines body for CreateMember for application/json ContentType.
 type CreateMemberJSONRequestBody = NewMember
 
@@ -2239,6 +2375,9 @@ type TransferJSONRequestBody = TransferRequest
 
 // RefundOrderJSONRequestBody defines body for RefundOrder for application/json ContentType.
 type RefundOrderJSONRequestBody = RefundRequest
+
+// SimulatorAuthenticateJSONRequestBody defines body for SimulatorAuthenticate for application/json ContentType.
+type SimulatorAuthenticateJSONRequestBody = SimulatorAuthenticateRequest
 
 // Getter for additional properties for Problem. Returns the specified
 // element and whether it was found
@@ -2691,6 +2830,16 @@ type ClientInterface interface {
 	// Corresponds with GET /internal/v1/payments/charges/by-key/{key} (the `InternalChargeByKey` operationId).
 	InternalChargeByKey(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// InternalRetrieveCharge A charge's current state at the provider (charge_not_found when none).
+	//
+	// Corresponds with GET /internal/v1/payments/charges/{id} (the `InternalRetrieveCharge` operationId).
+	InternalRetrieveCharge(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// InternalCancelCharge Cancel a charge that has not moved money, such as one waiting for authentication (idempotent).
+	//
+	// Corresponds with POST /internal/v1/payments/charges/{id}/cancel (the `InternalCancelCharge` operationId).
+	InternalCancelCharge(ctx context.Context, id string, params *InternalCancelChargeParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// InternalRefundChargeWithBody Refund (part of) a charge, idempotent on key.
 	//
 	// Takes any type of body and a specified content type.
@@ -3132,6 +3281,29 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/checkout (the `Checkout` operationId).
 	Checkout(ctx context.Context, params *CheckoutParams, body CheckoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetOwnCheckout A checkout's state, for its owner (a member token, or a guest with the Godwit-Client-Secret header).
+	//
+	// Corresponds with GET /v1/checkout/{id} (the `GetOwnCheckout` operationId).
+	GetOwnCheckout(ctx context.Context, id string, params *GetOwnCheckoutParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmCheckoutWithBody Complete a checkout that waited for 3-D Secure, after the customer authenticated.
+	//
+	// Settles the checkout on the payment's state as the provider reports it: the order (201, the body `POST /v1/checkout` answers), a declined authentication (402 `payment_declined` with `decline_code`; the cart is kept), the window passed (409 `authentication_expired`), or still waiting (202). Whichever of confirm, the provider's webhook and the recovery pass comes first settles it; the others answer the same result. Repeating it answers the same result.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/checkout/{id}/confirm (the `ConfirmCheckout` operationId).
+	ConfirmCheckoutWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmCheckout Complete a checkout that waited for 3-D Secure, after the customer authenticated.
+	//
+	// Settles the checkout on the payment's state as the provider reports it: the order (201, the body `POST /v1/checkout` answers), a declined authentication (402 `payment_declined` with `decline_code`; the cart is kept), the window passed (409 `authentication_expired`), or still waiting (202). Whichever of confirm, the provider's webhook and the recovery pass comes first settles it; the others answer the same result. Repeating it answers the same result.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/checkout/{id}/confirm (the `ConfirmCheckout` operationId).
+	ConfirmCheckout(ctx context.Context, id string, body ConfirmCheckoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateMemberWithBody Enrol a member (service or admin).
 	//
 	// Takes any type of body and a specified content type.
@@ -3267,6 +3439,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/redemption-options (the `ListRedemptionOptions` operationId).
 	ListRedemptionOptions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SimulatorAuthenticateWithBody The simulated bank's 3-D Secure page answers (only when the payment simulator is the provider).
+	//
+	// Approving settles the charge succeeded; declining settles it failed with decline code `payment_intent_authentication_failure`. Knowing the client secret is the authority.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/simulator/authenticate (the `SimulatorAuthenticate` operationId).
+	SimulatorAuthenticateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SimulatorAuthenticate The simulated bank's 3-D Secure page answers (only when the payment simulator is the provider).
+	//
+	// Approving settles the charge succeeded; declining settles it failed with decline code `payment_intent_authentication_failure`. Knowing the client secret is the authority.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/simulator/authenticate (the `SimulatorAuthenticate` operationId).
+	SimulatorAuthenticate(ctx context.Context, body SimulatorAuthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // InternalReleaseCartWithBody Let go of a cart a checkout held (idempotent).
@@ -3768,6 +3958,36 @@ func (c *Client) InternalCharge(ctx context.Context, params *InternalChargeParam
 // Corresponds with GET /internal/v1/payments/charges/by-key/{key} (the `InternalChargeByKey` operationId).
 func (c *Client) InternalChargeByKey(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewInternalChargeByKeyRequest(c.Server, key)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// InternalRetrieveCharge A charge's current state at the provider (charge_not_found when none).
+//
+// Corresponds with GET /internal/v1/payments/charges/{id} (the `InternalRetrieveCharge` operationId).
+func (c *Client) InternalRetrieveCharge(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewInternalRetrieveChargeRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// InternalCancelCharge Cancel a charge that has not moved money, such as one waiting for authentication (idempotent).
+//
+// Corresponds with POST /internal/v1/payments/charges/{id}/cancel (the `InternalCancelCharge` operationId).
+func (c *Client) InternalCancelCharge(ctx context.Context, id string, params *InternalCancelChargeParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewInternalCancelChargeRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4909,6 +5129,59 @@ func (c *Client) Checkout(ctx context.Context, params *CheckoutParams, body Chec
 	return c.Client.Do(req)
 }
 
+// GetOwnCheckout A checkout's state, for its owner (a member token, or a guest with the Godwit-Client-Secret header).
+//
+// Corresponds with GET /v1/checkout/{id} (the `GetOwnCheckout` operationId).
+func (c *Client) GetOwnCheckout(ctx context.Context, id string, params *GetOwnCheckoutParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOwnCheckoutRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmCheckoutWithBody Complete a checkout that waited for 3-D Secure, after the customer authenticated.
+//
+// Settles the checkout on the payment's state as the provider reports it: the order (201, the body `POST /v1/checkout` answers), a declined authentication (402 `payment_declined` with `decline_code`; the cart is kept), the window passed (409 `authentication_expired`), or still waiting (202). Whichever of confirm, the provider's webhook and the recovery pass comes first settles it; the others answer the same result. Repeating it answers the same result.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/checkout/{id}/confirm (the `ConfirmCheckout` operationId).
+func (c *Client) ConfirmCheckoutWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmCheckoutRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmCheckout Complete a checkout that waited for 3-D Secure, after the customer authenticated.
+//
+// Settles the checkout on the payment's state as the provider reports it: the order (201, the body `POST /v1/checkout` answers), a declined authentication (402 `payment_declined` with `decline_code`; the cart is kept), the window passed (409 `authentication_expired`), or still waiting (202). Whichever of confirm, the provider's webhook and the recovery pass comes first settles it; the others answer the same result. Repeating it answers the same result.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/checkout/{id}/confirm (the `ConfirmCheckout` operationId).
+func (c *Client) ConfirmCheckout(ctx context.Context, id string, body ConfirmCheckoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmCheckoutRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // CreateMemberWithBody Enrol a member (service or admin).
 //
 // Takes any type of body and a specified content type.
@@ -5235,6 +5508,44 @@ func (c *Client) GetProduct(ctx context.Context, id ProductID, reqEditors ...Req
 // Corresponds with GET /v1/redemption-options (the `ListRedemptionOptions` operationId).
 func (c *Client) ListRedemptionOptions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListRedemptionOptionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SimulatorAuthenticateWithBody The simulated bank's 3-D Secure page answers (only when the payment simulator is the provider).
+//
+// Approving settles the charge succeeded; declining settles it failed with decline code `payment_intent_authentication_failure`. Knowing the client secret is the authority.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/simulator/authenticate (the `SimulatorAuthenticate` operationId).
+func (c *Client) SimulatorAuthenticateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSimulatorAuthenticateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SimulatorAuthenticate The simulated bank's 3-D Secure page answers (only when the payment simulator is the provider).
+//
+// Approving settles the charge succeeded; declining settles it failed with decline code `payment_intent_authentication_failure`. Knowing the client secret is the authority.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/simulator/authenticate (the `SimulatorAuthenticate` operationId).
+func (c *Client) SimulatorAuthenticate(ctx context.Context, body SimulatorAuthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSimulatorAuthenticateRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6268,6 +6579,89 @@ func NewInternalChargeByKeyRequest(server string, key string) (*http.Request, er
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewInternalRetrieveChargeRequest constructs an http.Request for the InternalRetrieveCharge method
+func NewInternalRetrieveChargeRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/v1/payments/charges/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewInternalCancelChargeRequest constructs an http.Request for the InternalCancelCharge method
+func NewInternalCancelChargeRequest(server string, id string, params *InternalCancelChargeParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/v1/payments/charges/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -8287,6 +8681,102 @@ func NewCheckoutRequestWithBody(server string, params *CheckoutParams, contentTy
 	return req, nil
 }
 
+// NewGetOwnCheckoutRequest constructs an http.Request for the GetOwnCheckout method
+func NewGetOwnCheckoutRequest(server string, id string, params *GetOwnCheckoutParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/checkout/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.GodwitClientSecret != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Godwit-Client-Secret", *params.GodwitClientSecret, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Godwit-Client-Secret", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewConfirmCheckoutRequest calls the generic ConfirmCheckout builder with application/json body
+func NewConfirmCheckoutRequest(server string, id string, body ConfirmCheckoutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmCheckoutRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewConfirmCheckoutRequestWithBody constructs an http.Request for the ConfirmCheckout method, with any body, and a specified content type
+func NewConfirmCheckoutRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/checkout/%s/confirm", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewCreateMemberRequest calls the generic CreateMember builder with application/json body
 func NewCreateMemberRequest(server string, params *CreateMemberParams, body CreateMemberJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -8967,6 +9457,46 @@ func NewListRedemptionOptionsRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewSimulatorAuthenticateRequest calls the generic SimulatorAuthenticate builder with application/json body
+func NewSimulatorAuthenticateRequest(server string, body SimulatorAuthenticateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSimulatorAuthenticateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSimulatorAuthenticateRequestWithBody constructs an http.Request for the SimulatorAuthenticate method, with any body, and a specified content type
+func NewSimulatorAuthenticateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/simulator/authenticate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -9227,6 +9757,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /internal/v1/payments/charges/by-key/{key} (the `InternalChargeByKey` operationId).
 	InternalChargeByKeyWithResponse(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*InternalChargeByKeyResponse, error)
+
+	// InternalRetrieveChargeWithResponse A charge's current state at the provider (charge_not_found when none).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /internal/v1/payments/charges/{id} (the `InternalRetrieveCharge` operationId).
+	InternalRetrieveChargeWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*InternalRetrieveChargeResponse, error)
+
+	// InternalCancelChargeWithResponse Cancel a charge that has not moved money, such as one waiting for authentication (idempotent).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /internal/v1/payments/charges/{id}/cancel (the `InternalCancelCharge` operationId).
+	InternalCancelChargeWithResponse(ctx context.Context, id string, params *InternalCancelChargeParams, reqEditors ...RequestEditorFn) (*InternalCancelChargeResponse, error)
 
 	// InternalRefundChargeWithBodyWithResponse Refund (part of) a charge, idempotent on key.
 	//
@@ -9715,6 +10259,31 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/checkout (the `Checkout` operationId).
 	CheckoutWithResponse(ctx context.Context, params *CheckoutParams, body CheckoutJSONRequestBody, reqEditors ...RequestEditorFn) (*CheckoutResponse, error)
 
+	// GetOwnCheckoutWithResponse A checkout's state, for its owner (a member token, or a guest with the Godwit-Client-Secret header).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/checkout/{id} (the `GetOwnCheckout` operationId).
+	GetOwnCheckoutWithResponse(ctx context.Context, id string, params *GetOwnCheckoutParams, reqEditors ...RequestEditorFn) (*GetOwnCheckoutResponse, error)
+
+	// ConfirmCheckoutWithBodyWithResponse Complete a checkout that waited for 3-D Secure, after the customer authenticated.
+	//
+	// Settles the checkout on the payment's state as the provider reports it: the order (201, the body `POST /v1/checkout` answers), a declined authentication (402 `payment_declined` with `decline_code`; the cart is kept), the window passed (409 `authentication_expired`), or still waiting (202). Whichever of confirm, the provider's webhook and the recovery pass comes first settles it; the others answer the same result. Repeating it answers the same result.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/checkout/{id}/confirm (the `ConfirmCheckout` operationId).
+	ConfirmCheckoutWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmCheckoutResponse, error)
+
+	// ConfirmCheckoutWithResponse Complete a checkout that waited for 3-D Secure, after the customer authenticated.
+	//
+	// Settles the checkout on the payment's state as the provider reports it: the order (201, the body `POST /v1/checkout` answers), a declined authentication (402 `payment_declined` with `decline_code`; the cart is kept), the window passed (409 `authentication_expired`), or still waiting (202). Whichever of confirm, the provider's webhook and the recovery pass comes first settles it; the others answer the same result. Repeating it answers the same result.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/checkout/{id}/confirm (the `ConfirmCheckout` operationId).
+	ConfirmCheckoutWithResponse(ctx context.Context, id string, body ConfirmCheckoutJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmCheckoutResponse, error)
+
 	// CreateMemberWithBodyWithResponse Enrol a member (service or admin).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -9866,6 +10435,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/redemption-options (the `ListRedemptionOptions` operationId).
 	ListRedemptionOptionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListRedemptionOptionsResponse, error)
+
+	// SimulatorAuthenticateWithBodyWithResponse The simulated bank's 3-D Secure page answers (only when the payment simulator is the provider).
+	//
+	// Approving settles the charge succeeded; declining settles it failed with decline code `payment_intent_authentication_failure`. Knowing the client secret is the authority.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/simulator/authenticate (the `SimulatorAuthenticate` operationId).
+	SimulatorAuthenticateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SimulatorAuthenticateResponse, error)
+
+	// SimulatorAuthenticateWithResponse The simulated bank's 3-D Secure page answers (only when the payment simulator is the provider).
+	//
+	// Approving settles the charge succeeded; declining settles it failed with decline code `payment_intent_authentication_failure`. Knowing the client secret is the authority.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/simulator/authenticate (the `SimulatorAuthenticate` operationId).
+	SimulatorAuthenticateWithResponse(ctx context.Context, body SimulatorAuthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*SimulatorAuthenticateResponse, error)
 }
 
 // InternalReleaseCartResponse200Headers the declared response headers of an HTTP 200 response for InternalReleaseCart
@@ -11094,6 +11681,111 @@ func (r InternalChargeByKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r InternalChargeByKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// InternalRetrieveChargeResponseDefaultHeaders the declared response headers of an HTTP default response for InternalRetrieveCharge
+type InternalRetrieveChargeResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type InternalRetrieveChargeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Charge
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *InternalRetrieveChargeResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r InternalRetrieveChargeResponse) GetJSON200() *Charge {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r InternalRetrieveChargeResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r InternalRetrieveChargeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r InternalRetrieveChargeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r InternalRetrieveChargeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r InternalRetrieveChargeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// InternalCancelChargeResponseDefaultHeaders the declared response headers of an HTTP default response for InternalCancelCharge
+type InternalCancelChargeResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type InternalCancelChargeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *InternalCancelChargeResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r InternalCancelChargeResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r InternalCancelChargeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r InternalCancelChargeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r InternalCancelChargeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r InternalCancelChargeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13682,6 +14374,11 @@ type CheckoutResponse201Headers struct {
 	IdempotencyReplayed *string
 }
 
+// CheckoutResponse202Headers the declared response headers of an HTTP 202 response for Checkout
+type CheckoutResponse202Headers struct {
+	RetryAfter *int
+}
+
 // CheckoutResponseDefaultHeaders the declared response headers of an HTTP default response for Checkout
 type CheckoutResponseDefaultHeaders struct {
 	IdempotencyReplayed *string
@@ -13693,10 +14390,14 @@ type CheckoutResponse struct {
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *CheckoutResult
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *CheckoutPending
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CheckoutResponse201Headers
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CheckoutResponse202Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *CheckoutResponseDefaultHeaders
 }
@@ -13704,6 +14405,11 @@ type CheckoutResponse struct {
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
 func (r CheckoutResponse) GetJSON201() *CheckoutResult {
 	return r.JSON201
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CheckoutResponse) GetJSON202() *CheckoutPending {
+	return r.JSON202
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -13734,6 +14440,132 @@ func (r CheckoutResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CheckoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetOwnCheckoutResponseDefaultHeaders the declared response headers of an HTTP default response for GetOwnCheckout
+type GetOwnCheckoutResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type GetOwnCheckoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CheckoutView
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetOwnCheckoutResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOwnCheckoutResponse) GetJSON200() *CheckoutView {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetOwnCheckoutResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOwnCheckoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOwnCheckoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOwnCheckoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOwnCheckoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConfirmCheckoutResponse202Headers the declared response headers of an HTTP 202 response for ConfirmCheckout
+type ConfirmCheckoutResponse202Headers struct {
+	RetryAfter *int
+}
+
+// ConfirmCheckoutResponseDefaultHeaders the declared response headers of an HTTP default response for ConfirmCheckout
+type ConfirmCheckoutResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type ConfirmCheckoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *CheckoutResult
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *CheckoutPending
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ConfirmCheckoutResponse202Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ConfirmCheckoutResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r ConfirmCheckoutResponse) GetJSON201() *CheckoutResult {
+	return r.JSON201
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ConfirmCheckoutResponse) GetJSON202() *CheckoutPending {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ConfirmCheckoutResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmCheckoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmCheckoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmCheckoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmCheckoutResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14623,6 +15455,62 @@ func (r ListRedemptionOptionsResponse) ContentType() string {
 	return ""
 }
 
+// SimulatorAuthenticateResponseDefaultHeaders the declared response headers of an HTTP default response for SimulatorAuthenticate
+type SimulatorAuthenticateResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type SimulatorAuthenticateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SimulatorAuthenticateResult
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SimulatorAuthenticateResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SimulatorAuthenticateResponse) GetJSON200() *SimulatorAuthenticateResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SimulatorAuthenticateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SimulatorAuthenticateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SimulatorAuthenticateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SimulatorAuthenticateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SimulatorAuthenticateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // InternalReleaseCartWithBodyWithResponse Let go of a cart a checkout held (idempotent).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -15024,6 +15912,32 @@ func (c *ClientWithResponses) InternalChargeByKeyWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseInternalChargeByKeyResponse(rsp)
+}
+
+// InternalRetrieveChargeWithResponse A charge's current state at the provider (charge_not_found when none).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /internal/v1/payments/charges/{id} (the `InternalRetrieveCharge` operationId).
+func (c *ClientWithResponses) InternalRetrieveChargeWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*InternalRetrieveChargeResponse, error) {
+	rsp, err := c.InternalRetrieveCharge(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseInternalRetrieveChargeResponse(rsp)
+}
+
+// InternalCancelChargeWithResponse Cancel a charge that has not moved money, such as one waiting for authentication (idempotent).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /internal/v1/payments/charges/{id}/cancel (the `InternalCancelCharge` operationId).
+func (c *ClientWithResponses) InternalCancelChargeWithResponse(ctx context.Context, id string, params *InternalCancelChargeParams, reqEditors ...RequestEditorFn) (*InternalCancelChargeResponse, error) {
+	rsp, err := c.InternalCancelCharge(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseInternalCancelChargeResponse(rsp)
 }
 
 // InternalRefundChargeWithBodyWithResponse Refund (part of) a charge, idempotent on key.
@@ -15927,6 +16841,49 @@ func (c *ClientWithResponses) CheckoutWithResponse(ctx context.Context, params *
 	return ParseCheckoutResponse(rsp)
 }
 
+// GetOwnCheckoutWithResponse A checkout's state, for its owner (a member token, or a guest with the Godwit-Client-Secret header).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/checkout/{id} (the `GetOwnCheckout` operationId).
+func (c *ClientWithResponses) GetOwnCheckoutWithResponse(ctx context.Context, id string, params *GetOwnCheckoutParams, reqEditors ...RequestEditorFn) (*GetOwnCheckoutResponse, error) {
+	rsp, err := c.GetOwnCheckout(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOwnCheckoutResponse(rsp)
+}
+
+// ConfirmCheckoutWithBodyWithResponse Complete a checkout that waited for 3-D Secure, after the customer authenticated.
+//
+// Settles the checkout on the payment's state as the provider reports it: the order (201, the body `POST /v1/checkout` answers), a declined authentication (402 `payment_declined` with `decline_code`; the cart is kept), the window passed (409 `authentication_expired`), or still waiting (202). Whichever of confirm, the provider's webhook and the recovery pass comes first settles it; the others answer the same result. Repeating it answers the same result.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/checkout/{id}/confirm (the `ConfirmCheckout` operationId).
+func (c *ClientWithResponses) ConfirmCheckoutWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmCheckoutResponse, error) {
+	rsp, err := c.ConfirmCheckoutWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmCheckoutResponse(rsp)
+}
+
+// ConfirmCheckoutWithResponse Complete a checkout that waited for 3-D Secure, after the customer authenticated.
+//
+// Settles the checkout on the payment's state as the provider reports it: the order (201, the body `POST /v1/checkout` answers), a declined authentication (402 `payment_declined` with `decline_code`; the cart is kept), the window passed (409 `authentication_expired`), or still waiting (202). Whichever of confirm, the provider's webhook and the recovery pass comes first settles it; the others answer the same result. Repeating it answers the same result.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/checkout/{id}/confirm (the `ConfirmCheckout` operationId).
+func (c *ClientWithResponses) ConfirmCheckoutWithResponse(ctx context.Context, id string, body ConfirmCheckoutJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmCheckoutResponse, error) {
+	rsp, err := c.ConfirmCheckout(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmCheckoutResponse(rsp)
+}
+
 // CreateMemberWithBodyWithResponse Enrol a member (service or admin).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -16197,6 +17154,36 @@ func (c *ClientWithResponses) ListRedemptionOptionsWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParseListRedemptionOptionsResponse(rsp)
+}
+
+// SimulatorAuthenticateWithBodyWithResponse The simulated bank's 3-D Secure page answers (only when the payment simulator is the provider).
+//
+// Approving settles the charge succeeded; declining settles it failed with decline code `payment_intent_authentication_failure`. Knowing the client secret is the authority.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/simulator/authenticate (the `SimulatorAuthenticate` operationId).
+func (c *ClientWithResponses) SimulatorAuthenticateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SimulatorAuthenticateResponse, error) {
+	rsp, err := c.SimulatorAuthenticateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSimulatorAuthenticateResponse(rsp)
+}
+
+// SimulatorAuthenticateWithResponse The simulated bank's 3-D Secure page answers (only when the payment simulator is the provider).
+//
+// Approving settles the charge succeeded; declining settles it failed with decline code `payment_intent_authentication_failure`. Knowing the client secret is the authority.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/simulator/authenticate (the `SimulatorAuthenticate` operationId).
+func (c *ClientWithResponses) SimulatorAuthenticateWithResponse(ctx context.Context, body SimulatorAuthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*SimulatorAuthenticateResponse, error) {
+	rsp, err := c.SimulatorAuthenticate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSimulatorAuthenticateResponse(rsp)
 }
 
 // ParseInternalReleaseCartResponse parses an HTTP response from a InternalReleaseCartWithResponse call
@@ -17399,6 +18386,108 @@ func ParseInternalChargeByKeyResponse(rsp *http.Response) (*InternalChargeByKeyR
 	switch {
 	case true:
 		var headers InternalChargeByKeyResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseInternalRetrieveChargeResponse parses an HTTP response from a InternalRetrieveChargeWithResponse call
+func ParseInternalRetrieveChargeResponse(rsp *http.Response) (*InternalRetrieveChargeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &InternalRetrieveChargeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Charge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers InternalRetrieveChargeResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseInternalCancelChargeResponse parses an HTTP response from a InternalCancelChargeWithResponse call
+func ParseInternalCancelChargeResponse(rsp *http.Response) (*InternalCancelChargeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &InternalCancelChargeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers InternalCancelChargeResponseDefaultHeaders
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -19927,6 +21016,13 @@ func ParseCheckoutResponse(rsp *http.Response) (*CheckoutResponse, error) {
 		}
 		response.JSON201 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest CheckoutPending
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -19947,8 +21043,141 @@ func ParseCheckoutResponse(rsp *http.Response) (*CheckoutResponse, error) {
 			headers.IdempotencyReplayed = &value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 202:
+		var headers CheckoutResponse202Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers202 = &headers
 	case true:
 		var headers CheckoutResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetOwnCheckoutResponse parses an HTTP response from a GetOwnCheckoutWithResponse call
+func ParseGetOwnCheckoutResponse(rsp *http.Response) (*GetOwnCheckoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOwnCheckoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CheckoutView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers GetOwnCheckoutResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmCheckoutResponse parses an HTTP response from a ConfirmCheckoutWithResponse call
+func ParseConfirmCheckoutResponse(rsp *http.Response) (*ConfirmCheckoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmCheckoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest CheckoutResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest CheckoutPending
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers ConfirmCheckoutResponse202Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers202 = &headers
+	case true:
+		var headers ConfirmCheckoutResponseDefaultHeaders
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -20826,6 +22055,59 @@ func ParseListRedemptionOptionsResponse(rsp *http.Response) (*ListRedemptionOpti
 	switch {
 	case true:
 		var headers ListRedemptionOptionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSimulatorAuthenticateResponse parses an HTTP response from a SimulatorAuthenticateWithResponse call
+func ParseSimulatorAuthenticateResponse(rsp *http.Response) (*SimulatorAuthenticateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SimulatorAuthenticateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SimulatorAuthenticateResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers SimulatorAuthenticateResponseDefaultHeaders
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

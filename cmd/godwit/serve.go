@@ -153,6 +153,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.demo, "demo", "seed the demo catalog, members and promotion into an empty database and offer demo sign-in to a browser on this machine (default: true with SQLite, false with PostgreSQL)")
 	fs.BoolVar(&c.DemoAdmin, "demo-admin", false, "let demo sign-in mint admin tokens too: any program or user on this machine can then act as admin (needs --demo)")
 	fs.DurationVar(&c.ReservationTTL, "reservation-ttl", 15*time.Minute, "how long checkout stock stays reserved")
+	fs.DurationVar(&c.AuthenticationWindow, "authentication-window", 0, "how long a checkout whose card asks for 3-D Secure waits for the customer before it is cancelled and its stock and points released; shorter than --reservation-ttl (default 10m, or two thirds of --reservation-ttl when shorter)")
 	f.registerAdapters(fs)
 	fs.DurationVar(&c.Jobs.ReservationReaper, "reaper-interval", 30*time.Second, "how often expired stock reservations are released")
 	fs.DurationVar(&c.Jobs.CheckoutRecovery, "recovery-interval", 30*time.Second, "how often interrupted checkouts are resumed or compensated")

@@ -9,6 +9,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/godwit-dev/godwit/internal/natsbus"
 	"github.com/godwit-dev/godwit/internal/webhooks"
@@ -113,6 +114,13 @@ type Config struct {
 	// pass) at most this long after the crash; default
 	// checkout.DefaultLease (see checkout.Config.Lease, idempotency.Options.Lease).
 	CheckoutLease time.Duration
+	// AuthenticationWindow is how long a checkout whose card asks for 3-D
+	// Secure waits for the customer, its stock reserved and its points held,
+	// before the recovery pass cancels it. It must be shorter than
+	// ReservationTTL (the reservation is not extended). Zero: the default,
+	// checkout.DefaultAuthenticationWindow, or two thirds of ReservationTTL
+	// when that is shorter.
+	AuthenticationWindow time.Duration
 	// RateLimits caps requests per caller (zero values: no limit).
 	RateLimits httpx.RateLimits
 	// Metrics says who may read /metrics and on which listener.
@@ -259,6 +267,20 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if err := cfg.Metrics.check(); err != nil {
 		return cfg, err
+	}
+	ttl := cfg.ReservationTTL
+	if ttl <= 0 {
+		ttl = inventory.DefaultReservationTTL
+	}
+	switch {
+	case cfg.AuthenticationWindow < 0:
+		return cfg, errors.New("--authentication-window must not be negative")
+	case cfg.AuthenticationWindow == 0:
+		cfg.AuthenticationWindow = min(checkout.DefaultAuthenticationWindow, ttl*2/3)
+	case cfg.AuthenticationWindow >= ttl:
+		// A checkout waiting for the customer keeps its reservation: one
+		// that outlived it would settle on stock the reaper gave back.
+		return cfg, fmt.Errorf("--authentication-window (%s) must be shorter than --reservation-ttl (%s)", cfg.AuthenticationWindow, ttl)
 	}
 	if cfg.Program == nil {
 		p, err := loadProgram(cfg.ProgramFile)

@@ -156,6 +156,9 @@ var authzTable = map[string]expectation{
 	"POST /internal/v1/payments/charges":              internal,
 	"GET /internal/v1/payments/charges/by-key/{key}":  internal,
 	"POST /internal/v1/payments/charges/{id}/void":    internal,
+	"GET /internal/v1/payments/charges/{id}":          internal,
+	"POST /internal/v1/payments/charges/{id}/cancel":  internal,
+	"POST /v1/simulator/authenticate":                 public,
 	"POST /internal/v1/payments/charges/{id}/refunds": internal,
 
 	// order
@@ -170,6 +173,8 @@ var authzTable = map[string]expectation{
 
 	// checkout
 	"POST /v1/checkout":                checkoutCallers,
+	"POST /v1/checkout/{id}/confirm":   checkoutCallers,
+	"GET /v1/checkout/{id}":            checkoutCallers,
 	"POST /v1/orders/{id}/refund":      svcOrAdmin,
 	"GET /v1/admin/checkouts/{id}":     adminOnly,
 	"POST /v1/admin/checkouts/recover": adminOnly,
@@ -278,6 +283,7 @@ func TestAuthorisationTableMatchesPolicies(t *testing.T) {
 		"GET /v1/carts/{id}": true, "POST /v1/carts/{id}/items": true,
 		"PUT /v1/carts/{id}/items/{product_id}": true, "DELETE /v1/carts/{id}/items/{product_id}": true,
 		"GET /v1/orders/{id}": true, "POST /v1/checkout": true,
+		"POST /v1/checkout/{id}/confirm": true, "GET /v1/checkout/{id}": true,
 	}
 	r := newRig(t, rigOptions{})
 	for _, rt := range r.a.API.Routes() {

@@ -136,7 +136,7 @@ func newOrder(b base, fs *faults.Store) *order.Service {
 func (w *wiring) newCheckout(cfg Config) (*checkout.Service, error) {
 	const caller = ServiceCheckout
 	return checkout.New(checkout.Config{
-		DB: w.db, Program: cfg.Program, Lease: cfg.CheckoutLease, Events: events.Recorder{},
+		DB: w.db, Program: cfg.Program, Lease: cfg.CheckoutLease, Events: events.Recorder{}, AuthenticationWindow: cfg.AuthenticationWindow,
 		Now: w.now, TracerProvider: w.tel.TracerProvider, MeterProvider: w.tel.MeterProvider, Logger: w.log,
 		Carts:     w.cartsFor(caller),
 		Products:  w.productsFor(caller),

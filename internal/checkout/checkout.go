@@ -97,7 +97,16 @@ type Config struct {
 	// Events records checkout.failed with the failed checkout's record;
 	// nil: no events.
 	Events EventRecorder
+	// AuthenticationWindow is how long a checkout whose charge asks for
+	// customer authentication (3-D Secure) waits, its stock reserved and
+	// its points held, before the recovery pass cancels it. It must be
+	// shorter than the reservation TTL and the points hold TTL. Default
+	// DefaultAuthenticationWindow.
+	AuthenticationWindow time.Duration
 }
+
+// DefaultAuthenticationWindow is Config.AuthenticationWindow when zero.
+const DefaultAuthenticationWindow = 10 * time.Minute
 
 // EventRecorder writes business events inside the caller's transaction
 // (events.Recorder).
@@ -126,6 +135,9 @@ func New(cfg Config) (*Service, error) {
 	defaults.Fill(defaults.Fields{Now: &cfg.Now, Logger: &cfg.Logger, Tracer: &cfg.TracerProvider, Meter: &cfg.MeterProvider})
 	if cfg.Lease <= 0 {
 		cfg.Lease = DefaultLease
+	}
+	if cfg.AuthenticationWindow <= 0 {
+		cfg.AuthenticationWindow = DefaultAuthenticationWindow
 	}
 	meter := cfg.MeterProvider.Meter("github.com/godwit-dev/godwit/internal/checkout")
 	s := &Service{cfg: cfg, log: cfg.Logger, tracer: cfg.TracerProvider.Tracer("github.com/godwit-dev/godwit/internal/checkout")}
@@ -182,6 +194,9 @@ type Result struct {
 	PointsEarned   int64       `json:"points_earned"`
 	PointsRedeemed int64       `json:"points_redeemed"`
 	TraceID        string      `json:"trace_id"`
+	// Action is set (and Status is requires_action) while the checkout waits
+	// for the customer to authenticate: POST /v1/checkout answers 202.
+	Action *Action `json:"-"`
 }
 
 // errInterrupted marks a saga stopped by the fault hook, by a failure to
@@ -245,6 +260,9 @@ func (s *Service) Checkout(ctx context.Context, req Request) (Result, error) {
 		span.SetAttributes(attribute.String("checkout.failure_step", step))
 		span.RecordError(err)
 		span.SetStatus(codes.Error, errs.CodeOf(err))
+	} else if res.Action != nil {
+		status = stateRequiresAction
+		span.SetAttributes(attribute.String("checkout.step", StepProcessingPayment), attribute.String("checkout.state", stateRequiresAction))
 	} else {
 		span.SetAttributes(attribute.String("checkout.step", StepComplete), attribute.String("order.id", res.OrderID))
 	}
@@ -288,6 +306,9 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 	if rec, err := s.takeOver(ctx, req); err != nil {
 		return Result{}, StepInitiated, withStep(err, StepInitiated)
 	} else if rec != nil {
+		if rec.State == stateRequiresAction {
+			return s.settleByID(ctx, span, rec.ID)
+		}
 		if rec.State != stateInProgress {
 			return replay(span, rec)
 		}
@@ -304,6 +325,8 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 	switch rec.State {
 	case stateCompleted, stateFailed:
 		return replay(span, rec)
+	case stateRequiresAction:
+		return s.settleByID(ctx, span, rec.ID)
 	}
 	defer s.keepLease(rec)()
 	if err := s.failPoint(StepInitiated); err != nil {
@@ -314,6 +337,9 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 	}
 	if res, step, err := s.charge(ctx, span, req, rec); err != nil {
 		return res, step, err
+	}
+	if rec.pending != nil {
+		return s.await(ctx, span, rec)
 	}
 	return s.orderAndFinish(ctx, span, rec)
 }
@@ -471,6 +497,11 @@ func (s *Service) charge(ctx context.Context, span trace.Span, req Request, rec 
 			return err
 		}
 		rec.ChargeID = ch.ID
+		if ch.Status == payment.StatusRequiresAction {
+			rec.pending = &ch
+			span.AddEvent("payment_requires_action", trace.WithAttributes(attribute.String("payment.charge_id", ch.ID)))
+			return nil
+		}
 		span.AddEvent("payment_processed", trace.WithAttributes(attribute.String("payment.charge_id", ch.ID)))
 		return s.failPoint(StepProcessingPayment)
 	})
@@ -718,7 +749,12 @@ func (s *Service) abort(ctx context.Context, rec *record, mark func()) error {
 	}
 	if rec.ChargeID != "" {
 		if _, err := s.cfg.Payments.Void(ctx, rec.ChargeID); err != nil {
-			return fmt.Errorf("void charge: %w", err)
+			// A charge that never moved money (declined, or cancelled after
+			// a failed or abandoned authentication) has nothing to void.
+			if ch, rerr := s.cfg.Payments.Retrieve(ctx, rec.ChargeID); rerr != nil ||
+				(ch.Status != payment.StatusDeclined && ch.Status != payment.StatusVoided) {
+				return fmt.Errorf("void charge: %w", err)
+			}
 		}
 	}
 	return s.inLocalTx(ctx, func(ctx context.Context, _ *db.Tx) error {

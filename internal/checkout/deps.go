@@ -49,6 +49,9 @@ type Payments interface {
 	Lookup(ctx context.Context, idempotencyKey string) (payment.Charge, error)
 	Void(ctx context.Context, chargeID string) (payment.Charge, error)
 	Refund(ctx context.Context, chargeID string, amount money.Money, key string) (payment.Refund, error)
+	// Retrieve and Cancel settle a checkout that waited for authentication.
+	Retrieve(ctx context.Context, chargeID string) (payment.Charge, error)
+	Cancel(ctx context.Context, chargeID string) error
 }
 
 // Orders is what checkout needs from the order service.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/mail"
 	"strings"
+	"time"
 
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/payment"
@@ -20,6 +21,10 @@ func (s *Service) Routes() []httpx.Route {
 	return []httpx.Route{
 		{Method: "POST", Pattern: "/v1/checkout", Summary: "Check out a cart: reserve, charge, create the order", Access: auth.Public,
 			Idempotency: httpx.IdempotencyRequired, MaxBody: maxCheckoutBody, GuestScope: cartScope, Handler: s.handleCheckout},
+		{Method: "POST", Pattern: "/v1/checkout/{id}/confirm", Summary: "Complete a checkout that waited for 3-D Secure authentication",
+			Access: auth.Public, MaxBody: 4 << 10, Handler: s.handleConfirm},
+		{Method: "GET", Pattern: "/v1/checkout/{id}", Summary: "A checkout's state, for its owner (member token, or Godwit-Client-Secret)",
+			Access: auth.Public, Handler: s.handleView},
 		{Method: "POST", Pattern: "/v1/orders/{id}/refund", Summary: "Refund an order (all or part): payment, redeemed points, earned points",
 			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyRequired, Handler: s.handleRefund},
 		{Method: "GET", Pattern: "/v1/admin/checkouts/{id}", Summary: "A checkout's recorded saga state", Access: auth.AdminOnly, Handler: s.handleGet},
@@ -96,7 +101,89 @@ func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusCreated, res)
+	writeResult(w, res)
+	return nil
+}
+
+// pendingRetryAfter is the Retry-After of a 202: the client comes back after
+// the customer authenticated, not by polling fast. The header also keeps the
+// 202 from becoming its Idempotency-Key's final answer.
+const pendingRetryAfter = "5"
+
+// pendingBody is the 202 of a checkout waiting for authentication.
+type pendingBody struct {
+	Status       string          `json:"status"`
+	CheckoutID   string          `json:"checkout_id"`
+	ClientSecret string          `json:"client_secret"`
+	NextAction   json.RawMessage `json:"next_action"`
+	ExpiresAt    time.Time       `json:"expires_at"`
+}
+
+// writeResult answers a checkout: 201 with the order, or 202 while the
+// customer must authenticate.
+func writeResult(w http.ResponseWriter, res Result) {
+	if res.Action == nil {
+		httpx.WriteJSON(w, http.StatusCreated, res)
+		return
+	}
+	na := res.Action.NextAction
+	if len(na) == 0 {
+		na = json.RawMessage("null")
+	}
+	w.Header().Set("Retry-After", pendingRetryAfter)
+	httpx.WriteJSON(w, http.StatusAccepted, pendingBody{Status: res.Status, CheckoutID: res.CheckoutID, ClientSecret: res.Action.ClientSecret,
+		NextAction: na, ExpiresAt: res.Action.ExpiresAt})
+}
+
+// owner is who calls a checkout's own routes: a member token, or no token
+// with the client secret (in the body or the Godwit-Client-Secret header).
+func owner(r *http.Request, secret string) (Owner, error) {
+	o := Owner{ClientSecret: secret}
+	if p := auth.FromContext(r.Context()); p != nil {
+		if p.Scope != auth.ScopeMember {
+			return Owner{}, errs.Coded(errs.Forbidden, "forbidden", "a checkout is for its member (member token) or its guest (client secret)")
+		}
+		o.MemberID = p.Subject
+	}
+	if o.MemberID == "" && o.ClientSecret == "" {
+		return Owner{}, errs.Coded(errs.Invalid, "invalid_field", "client_secret is required without a member token").With("field", "client_secret")
+	}
+	return o, nil
+}
+
+type confirmBody struct {
+	ClientSecret string `json:"client_secret"`
+}
+
+func (s *Service) handleConfirm(w http.ResponseWriter, r *http.Request) error {
+	var b confirmBody
+	if r.ContentLength != 0 {
+		if err := httpx.Decode(r, &b); err != nil {
+			return err
+		}
+	}
+	o, err := owner(r, b.ClientSecret)
+	if err != nil {
+		return err
+	}
+	res, err := s.Confirm(r.Context(), r.PathValue("id"), o)
+	if err != nil {
+		return err
+	}
+	writeResult(w, res)
+	return nil
+}
+
+func (s *Service) handleView(w http.ResponseWriter, r *http.Request) error {
+	o, err := owner(r, r.Header.Get("Godwit-Client-Secret"))
+	if err != nil {
+		return err
+	}
+	v, err := s.View(r.Context(), r.PathValue("id"), o)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, v)
 	return nil
 }
 

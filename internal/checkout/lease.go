@@ -165,6 +165,11 @@ func (s *Service) takeOver(ctx context.Context, req Request) (*record, error) {
 // the checkout's real outcome, as if the first attempt had not crashed.
 func (s *Service) resumeTaken(ctx context.Context, span trace.Span, req Request, rec *record) (Result, string, error) {
 	span.SetAttributes(attribute.Bool("checkout.resumed", true), attribute.String("checkout.resumed_from", rec.Step))
+	if rec.ActionExpiresAt != 0 {
+		// It waited for authentication and was being settled: the charge
+		// decides, as for a confirm.
+		return s.settleClaimed(ctx, span, rec)
+	}
 	if o, err := s.cfg.Orders.ByCheckout(ctx, rec.ID); err == nil {
 		rec.OrderID = o.ID
 		if rec.ChargeID == "" {
@@ -184,6 +189,9 @@ func (s *Service) resumeTaken(ctx context.Context, span trace.Span, req Request,
 	}
 	if res, step, err := s.charge(ctx, span, req, rec); err != nil {
 		return res, step, err
+	}
+	if rec.pending != nil {
+		return s.await(ctx, span, rec)
 	}
 	if s.cfg.LocalTx {
 		return s.afterPayment(ctx, span, rec)
@@ -218,8 +226,13 @@ func (s *Service) refindHolds(ctx context.Context, rec *record) error {
 // recovery pass settles a checkout whose owner is gone. settlesBy is the
 // latest of those times (zero when none is in flight).
 func (s *Service) InFlight(ctx context.Context, grace time.Duration) (lines []string, settlesBy time.Time, err error) {
-	rows, err := s.cfg.DB.Read().QueryContext(ctx, `SELECT id, step, lease_until FROM checkouts WHERE state = 'in_progress' AND lease_until >= $1
-		ORDER BY lease_until LIMIT 1000`, db.Micros(s.cfg.Now().Add(-grace-s.cfg.Lease)))
+	// A checkout waiting for authentication settles by its window's end
+	// (its "lease" here), plus one lease for the recovery pass.
+	rows, err := s.cfg.DB.Read().QueryContext(ctx, `SELECT id, step, until FROM (
+		SELECT id, step, lease_until AS until FROM checkouts WHERE state = 'in_progress' AND lease_until >= $1
+		UNION ALL
+		SELECT id, 'requires_action', action_expires_at FROM checkouts WHERE state = 'requires_action' AND action_expires_at >= $1) w
+		ORDER BY until LIMIT 1000`, db.Micros(s.cfg.Now().Add(-grace-s.cfg.Lease)))
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("checkout: in flight: %w", err)
 	}

@@ -82,6 +82,8 @@ func (s *Service) runLocal(ctx context.Context, span trace.Span, req Request, tr
 		return Result{}, step, withStep(err, step)
 	case failed != nil:
 		return Result{}, step, failed
+	case rec.State == stateRequiresAction:
+		return s.settleByID(ctx, span, rec.ID)
 	case rec.State != stateInProgress:
 		return replay(span, rec)
 	}
@@ -93,6 +95,9 @@ func (s *Service) runLocal(ctx context.Context, span trace.Span, req Request, tr
 	}
 	if res, step, err := s.charge(ctx, span, req, rec); err != nil {
 		return res, step, err
+	}
+	if rec.pending != nil {
+		return s.await(ctx, span, rec)
 	}
 	return s.afterPayment(ctx, span, rec)
 }

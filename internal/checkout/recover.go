@@ -80,6 +80,9 @@ func (s *Service) Recover(ctx context.Context) (Report, error) {
 			rep.Compensated++
 		}
 	}
+	if err := s.recoverWaiting(ctx, &rep); err != nil {
+		all = append(all, err)
+	}
 	return rep, errors.Join(all...)
 }
 
@@ -144,6 +147,11 @@ func (s *Service) recoverOne(ctx context.Context, rec *record) (string, error) {
 // reference: the order by checkout id, the charge by its idempotency key, the
 // reservation by its reference, the points hold by asking for it again.
 func (s *Service) resume(ctx context.Context, rec *record) (string, error) {
+	if rec.ActionExpiresAt != 0 {
+		// It waited for authentication and its settling was interrupted:
+		// the charge decides, as for a confirm.
+		return s.settleRecovered(ctx, rec)
+	}
 	// An order exists: finish it.
 	if o, err := s.cfg.Orders.ByCheckout(ctx, rec.ID); err == nil {
 		rec.OrderID = o.ID

@@ -18,13 +18,18 @@ import (
 	"github.com/godwit-dev/godwit/internal/errs"
 	"github.com/godwit-dev/godwit/internal/money"
 	"github.com/godwit-dev/godwit/internal/order"
+	"github.com/godwit-dev/godwit/internal/payment"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 )
 
 const (
 	stateInProgress = "in_progress"
-	stateCompleted  = "completed"
-	stateFailed     = "failed"
+	// stateRequiresAction: the charge waits for the customer to
+	// authenticate (3-D Secure); stock and points stay held until the
+	// authentication window ends (action_expires_at).
+	stateRequiresAction = "requires_action"
+	stateCompleted      = "completed"
+	stateFailed         = "failed"
 )
 
 // lineItem is a validated cart line as stored with the checkout.
@@ -56,6 +61,15 @@ type record struct {
 	FailureDetails                           map[string]any
 	TraceID, TraceParent                     string
 	LeaseToken                               string
+	// ActionExpiresAt (Unix microseconds) ends the authentication window of
+	// a checkout that waited for 3-D Secure; 0 if it never waited.
+	ActionExpiresAt int64
+	// ClientSecretHash is the SHA-256 of the waiting charge's client secret:
+	// a guest shows the secret to read or confirm the checkout.
+	ClientSecretHash string
+	// pending is the charge a saga just made that waits for authentication
+	// (not stored).
+	pending *payment.Charge
 	// lease is the lease this process holds (not read back from the row);
 	// nil until begin, claim or save writes one.
 	lease *leaseState
@@ -97,7 +111,7 @@ func requestHash(req Request) string {
 
 const recordColumns = `id, cart_id, member_id, email, request_hash, state, step, currency, total_amount, points_redeemed, points_amount, items,
 	reservation_id, points_hold_id, charge_id, order_id, points_earned, failure_step, failure_kind, failure_code, failure_message,
-	trace_id, traceparent, lease_token`
+	trace_id, traceparent, lease_token, action_expires_at, client_secret_hash`
 
 type scanner interface{ Scan(...any) error }
 
@@ -106,7 +120,8 @@ func scanRecord(sc scanner) (*record, error) {
 	var items, failure string
 	err := sc.Scan(&r.ID, &r.CartID, &r.MemberID, &r.Email, &r.RequestHash, &r.State, &r.Step, &r.Total.Currency, &r.Total.Amount,
 		&r.PointsRedeemed, &r.PointsAmount.Amount, &items, &r.ReservationID, &r.HoldID, &r.ChargeID, &r.OrderID, &r.PointsEarned,
-		&r.FailureStep, &r.FailureKind, &r.FailureCode, &failure, &r.TraceID, &r.TraceParent, &r.LeaseToken)
+		&r.FailureStep, &r.FailureKind, &r.FailureCode, &failure, &r.TraceID, &r.TraceParent, &r.LeaseToken,
+		&r.ActionExpiresAt, &r.ClientSecretHash)
 	if err != nil {
 		return nil, err
 	}
@@ -200,11 +215,12 @@ func (s *Service) save(ctx context.Context, r *record) error {
 		leaseUntil = now.Add(s.cfg.Lease)
 		res, err := tx.ExecContext(ctx, `UPDATE checkouts SET state = $3, step = $4, currency = $5, total_amount = $6, points_redeemed = $7,
 			points_amount = $8, items = $9, reservation_id = $10, points_hold_id = $11, charge_id = $12, order_id = $13, points_earned = $14,
-			failure_step = $15, failure_kind = $16, failure_code = $17, failure_message = $18, lease_until = $19, updated_at = $20
+			failure_step = $15, failure_kind = $16, failure_code = $17, failure_message = $18, lease_until = $19, updated_at = $20,
+			action_expires_at = $21, client_secret_hash = $22
 			WHERE id = $1 AND lease_token = $2`,
 			r.ID, r.LeaseToken, r.State, r.Step, r.Total.Currency, r.Total.Amount, r.PointsRedeemed, r.PointsAmount.Amount, items,
 			r.ReservationID, r.HoldID, r.ChargeID, r.OrderID, r.PointsEarned, r.FailureStep, r.FailureKind, r.FailureCode, failure,
-			db.Micros(leaseUntil), db.Micros(now))
+			db.Micros(leaseUntil), db.Micros(now), r.ActionExpiresAt, r.ClientSecretHash)
 		if err != nil {
 			return fmt.Errorf("checkout: save: %w", err)
 		}

@@ -83,8 +83,11 @@ const (
 
 // inFlightCheckout is the condition, on a checkout id expression, that it
 // names a checkout in flight; param is the placeholder of the in-flight cutoff.
+// A checkout waiting for authentication is in flight until its window ends
+// (and one lease more, for the recovery pass to settle it).
 func inFlightCheckout(id, param string) string {
-	return `EXISTS (SELECT 1 FROM checkouts f WHERE f.id = ` + id + ` AND f.state = 'in_progress' AND f.lease_until >= ` + param + `)`
+	return `EXISTS (SELECT 1 FROM checkouts f WHERE f.id = ` + id + ` AND ((f.state = 'in_progress' AND f.lease_until >= ` + param + `)
+		OR (f.state = 'requires_action' AND f.action_expires_at >= ` + param + `)))`
 }
 
 // invariants are Verify's checks. FULL OUTER JOIN runs on both engines
@@ -169,6 +172,10 @@ var leasedInvariants = []invariant{
 	{`SELECT id, step FROM checkouts WHERE state = 'in_progress' AND lease_until < $1`, leaseParam,
 		func(v []any) string {
 			return fmt.Sprintf("checkout %s: still in progress at step %s past its lease", v[0], v[1])
+		}},
+	{`SELECT id, charge_id FROM checkouts WHERE state = 'requires_action' AND action_expires_at < $1`, leaseParam,
+		func(v []any) string {
+			return fmt.Sprintf("checkout %s: still waiting for authentication of charge %s past its window", v[0], v[1])
 		}},
 }
 

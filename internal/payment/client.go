@@ -55,6 +55,23 @@ func (c *Client) Lookup(ctx context.Context, idempotencyKey string) (Charge, err
 	return out.toCharge(), nil
 }
 
+// Retrieve returns a charge's current state, or errs NotFound CodeChargeNotFound.
+func (c *Client) Retrieve(ctx context.Context, chargeID string) (Charge, error) {
+	var out chargeJSON
+	err := c.peer.Do(ctx, httpx.Call{Method: "GET", Route: "/internal/v1/payments/charges/{id}",
+		Path: "/internal/v1/payments/charges/" + url.PathEscape(chargeID), Out: &out, Expected: []string{CodeChargeNotFound}})
+	if err != nil {
+		return Charge{}, err
+	}
+	return out.toCharge(), nil
+}
+
+// Cancel cancels a charge that has not moved money (idempotent).
+func (c *Client) Cancel(ctx context.Context, chargeID string) error {
+	return c.peer.Do(ctx, httpx.Call{Method: "POST", Route: "/internal/v1/payments/charges/{id}/cancel",
+		Path: "/internal/v1/payments/charges/" + url.PathEscape(chargeID) + "/cancel", Idempotent: true, Expected: []string{CodeChargeNotCancelable}})
+}
+
 // Void cancels a charge (idempotent).
 func (c *Client) Void(ctx context.Context, chargeID string) (Charge, error) {
 	var out chargeJSON

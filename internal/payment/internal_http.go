@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -19,6 +20,10 @@ func (s *Service) InternalRoutes() []httpx.Route {
 			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleCharge},
 		{Method: "GET", Pattern: "/internal/v1/payments/charges/by-key/{key}", Summary: "The charge made under an idempotency key",
 			Access: auth.ServiceOrAdmin, Handler: s.handleLookup},
+		{Method: "GET", Pattern: "/internal/v1/payments/charges/{id}", Summary: "A charge's current state at the provider",
+			Access: auth.ServiceOrAdmin, Handler: s.handleRetrieve},
+		{Method: "POST", Pattern: "/internal/v1/payments/charges/{id}/cancel", Summary: "Cancel a charge that has not moved money",
+			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleCancel},
 		{Method: "POST", Pattern: "/internal/v1/payments/charges/{id}/void", Summary: "Void a charge",
 			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyOptional, Handler: s.handleVoid},
 		{Method: "POST", Pattern: "/internal/v1/payments/charges/{id}/refunds", Summary: "Refund (part of) a charge (idempotent on key)",
@@ -35,16 +40,20 @@ type chargeJSON struct {
 	DeclineCode    string      `json:"decline_code,omitempty"`
 	Refunded       money.Money `json:"refunded"`
 	CreatedAt      time.Time   `json:"created_at"`
+	// ClientSecret and NextAction of a requires_action charge travel to the
+	// checkout service (service tokens only).
+	ClientSecret string          `json:"client_secret,omitempty"`
+	NextAction   json.RawMessage `json:"next_action,omitempty"`
 }
 
 func toChargeJSON(c Charge) chargeJSON {
 	return chargeJSON{ID: c.ID, IdempotencyKey: c.IdempotencyKey, Amount: c.Amount, Status: c.Status, DeclineCode: c.DeclineCode,
-		Refunded: c.Refunded, CreatedAt: c.CreatedAt}
+		Refunded: c.Refunded, CreatedAt: c.CreatedAt, ClientSecret: c.ClientSecret, NextAction: c.NextAction}
 }
 
 func (j chargeJSON) toCharge() Charge {
 	return Charge{ID: j.ID, IdempotencyKey: j.IdempotencyKey, Amount: j.Amount, Status: j.Status, DeclineCode: j.DeclineCode,
-		Refunded: j.Refunded, CreatedAt: j.CreatedAt}
+		Refunded: j.Refunded, CreatedAt: j.CreatedAt, ClientSecret: j.ClientSecret, NextAction: j.NextAction}
 }
 
 type chargeBody struct {
@@ -77,6 +86,23 @@ func (s *Service) handleLookup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, toChargeJSON(ch))
+	return nil
+}
+
+func (s *Service) handleRetrieve(w http.ResponseWriter, r *http.Request) error {
+	ch, err := s.Retrieve(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, toChargeJSON(ch))
+	return nil
+}
+
+func (s *Service) handleCancel(w http.ResponseWriter, r *http.Request) error {
+	if err := s.Cancel(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -8,6 +8,7 @@ package payment
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,10 @@ import (
 
 // Charge statuses.
 const (
+	// StatusRequiresAction: the charge waits for the customer to
+	// authenticate (3-D Secure); it settles as succeeded or declined, or is
+	// cancelled (voided).
+	StatusRequiresAction    = "requires_action"
 	StatusSucceeded         = "succeeded"
 	StatusDeclined          = "declined"
 	StatusVoided            = "voided"
@@ -40,7 +45,16 @@ const (
 	// CodePaymentDeclined: the provider declined the charge (details
 	// decline_code, retryable).
 	CodePaymentDeclined = "payment_declined"
+	// CodeChargeNotWaiting: the charge is not waiting for authentication
+	// (409 from the simulated authentication).
+	CodeChargeNotWaiting = "charge_not_waiting"
+	// CodeChargeNotCancelable: the charge moved money and cannot be cancelled.
+	CodeChargeNotCancelable = "charge_not_cancelable"
 )
+
+// DeclineAuthenticationFailed is the decline code of a charge whose customer
+// failed or refused the authentication (Stripe's code for it).
+const DeclineAuthenticationFailed = "payment_intent_authentication_failure"
 
 // ChargeRequest asks for a charge. IdempotencyKey (the checkout id) makes a
 // repeated request return the first charge instead of charging again.
@@ -64,6 +78,12 @@ type Charge struct {
 	DeclineCode    string      `json:"decline_code,omitempty"`
 	Refunded       money.Money `json:"refunded"`
 	CreatedAt      time.Time   `json:"created_at"`
+	// ClientSecret lets the customer's browser complete the authentication
+	// of a requires_action charge. It is never logged nor put on spans.
+	ClientSecret string `json:"-"`
+	// NextAction is what the customer must do, as the provider gives it
+	// (Stripe's next_action object); set on a requires_action charge.
+	NextAction json.RawMessage `json:"next_action,omitempty"`
 }
 
 // Refund is one refund of (part of) a charge.
@@ -110,6 +130,14 @@ type Provider interface {
 	// Refund returns amount (all or part of what is left) of a charge.
 	// Idempotent on key.
 	Refund(ctx context.Context, chargeID string, amount money.Money, key string) (Refund, error)
+	// Retrieve returns a charge's current state (errs NotFound
+	// CodeChargeNotFound when there is none): the source of truth a checkout
+	// waiting for authentication settles on.
+	Retrieve(ctx context.Context, chargeID string) (Charge, error)
+	// Cancel cancels a charge that has not moved money (one waiting for
+	// authentication); idempotent. A charge that succeeded meanwhile is errs
+	// Conflict CodeChargeNotCancelable.
+	Cancel(ctx context.Context, chargeID string) error
 }
 
 var tokenPattern = regexp.MustCompile(`^tok_[A-Za-z0-9_]{1,64}$`)
@@ -221,6 +249,24 @@ func (s *Service) Void(ctx context.Context, chargeID string) (Charge, error) {
 		span.SetStatus(codes.Error, errs.CodeOf(err))
 	}
 	return ch, err
+}
+
+// Retrieve returns a charge's current state from the provider.
+func (s *Service) Retrieve(ctx context.Context, chargeID string) (Charge, error) {
+	return s.gatewayCall(ctx, "retrieve", func(ctx context.Context) (Charge, error) { return s.provider.Retrieve(ctx, chargeID) })
+}
+
+// Cancel cancels a charge that has not moved money (idempotent).
+func (s *Service) Cancel(ctx context.Context, chargeID string) error {
+	ctx, span := s.tracer.Start(ctx, "payment.cancel", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attribute.String("payment.charge_id", chargeID)))
+	defer span.End()
+	_, err := s.gatewayCall(ctx, "cancel", func(ctx context.Context) (Charge, error) {
+		return Charge{ID: chargeID, Status: StatusVoided}, s.provider.Cancel(ctx, chargeID)
+	})
+	if err != nil {
+		span.SetStatus(codes.Error, errs.CodeOf(err))
+	}
+	return err
 }
 
 // Refund refunds amount of a charge, idempotently on key.

@@ -3,10 +3,13 @@ package payment
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,6 +30,10 @@ const (
 	TokenDeclinedLostCard          = "tok_chargeDeclinedLostCard"
 	TokenDeclinedProcessingError   = "tok_chargeDeclinedProcessingError"
 	TokenSlow                      = "tok_slow"
+	// TokenThreeDSecure always asks for authentication (Stripe's test token
+	// of the same name): the charge answers requires_action until
+	// Authenticate settles it.
+	TokenThreeDSecure = "tok_threeDSecure2Required"
 )
 
 var simulatedDeclines = map[string]DeclineError{
@@ -67,6 +74,28 @@ type Simulator struct {
 	now    func() time.Time
 	slow   time.Duration
 	faults *faults.Store
+
+	hookMu  sync.Mutex
+	settled []func(Charge)
+}
+
+// OnSettled registers fn to be called, outside any lock or transaction, every
+// time a charge reaches succeeded, declined, voided (cancelled), partially
+// refunded or refunded through this Simulator: the simulated webhooks
+// subscribe here. fn must not block for long; it runs on the caller's goroutine.
+func (s *Simulator) OnSettled(fn func(Charge)) {
+	s.hookMu.Lock()
+	s.settled = append(s.settled, fn)
+	s.hookMu.Unlock()
+}
+
+func (s *Simulator) notify(c Charge) {
+	s.hookMu.Lock()
+	hooks := append([]func(Charge){}, s.settled...)
+	s.hookMu.Unlock()
+	for _, fn := range hooks {
+		fn(c)
+	}
 }
 
 // NewSimulator returns a Simulator and registers its fault point.
@@ -128,16 +157,29 @@ func sleep(ctx context.Context, injected, slow time.Duration) error {
 	return nil
 }
 
-const chargeColumns = `id, idempotency_key, amount, currency, status, decline_code, soft_decline, refunded_amount, created_at`
+const chargeColumns = `id, idempotency_key, amount, currency, status, decline_code, soft_decline, refunded_amount, created_at, client_secret`
 
 func scanCharge(sc interface{ Scan(...any) error }) (Charge, bool, error) {
 	var c Charge
 	var soft bool
 	var created int64
-	err := sc.Scan(&c.ID, &c.IdempotencyKey, &c.Amount.Amount, &c.Amount.Currency, &c.Status, &c.DeclineCode, &soft, &c.Refunded.Amount, &created)
+	err := sc.Scan(&c.ID, &c.IdempotencyKey, &c.Amount.Amount, &c.Amount.Currency, &c.Status, &c.DeclineCode, &soft, &c.Refunded.Amount, &created, &c.ClientSecret)
 	c.Refunded.Currency = c.Amount.Currency
 	c.CreatedAt = db.FromMicros(created)
+	if c.Status == StatusRequiresAction {
+		c.NextAction = simulatedNextAction(c)
+	}
 	return c, soft, err
+}
+
+// simulatedNextAction sends the customer to the simulated bank page, shaped as
+// Stripe's redirect_to_url next action. The checkout id is the charge's
+// idempotency key.
+func simulatedNextAction(c Charge) json.RawMessage {
+	q := url.Values{"client_secret": {c.ClientSecret}, "checkout_id": {c.IdempotencyKey}}
+	b, _ := json.Marshal(map[string]any{"type": "redirect_to_url",
+		"redirect_to_url": map[string]string{"url": "/authenticate.html?" + q.Encode()}})
+	return b
 }
 
 func (s *Simulator) byKey(ctx context.Context, q interface {
@@ -179,8 +221,11 @@ func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (Charge, erro
 	}
 	var slow time.Duration
 	var decline *DeclineError
+	authenticate := false
 	switch tok := req.Token; {
 	case tok == TokenVisa || tok == TokenMastercard:
+	case tok == TokenThreeDSecure:
+		authenticate = true
 	case tok == TokenSlow:
 		slow = s.slow
 	default:
@@ -200,26 +245,116 @@ func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (Charge, erro
 	c := Charge{ID: "ch_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:24], IdempotencyKey: req.IdempotencyKey, Amount: req.Amount,
 		Status: StatusSucceeded, Refunded: money.Money{Currency: req.Amount.Currency}, CreatedAt: db.FromMicros(db.Micros(now))}
 	soft := false
-	if decline != nil {
+	switch {
+	case decline != nil:
 		c.Status, c.DeclineCode, soft = StatusDeclined, decline.Code, decline.Soft
+	case authenticate:
+		c.Status = StatusRequiresAction
+		c.ClientSecret = c.ID + "_secret_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	}
 	var stored Charge
-	var storedSoft bool
+	var storedSoft, inserted bool
 	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		// A concurrent request with the same key may have won; its row is the answer.
-		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_charges (id, idempotency_key, amount, currency, status, decline_code, soft_decline, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (idempotency_key) DO NOTHING`,
-			c.ID, c.IdempotencyKey, c.Amount.Amount, c.Amount.Currency, c.Status, c.DeclineCode, soft, db.Micros(now)); err != nil {
+		res, err := tx.ExecContext(ctx, `INSERT INTO payment_charges (id, idempotency_key, amount, currency, status, decline_code, soft_decline, created_at, updated_at, client_secret)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING`,
+			c.ID, c.IdempotencyKey, c.Amount.Amount, c.Amount.Currency, c.Status, c.DeclineCode, soft, db.Micros(now), c.ClientSecret)
+		if err != nil {
 			return fmt.Errorf("payment: record charge: %w", err)
 		}
-		var err error
+		n, _ := res.RowsAffected()
+		inserted = n == 1
 		stored, storedSoft, err = s.byKey(ctx, tx, req.IdempotencyKey)
 		return err
 	})
 	if err != nil {
 		return Charge{}, err
 	}
+	if inserted && stored.Status != StatusRequiresAction {
+		s.notify(stored)
+	}
 	return outcome(stored, storedSoft)
+}
+
+// Retrieve implements Provider.
+func (s *Simulator) Retrieve(ctx context.Context, chargeID string) (Charge, error) {
+	c, _, err := scanCharge(s.db.Read().QueryRowContext(ctx, `SELECT `+chargeColumns+` FROM payment_charges WHERE id = $1`, chargeID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Charge{}, errs.Coded(errs.NotFound, CodeChargeNotFound, "charge %s does not exist", chargeID)
+	}
+	if err != nil {
+		return Charge{}, fmt.Errorf("payment: charge %s: %w", chargeID, err)
+	}
+	return c, nil
+}
+
+// Authenticate is the customer's answer on the simulated bank page for the
+// charge with clientSecret: approved, the charge succeeds; refused, it is
+// declined with DeclineAuthenticationFailed. An unknown secret is errs
+// NotFound CodeChargeNotFound; a charge not waiting for authentication is errs
+// Conflict CodeChargeNotWaiting.
+func (s *Simulator) Authenticate(ctx context.Context, clientSecret string, approve bool) (Charge, error) {
+	if clientSecret == "" {
+		return Charge{}, errs.Coded(errs.Invalid, "invalid_field", "client_secret is required").With("field", "client_secret")
+	}
+	var out Charge
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		c, _, err := scanCharge(tx.QueryRowContext(ctx, `SELECT `+chargeColumns+` FROM payment_charges WHERE client_secret = $1`+tx.ForUpdate(), clientSecret))
+		if errors.Is(err, sql.ErrNoRows) {
+			return errs.Coded(errs.NotFound, CodeChargeNotFound, "no charge has this client secret")
+		}
+		if err != nil {
+			return fmt.Errorf("payment: authenticate: %w", err)
+		}
+		if c.Status != StatusRequiresAction {
+			return errs.Coded(errs.Conflict, CodeChargeNotWaiting, "the charge is %s, not waiting for authentication", c.Status)
+		}
+		c.Status, c.DeclineCode, c.NextAction = StatusSucceeded, "", nil
+		if !approve {
+			c.Status, c.DeclineCode = StatusDeclined, DeclineAuthenticationFailed
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE payment_charges SET status = $2, decline_code = $3, updated_at = $4 WHERE id = $1`,
+			c.ID, c.Status, c.DeclineCode, db.Micros(s.now())); err != nil {
+			return fmt.Errorf("payment: authenticate: %w", err)
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return Charge{}, err
+	}
+	s.notify(out)
+	return out, nil
+}
+
+// Cancel implements Provider: a charge waiting for authentication becomes
+// voided; a voided or declined one is left as it is.
+func (s *Simulator) Cancel(ctx context.Context, chargeID string) error {
+	var out Charge
+	changed := false
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		changed = false
+		c, err := s.byID(ctx, tx, chargeID)
+		if err != nil {
+			return err
+		}
+		switch c.Status {
+		case StatusVoided, StatusDeclined:
+		case StatusRequiresAction:
+			if _, err := tx.ExecContext(ctx, `UPDATE payment_charges SET status = 'voided', updated_at = $2 WHERE id = $1`, chargeID, db.Micros(s.now())); err != nil {
+				return fmt.Errorf("payment: cancel: %w", err)
+			}
+			c.Status, c.NextAction, changed = StatusVoided, nil, true
+		default:
+			return errs.Coded(errs.Conflict, CodeChargeNotCancelable, "a %s charge cannot be cancelled", c.Status)
+		}
+		out = c
+		return nil
+	})
+	if err == nil && changed {
+		s.notify(out)
+	}
+	return err
 }
 
 // Lookup implements Provider.
@@ -242,24 +377,29 @@ func (s *Simulator) byID(ctx context.Context, tx *db.Tx, id string) (Charge, err
 // Void implements Provider: a succeeded, unrefunded charge becomes voided.
 func (s *Simulator) Void(ctx context.Context, chargeID string) (Charge, error) {
 	var out Charge
+	changed := false
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		changed = false
 		c, err := s.byID(ctx, tx, chargeID)
 		if err != nil {
 			return err
 		}
 		switch c.Status {
 		case StatusVoided:
-		case StatusSucceeded:
+		case StatusSucceeded, StatusRequiresAction:
 			if _, err := tx.ExecContext(ctx, `UPDATE payment_charges SET status = 'voided', updated_at = $2 WHERE id = $1`, chargeID, db.Micros(s.now())); err != nil {
 				return fmt.Errorf("payment: void: %w", err)
 			}
-			c.Status = StatusVoided
+			c.Status, c.NextAction, changed = StatusVoided, nil, true
 		default:
 			return errs.Coded(errs.Conflict, "charge_not_voidable", "a %s charge cannot be voided", c.Status)
 		}
 		out = c
 		return nil
 	})
+	if err == nil && changed {
+		s.notify(out)
+	}
 	return out, err
 }
 
@@ -269,7 +409,9 @@ func (s *Simulator) Refund(ctx context.Context, chargeID string, amount money.Mo
 		return Refund{}, errs.Coded(errs.Invalid, "invalid_amount", "a refund must be a positive amount").Wrap(err)
 	}
 	var out Refund
+	var settled *Charge
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		settled = nil
 		var rf Refund
 		err := tx.QueryRowContext(ctx, `SELECT id, charge_id, amount FROM payment_refunds WHERE idempotency_key = $1`, key).Scan(&rf.ID, &rf.ChargeID, &rf.Amount.Amount)
 		if err == nil {
@@ -310,7 +452,12 @@ func (s *Simulator) Refund(ctx context.Context, chargeID string, amount money.Mo
 			return fmt.Errorf("payment: record refund: %w", err)
 		}
 		out = rf
+		c.Status, c.Refunded.Amount = status, refunded
+		settled = &c
 		return nil
 	})
+	if err == nil && settled != nil {
+		s.notify(*settled)
+	}
 	return out, err
 }

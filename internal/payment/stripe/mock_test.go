@@ -91,7 +91,7 @@ func TestMockCharge(t *testing.T) {
 				t.Errorf("PaymentIntent Idempotency-Key = %q, want %q", pi.IdempotencyKey, key)
 			}
 			wantForm := map[string]string{
-				"amount": "", "currency": tc.wantCur, "confirm": "true", "error_on_requires_action": "true",
+				"amount": "", "currency": tc.wantCur, "confirm": "true",
 				"payment_method_types[0]": "card", "metadata[godwit_idempotency_key]": key, "description": "Godwit order",
 			}
 			wantForm["amount"] = map[string]string{"USD": "1999", "JPY": "500", "KWD": "12345"}[tc.amount.Currency]
@@ -99,6 +99,9 @@ func TestMockCharge(t *testing.T) {
 				if got := pi.Form.Get(k); got != v {
 					t.Errorf("form %s = %q, want %q", k, got, v)
 				}
+			}
+			if pi.Form.Has("error_on_requires_action") {
+				t.Error("error_on_requires_action sent; a card asking for 3-D Secure must answer requires_action")
 			}
 			if pi.Form.Has("automatic_payment_methods[enabled]") {
 				t.Error("automatic_payment_methods sent; payment_method_types=card is the choice")

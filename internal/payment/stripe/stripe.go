@@ -17,6 +17,7 @@ package stripe
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -70,13 +71,17 @@ type Config struct {
 	MeterProvider  metric.MeterProvider
 	// Now is the clock used for the lookup window; default time.Now.
 	Now func() time.Time
+	// ReturnURL, when set, is where Stripe sends the customer back after a
+	// 3-D Secure authentication (the intent's return_url).
+	ReturnURL string
 }
 
 // Provider is a payment.Provider on Stripe.
 type Provider struct {
-	client *stripeapi.Client
-	window time.Duration
-	now    func() time.Time
+	client    *stripeapi.Client
+	window    time.Duration
+	now       func() time.Time
+	returnURL string
 }
 
 var _ payment.Provider = (*Provider)(nil)
@@ -125,9 +130,10 @@ func New(cfg Config) (*Provider, error) {
 	}
 	defaults.Fill(defaults.Fields{Now: &cfg.Now})
 	return &Provider{
-		client: stripeapi.NewClient(cfg.SecretKey, stripeapi.WithBackends(stripeapi.NewBackendsWithConfig(bc))),
-		window: cfg.LookupWindow,
-		now:    cfg.Now,
+		client:    stripeapi.NewClient(cfg.SecretKey, stripeapi.WithBackends(stripeapi.NewBackendsWithConfig(bc))),
+		window:    cfg.LookupWindow,
+		now:       cfg.Now,
+		returnURL: cfg.ReturnURL,
 	}, nil
 }
 
@@ -135,8 +141,10 @@ func New(cfg Config) (*Provider, error) {
 func (p *Provider) Name() string { return "stripe" }
 
 // Charge implements payment.Provider: one PaymentIntent, created and confirmed
-// in one request, card only, failing rather than waiting when the card asks
-// for customer authentication (there is no customer present to complete it).
+// in one request, card only. A card that asks for customer authentication
+// (3-D Secure) answers a requires_action charge with the intent's client
+// secret and next action; the checkout waits for the customer, then settles
+// on Retrieve (or the webhook).
 func (p *Provider) Charge(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
 	if req.IdempotencyKey == "" {
 		return payment.Charge{}, errs.Coded(errs.Invalid, "idempotency_key_required", "a charge needs an idempotency key")
@@ -149,16 +157,20 @@ func (p *Provider) Charge(ctx context.Context, req payment.ChargeRequest) (payme
 		return payment.Charge{}, err
 	}
 	params := &stripeapi.PaymentIntentCreateParams{
-		Amount:                stripeapi.Int64(req.Amount.Amount),
-		Currency:              stripeapi.String(strings.ToLower(req.Amount.Currency)),
-		PaymentMethod:         stripeapi.String(pm),
-		PaymentMethodTypes:    []*string{stripeapi.String("card")},
-		Confirm:               stripeapi.Bool(true),
-		ErrorOnRequiresAction: stripeapi.Bool(true),
-		Metadata:              map[string]string{MetadataKey: req.IdempotencyKey},
+		Amount:             stripeapi.Int64(req.Amount.Amount),
+		Currency:           stripeapi.String(strings.ToLower(req.Amount.Currency)),
+		PaymentMethod:      stripeapi.String(pm),
+		PaymentMethodTypes: []*string{stripeapi.String("card")},
+		Confirm:            stripeapi.Bool(true),
+		Metadata:           map[string]string{MetadataKey: req.IdempotencyKey},
 	}
 	if req.Description != "" {
 		params.Description = stripeapi.String(req.Description)
+	}
+	if p.returnURL != "" {
+		// With a return URL Stripe answers a redirect_to_url next action,
+		// which a plain page can follow without Stripe.js.
+		params.ReturnURL = stripeapi.String(p.returnURL)
 	}
 	params.SetIdempotencyKey(req.IdempotencyKey)
 	pi, err := p.client.V1PaymentIntents.Create(ctx, params)
@@ -327,6 +339,45 @@ func (p *Provider) Void(ctx context.Context, chargeID string) (payment.Charge, e
 	return ch, nil
 }
 
+// Retrieve implements payment.Provider: the PaymentIntent as Stripe has it now.
+func (p *Provider) Retrieve(ctx context.Context, chargeID string) (payment.Charge, error) {
+	rp := &stripeapi.PaymentIntentRetrieveParams{}
+	rp.AddExpand("latest_charge")
+	pi, err := p.client.V1PaymentIntents.Retrieve(ctx, chargeID, rp)
+	if err != nil {
+		return payment.Charge{}, p.fail(ctx, "retrieve", err)
+	}
+	recordRequestID(ctx, pi.LastResponse)
+	return toCharge(pi, pi.Metadata[MetadataKey]), nil
+}
+
+// Cancel implements payment.Provider: an intent that has not moved money is
+// cancelled (one already cancelled is left so); one that succeeded is errs
+// Conflict payment.CodeChargeNotCancelable.
+func (p *Provider) Cancel(ctx context.Context, chargeID string) error {
+	params := &stripeapi.PaymentIntentCancelParams{CancellationReason: stripeapi.String("abandoned")}
+	params.SetIdempotencyKey("cancel/" + chargeID)
+	pi, err := p.client.V1PaymentIntents.Cancel(ctx, chargeID, params)
+	if err != nil {
+		var se *stripeapi.Error
+		if errors.As(err, &se) && se.Code == stripeapi.ErrorCodePaymentIntentUnexpectedState {
+			// Already cancelled, or it succeeded meanwhile: ask which.
+			ch, rerr := p.Retrieve(ctx, chargeID)
+			switch {
+			case rerr != nil:
+				return rerr
+			case ch.Status == payment.StatusVoided:
+				return nil
+			default:
+				return errs.Coded(errs.Conflict, payment.CodeChargeNotCancelable, "a %s charge cannot be cancelled", ch.Status)
+			}
+		}
+		return p.fail(ctx, "cancel", err)
+	}
+	recordRequestID(ctx, pi.LastResponse)
+	return nil
+}
+
 // Refund implements payment.Provider: a Stripe refund of amount against the
 // intent, under key as its Idempotency-Key.
 func (p *Provider) Refund(ctx context.Context, chargeID string, amount money.Money, key string) (payment.Refund, error) {
@@ -355,7 +406,11 @@ func (p *Provider) Refund(ctx context.Context, chargeID string, amount money.Mon
 
 // toCharge converts an intent. After a confirmed create, Stripe answers a
 // decline with an error, so a 200 carries succeeded (or, rarely for cards,
-// processing, which settles as succeeded or as a later dispute/failure event).
+// processing, which settles as succeeded or as a later dispute/failure event)
+// or requires_action: the customer must authenticate (3-D Secure), and the
+// charge carries the intent's client secret and next action. A failed
+// authentication leaves the intent in requires_payment_method with a
+// last_payment_error, a decline.
 // stripe-mock answers every request with fixture data whose status does not
 // follow the request; its responses are recognised by its own header and taken
 // as a successful charge so a checkout can run end to end against it.
@@ -379,6 +434,14 @@ func toCharge(pi *stripeapi.PaymentIntent, key string) payment.Charge {
 		}
 	case stripeapi.PaymentIntentStatusCanceled:
 		ch.Status = payment.StatusVoided
+	case stripeapi.PaymentIntentStatusRequiresAction:
+		ch.Status = payment.StatusRequiresAction
+		ch.ClientSecret = pi.ClientSecret
+		if pi.NextAction != nil {
+			if b, err := json.Marshal(pi.NextAction); err == nil {
+				ch.NextAction = b
+			}
+		}
 	default:
 		if fromMock(pi.LastResponse) {
 			ch.Status = payment.StatusSucceeded
@@ -386,9 +449,6 @@ func toCharge(pi *stripeapi.PaymentIntent, key string) payment.Charge {
 		}
 		ch.Status = payment.StatusDeclined
 		ch.DeclineCode = "generic_decline"
-		if pi.Status == stripeapi.PaymentIntentStatusRequiresAction {
-			ch.DeclineCode = "authentication_required"
-		}
 		if e := pi.LastPaymentError; e != nil {
 			if c := declineCode(e); c != "" {
 				ch.DeclineCode = c
