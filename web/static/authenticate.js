@@ -40,21 +40,25 @@
     const result = el("div#auth-result", { "aria-live": "polite" });
     const approve = el("button#approve", { type: "button" }, "Approve payment");
     const decline = el("button.danger#decline", { type: "button" }, "Decline");
-    const amount = el("p#auth-amount.muted", "");
+    const window_ = el("p#auth-window.muted", "");
     G.clear(root, el("section.panel.bank-card", { "aria-labelledby": "h-auth" },
       el("h1#h-auth", "Confirm your payment"),
       el("p", "Your card issuer asks you to confirm this online payment (3-D Secure)."),
-      amount,
+      window_,
       el("p.small.muted", "This is the payment simulator's authentication step: Approve completes the payment, Decline refuses it as a bank would when the check fails."),
       el("div.row.bank-actions", approve, decline),
       result));
 
-    // The amount, when the checkout can be read with the client secret; the
-    // page works without it.
+    // How long the bank waits, when the checkout can be read with the client
+    // secret (GET /v1/checkout/{id}); the page works without it.
     if (checkoutID) {
       G.api("GET", "/v1/checkout/" + encodeURIComponent(checkoutID), { headers: { "Godwit-Client-Secret": secret } }).then((r) => {
-        const total = r.ok && (r.body.charged || r.body.amount || r.body.total);
-        if (total && typeof total.amount === "number") G.clear(amount, "Amount: ", el("strong", G.money(total)));
+        if (!r.ok) return;
+        if (r.body.status === "requires_action" && r.body.expires_at) {
+          G.clear(window_, "Please answer before ", el("strong", G.time(r.body.expires_at)), ".");
+        } else if (r.body.status && r.body.status !== "requires_action") {
+          G.clear(window_, "This payment is no longer waiting for you (it is ", r.body.status.replace(/_/g, " "), ").");
+        }
       });
     }
 
