@@ -196,6 +196,7 @@ func (f *serveFlags) registerAdapters(fs *flag.FlagSet) {
 	fs.StringVar(&p.Provider, "payment", "simulator", "payment provider: simulator or stripe")
 	fs.StringVar(&p.StripeKeyFile, "stripe-secret-key-file", "", "file holding the Stripe secret key (or set GODWIT_STRIPE_SECRET_KEY)")
 	fs.StringVar(&p.StripeAPIBase, "stripe-api-base", "", "Stripe API base URL (default Stripe's; e.g. http://127.0.0.1:12111 for stripe-mock)")
+	fs.StringVar(&p.StripeReturnURL, "stripe-return-url", "", "where Stripe sends the customer back after 3-D Secure (the PaymentIntent's return_url), e.g. https://shop.example/checkout-return; with it the 202's next_action is a redirect_to_url")
 	fs.StringVar(&m.Addr, "smtp-addr", "", "SMTP relay host:port for confirmations (default: write .eml files under <data-dir>/mail)")
 	fs.StringVar(&m.TLS, "smtp-tls", "starttls", "SMTP transport security: starttls, tls or none")
 	fs.StringVar(&m.Username, "smtp-username", "", "SMTP username (optional)")

@@ -20,6 +20,10 @@ type PaymentConfig struct {
 	StripeSecretKey, StripeKeyFile string
 	// StripeAPIBase replaces Stripe's API URL (e.g. stripe-mock's).
 	StripeAPIBase string
+	// StripeReturnURL is where Stripe sends the customer back after a 3-D
+	// Secure authentication; with it, a requires_action charge's next
+	// action is a redirect_to_url the storefront can follow.
+	StripeReturnURL string
 }
 
 // SMTPConfig is the relay confirmations are sent through. An empty Addr
@@ -65,7 +69,7 @@ func newStripe(c PaymentConfig, tel *telemetry.Telemetry) (*stripe.Provider, err
 	if err != nil {
 		return nil, fmt.Errorf("--payment stripe: %w", err)
 	}
-	p, err := stripe.New(stripe.Config{SecretKey: key, APIBase: c.StripeAPIBase, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider})
+	p, err := stripe.New(stripe.Config{SecretKey: key, APIBase: c.StripeAPIBase, ReturnURL: c.StripeReturnURL, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider})
 	if err != nil {
 		return nil, fmt.Errorf("--payment stripe: %w", err)
 	}

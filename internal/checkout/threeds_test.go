@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -158,8 +159,18 @@ func TestThreeDSecureDeclined(t *testing.T) {
 				t.Errorf("confirm %d after a declined authentication: %d %s", i, r.status, r.raw)
 			}
 		}
-		r, _ := f.doHeader(t, "GET", "/v1/checkout/"+w.id, "", "", "")
-		_ = r
+		req, _ := http.NewRequest("GET", f.srv.URL+"/v1/checkout/"+w.id, nil)
+		req.Header.Set("Godwit-Client-Secret", w.secret)
+		if res, err := f.srv.Client().Do(req); err != nil {
+			t.Error(err)
+		} else {
+			var v map[string]any
+			_ = json.NewDecoder(res.Body).Decode(&v)
+			res.Body.Close()
+			if res.StatusCode != 200 || v["status"] != "failed" || v["failure_code"] != "payment_declined" || v["decline_code"] != payment.DeclineAuthenticationFailed {
+				t.Errorf("guest GET after the decline: %d %v", res.StatusCode, v)
+			}
+		}
 		if got := f.available(t, p.ID); got != 4 {
 			t.Errorf("available = %d, want 4 (released)", got)
 		}
