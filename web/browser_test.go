@@ -35,6 +35,7 @@ type server struct {
 	url   string
 	app   *app.App
 	admin string
+	tel   *telemetry.Telemetry
 }
 
 func startServer(t *testing.T) *server {
@@ -69,7 +70,7 @@ func startServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &server{url: srv.URL, app: a, admin: admin}
+	return &server{url: srv.URL, app: a, admin: admin, tel: tel}
 }
 
 // call is a plain API call from the test itself (setup and checks).

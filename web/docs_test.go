@@ -171,3 +171,51 @@ func TestDocsPage(t *testing.T) {
 		t.Errorf("the UI's footer does not link to /docs: %s", foot)
 	}
 }
+
+// TestAuthenticatePage checks the simulated 3-D Secure page the simulator's next_action
+// points at: served under the UI's own policy, no inline script, style or handler, every
+// file it names served, and its script answering through the simulator's route.
+func TestAuthenticatePage(t *testing.T) {
+	h := web.Handler(web.Config{})
+	page := get(t, h, "GET", "/authenticate.html?client_secret=pi_1_secret_2&checkout_id=chk_1", "", "")
+	if page.Code != 200 {
+		t.Fatalf("GET /authenticate.html = %d", page.Code)
+	}
+	shell := get(t, h, "GET", "/ui/shop", "", "")
+	if got, want := page.Header().Get("Content-Security-Policy"), shell.Header().Get("Content-Security-Policy"); got != want || want == "" {
+		t.Errorf("/authenticate.html has CSP %q, the UI %q", got, want)
+	}
+	if page.Header().Get("X-Frame-Options") != "DENY" {
+		t.Errorf("/authenticate.html may be framed: %v", page.Header())
+	}
+	body := page.Body.String()
+	for _, tag := range regexp.MustCompile(`(?is)<script\b[^>]*>`).FindAllString(body, -1) {
+		if !strings.Contains(tag, ` src="/ui/assets/`) {
+			t.Errorf("/authenticate.html has a script that is not one of the UI's files: %s", tag)
+		}
+	}
+	if n := len(regexp.MustCompile(`(?i)<script\b[^>]*>\s*\S[^<]*</script>`).FindAllString(body, -1)); n != 0 {
+		t.Errorf("/authenticate.html has %d inline scripts", n)
+	}
+	if regexp.MustCompile(`(?i)<style\b|\sstyle="|\son[a-z]+="`).MatchString(body) {
+		t.Error("/authenticate.html has an inline style or event handler")
+	}
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?:src|href)="(/[^"]*)"`).FindAllStringSubmatch(body, -1) {
+		seen[m[1]] = true
+		if rec := get(t, h, "GET", m[1], "", ""); rec.Code != 200 {
+			t.Errorf("/authenticate.html references %s, which answers %d", m[1], rec.Code)
+		}
+	}
+	for _, want := range []string{"/ui/assets/core.js", "/ui/assets/authenticate.js", "/ui/assets/app.css"} {
+		if !seen[want] {
+			t.Errorf("/authenticate.html does not load %s", want)
+		}
+	}
+	js := get(t, h, "GET", "/ui/assets/authenticate.js", "", "").Body.String()
+	for _, want := range []string{`"/v1/simulator/authenticate"`, "client_secret", "approve"} {
+		if !strings.Contains(js, want) {
+			t.Errorf("authenticate.js does not mention %s", want)
+		}
+	}
+}

@@ -4,10 +4,11 @@
 // the JSON API under /v1 with fetch and bearer tokens kept in sessionStorage.
 // Nothing is loaded from another host, so the UI works offline.
 //
-// The handler serves only the UI: "/", "/ui/..." and the API reference at "/docs",
-// drawn in the browser by a vendored, pinned Swagger UI (web/vendor) from the OpenAPI
-// document at /v1/openapi.yaml. The process mounts the API (/v1/..., /healthz, /readyz,
-// /metrics) beside it.
+// The handler serves only the UI: "/", "/ui/...", the payment simulator's 3-D Secure
+// page at "/authenticate.html" and the API reference at "/docs", drawn in the browser
+// by a vendored, pinned Swagger UI (web/vendor) from the OpenAPI document at
+// /v1/openapi.yaml. The process mounts the API (/v1/..., /healthz, /readyz, /metrics)
+// beside it.
 package web
 
 import (
@@ -155,6 +156,9 @@ func Handler(cfg Config) http.Handler {
 	// The API reference is a page for people, like /ui: it is not an API route, so it is
 	// neither in the route table nor in api/openapi.yaml.
 	mux.HandleFunc("GET /docs", h.docs)
+	// The payment simulator's 3-D Secure page, at the address the simulator puts in a
+	// checkout's next_action (the stand-in for a card issuer's page).
+	mux.HandleFunc("GET /authenticate.html", h.authenticate)
 	mux.HandleFunc("GET /docs/vendor/{file}", h.vendor)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "not_found", "there is no page at "+r.URL.Path)
@@ -215,6 +219,12 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 
 // docs is the API reference page; docs.js draws it with the vendored renderer.
 func (h *handler) docs(w http.ResponseWriter, r *http.Request) { h.serve(w, r, "docs.html") }
+
+// authenticate is the simulated 3-D Secure page; authenticate.js answers it through
+// POST /v1/simulator/authenticate and sends the customer back to the storefront.
+func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) {
+	h.serve(w, r, "authenticate.html")
+}
 
 func (h *handler) vendor(w http.ResponseWriter, r *http.Request) {
 	h.serveFrom(w, r, h.vendored, r.PathValue("file"))

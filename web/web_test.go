@@ -44,6 +44,9 @@ func TestAssetsAndPagesHaveContentTypes(t *testing.T) {
 		{"/ui/assets/icon.svg", "image/svg+xml"},
 		{"/ui/config.json", "application/json"},
 		{"/docs", "text/html; charset=utf-8"},
+		{"/authenticate.html", "text/html; charset=utf-8"},
+		{"/authenticate.html?client_secret=pi_1_secret_2&checkout_id=chk_1", "text/html; charset=utf-8"},
+		{"/ui/assets/authenticate.js", "text/javascript; charset=utf-8"},
 		{"/ui/assets/docs.js", "text/javascript; charset=utf-8"},
 		{"/ui/assets/docs.css", "text/css; charset=utf-8"},
 		{"/docs/vendor/swagger-ui-bundle.js", "text/javascript; charset=utf-8"},
@@ -64,7 +67,7 @@ func TestAssetsAndPagesHaveContentTypes(t *testing.T) {
 			t.Errorf("the shell references %s, which answers %d", m[1], rec.Code)
 		}
 	}
-	for _, p := range []string{"/ui/nope", "/ui/assets/nope.js", "/ui/assets/index.html", "/ui/assets/docs.html", "/ui/trace/xyz", "/favicon.ico", "/v2/anything",
+	for _, p := range []string{"/ui/nope", "/ui/assets/nope.js", "/ui/assets/index.html", "/ui/assets/docs.html", "/ui/assets/authenticate.html", "/authenticate", "/ui/authenticate.html", "/ui/trace/xyz", "/favicon.ico", "/v2/anything",
 		"/docs/", "/docs/vendor/LICENSE", "/docs/vendor/SHA256SUMS", "/docs/vendor/nope.js", "/docs/vendor/docs.js"} {
 		if rec := get(t, h, "GET", p, "", ""); rec.Code != 404 {
 			t.Errorf("GET %s = %d, want 404", p, rec.Code)

@@ -2157,6 +2157,12 @@ type TokenRevocationRequest struct {
 type Trace struct {
 	DroppedSpans int `json:"dropped_spans"`
 
+	// LinkedFrom Spans of other buffered traces that link to a span of this one: work this trace started that completed asynchronously, such as the webhook processing (payment.webhook.process) that completed a checkout. Sorted by the other span's start.
+	LinkedFrom *[]TraceLink `json:"linked_from,omitempty"`
+
+	// LinksTo The links this trace's spans have to spans of other traces, with the other span's name and times while its trace is buffered. Sorted by the other span's start.
+	LinksTo *[]TraceLink `json:"links_to,omitempty"`
+
 	// Spans sorted by start time
 	Spans []Span `json:"spans"`
 
@@ -2166,6 +2172,30 @@ type Trace struct {
 
 // TraceID The W3C trace id of the request that made this (empty when it was not traced); open it in the trace view.
 type TraceID = string
+
+// TraceLink A span link between this trace and another, seen from this trace: span_id is the span here, other_* the span in the other trace. The other span's name, times and status are given only while its trace is in the buffer (buffered).
+type TraceLink struct {
+	Buffered        bool     `json:"buffered"`
+	OtherDurationMs *float32 `json:"other_duration_ms,omitempty"`
+
+	// OtherEnd RFC 3339 time, UTC, to the nanosecond.
+	OtherEnd      *Timestamp `json:"other_end,omitempty"`
+	OtherError    *bool      `json:"other_error,omitempty"`
+	OtherRootName *string    `json:"other_root_name,omitempty"`
+	OtherSpanId   string     `json:"other_span_id"`
+	OtherSpanName *string    `json:"other_span_name,omitempty"`
+
+	// OtherStart RFC 3339 time, UTC, to the nanosecond.
+	OtherStart *Timestamp `json:"other_start,omitempty"`
+
+	// OtherTraceEnd RFC 3339 time, UTC, to the nanosecond.
+	OtherTraceEnd    *Timestamp `json:"other_trace_end,omitempty"`
+	OtherTraceFailed *bool      `json:"other_trace_failed,omitempty"`
+
+	// OtherTraceId The W3C trace id of the request that made this (empty when it was not traced); open it in the trace view.
+	OtherTraceId TraceID `json:"other_trace_id"`
+	SpanId       string  `json:"span_id"`
+}
 
 // TraceList defines model for TraceList.
 type TraceList struct {

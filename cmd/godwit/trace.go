@@ -50,20 +50,27 @@ func runTrace(ctx context.Context, e env, args []string) error {
 	defer cancel()
 	var (
 		spans []wfSpan
+		links wfLinks
 		err   error
 	)
 	if *jaeger != "" {
 		spans, err = fetchJaegerTrace(ctx, *jaeger, id)
+		links = jaegerLinks(spans, id)
 	} else {
 		if *token == "" {
 			return errors.New("trace: --target needs --token (an admin token), or use --jaeger")
 		}
-		spans, err = fetchBufferedTrace(ctx, *target, *token, id)
+		spans, links, err = fetchBufferedTrace(ctx, *target, *token, id)
 	}
 	if err != nil {
 		return err
 	}
-	return renderWaterfall(e.stdout, id, spans, waterfallOptions{Verbose: *verbose, SQL: *sql, Width: *width})
+	o := waterfallOptions{Verbose: *verbose, SQL: *sql, Width: *width}
+	if err := renderWaterfall(e.stdout, id, spans, o); err != nil {
+		return err
+	}
+	renderLinks(e.stdout, spans, links, o)
+	return nil
 }
 
 func isTraceID(s string) bool {
@@ -81,6 +88,7 @@ func isTraceID(s string) bool {
 // wfSpan is a span reduced to what the waterfall shows, whichever backend it came from.
 type wfSpan struct {
 	ID, Parent    string
+	OtherRefs     []wfRef // references to spans of other traces (Jaeger's view of span links)
 	Name, Service string
 	Kind          string
 	Start, End    time.Time
@@ -89,6 +97,9 @@ type wfSpan struct {
 	Attributes    map[string]any
 	Events        []wfEvent
 }
+
+// wfRef is a reference from a span to a span of another trace.
+type wfRef struct{ TraceID, SpanID string }
 
 type wfEvent struct {
 	Name       string
@@ -128,25 +139,178 @@ func getJSON(ctx context.Context, u string, out any) error {
 
 var errTraceNotFound = errors.New("not found")
 
-// fetchBufferedTrace reads GET /v1/admin/traces/{id} from a Godwit server.
-func fetchBufferedTrace(ctx context.Context, target, token, id string) ([]wfSpan, error) {
+// fetchBufferedTrace reads GET /v1/admin/traces/{id} from a Godwit server: the spans, and the
+// links between this trace and others the server's buffer knows.
+func fetchBufferedTrace(ctx context.Context, target, token, id string) ([]wfSpan, wfLinks, error) {
 	api, err := adminAPI(target, token, traceClient)
 	if err != nil {
-		return nil, err
+		return nil, wfLinks{}, err
 	}
 	res, err := api.GetTraceWithResponse(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("trace: %w", err)
+		return nil, wfLinks{}, fmt.Errorf("trace: %w", err)
 	}
 	switch {
 	case res.StatusCode() == http.StatusNotFound:
-		return nil, fmt.Errorf("trace %s is not in %s's recent-trace buffer (it keeps this process's latest traces only; in split mode ask the process that served the request, or use --jaeger)", id, target)
+		return nil, wfLinks{}, fmt.Errorf("trace %s is not in %s's recent-trace buffer (it keeps this process's latest traces only; in split mode ask the process that served the request, or use --jaeger)", id, target)
 	case res.StatusCode() != http.StatusOK:
-		return nil, fmt.Errorf("trace: %w", answerError(target, res.StatusCode(), res.ApplicationproblemJSONDefault, res.Body))
+		return nil, wfLinks{}, fmt.Errorf("trace: %w", answerError(target, res.StatusCode(), res.ApplicationproblemJSONDefault, res.Body))
 	case res.JSON200 == nil:
-		return nil, fmt.Errorf("trace: unexpected answer from %s: %.300s", target, res.Body)
+		return nil, wfLinks{}, fmt.Errorf("trace: unexpected answer from %s: %.300s", target, res.Body)
 	}
-	return fromTrace(res.JSON200), nil
+	return fromTrace(res.JSON200), linksOf(res.JSON200), nil
+}
+
+// wfLinks are the span links between a trace and others: From, the spans of other traces
+// that link into this one (work it started that finished later, such as the webhook that
+// completed a checkout); To, the links this trace's spans have to other traces.
+type wfLinks struct {
+	From, To []wfLink
+}
+
+// wfLink is one link, seen from the trace being printed.
+type wfLink struct {
+	Here               string // span id in this trace
+	TraceID, SpanID    string // the other side
+	SpanName, RootName string // known while the other trace is buffered
+	Start, End         time.Time
+	Error, KnownTimes  bool
+	NotBuffered        bool // the buffer no longer holds the other trace
+}
+
+func linksOf(tv *client.Trace) wfLinks {
+	conv := func(ls *[]client.TraceLink) []wfLink {
+		if ls == nil {
+			return nil
+		}
+		out := make([]wfLink, 0, len(*ls))
+		for _, l := range *ls {
+			w := wfLink{
+				Here: l.SpanId, TraceID: l.OtherTraceId, SpanID: l.OtherSpanId, NotBuffered: !l.Buffered,
+				SpanName: deref(l.OtherSpanName), RootName: deref(l.OtherRootName),
+				Error: deref(l.OtherError) || deref(l.OtherTraceFailed),
+			}
+			if l.OtherStart != nil && l.OtherEnd != nil {
+				w.Start, w.End, w.KnownTimes = *l.OtherStart, *l.OtherEnd, true
+			}
+			out = append(out, w)
+		}
+		return out
+	}
+	return wfLinks{From: conv(tv.LinkedFrom), To: conv(tv.LinksTo)}
+}
+
+// renderLinks prints, after the waterfall, the traces that continue this one on a timeline
+// shared with it (so a webhook's processing seconds after the checkout shows where it
+// happened), then the traces this one continues.
+func renderLinks(w io.Writer, spans []wfSpan, l wfLinks, o waterfallOptions) {
+	if len(l.From) == 0 && len(l.To) == 0 {
+		return
+	}
+	if o.Width <= 0 {
+		o.Width = 40
+	}
+	name := func(id string) string {
+		for _, s := range spans {
+			if s.ID == id {
+				return s.Name
+			}
+		}
+		return "span " + id
+	}
+	if len(l.From) > 0 {
+		t0, t1 := spans[0].Start, spans[0].End
+		for _, s := range spans {
+			t0, t1 = minTime(t0, s.Start), maxTime(t1, s.End)
+		}
+		end := t1
+		for _, x := range l.From {
+			if x.KnownTimes {
+				end = maxTime(end, x.End)
+			}
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "continued in (traces of their own linking to this one):")
+		labels := []string{"this trace"}
+		for _, x := range l.From {
+			labels = append(labels, "↳ "+cmp.Or(x.SpanName, "span "+x.SpanID))
+		}
+		col := 0
+		for _, s := range labels {
+			col = max(col, len([]rune(s)))
+		}
+		col = min(col, 48)
+		pad := func(s string) string {
+			r := []rune(s)
+			if len(r) > col {
+				return string(r[:col-1]) + "…"
+			}
+			return s + strings.Repeat(" ", col-len(r))
+		}
+		total := end.Sub(t0)
+		fmt.Fprintf(w, "  %s  %s %8s\n", pad(labels[0]), bar(0, t1.Sub(t0), total, o.Width), fmtDuration(t1.Sub(t0)))
+		for i, x := range l.From {
+			var b strings.Builder
+			b.WriteString("  " + pad(labels[i+1]) + "  ")
+			if x.KnownTimes {
+				fmt.Fprintf(&b, "%s %8s  +%s", bar(x.Start.Sub(t0), x.End.Sub(x.Start), total, o.Width), fmtDuration(x.End.Sub(x.Start)), fmtDuration(x.Start.Sub(t0)))
+			} else {
+				b.WriteString("[" + strings.Repeat("?", o.Width) + "]")
+			}
+			fmt.Fprintf(&b, "  trace %s", x.TraceID)
+			if x.RootName != "" {
+				fmt.Fprintf(&b, " (%s)", x.RootName)
+			}
+			fmt.Fprintf(&b, " → %s", name(x.Here))
+			if x.Error {
+				b.WriteString("  ERROR")
+			}
+			fmt.Fprintln(w, b.String())
+		}
+	}
+	if len(l.To) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "continues (links from this trace to others):")
+		for _, x := range l.To {
+			other := cmp.Or(x.SpanName, "span "+x.SpanID)
+			line := fmt.Sprintf("  %s → %s in trace %s", name(x.Here), other, x.TraceID)
+			if x.RootName != "" {
+				line += " (" + x.RootName + ")"
+			}
+			if x.NotBuffered {
+				line += "  (not in the buffer)"
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// jaegerLinks lists the links Jaeger's spans have to other traces. Jaeger's query API has
+// no reverse lookup, so with --jaeger a trace shows what it continues, not what continues it.
+func jaegerLinks(spans []wfSpan, id string) wfLinks {
+	var l wfLinks
+	for _, s := range spans {
+		for _, r := range s.OtherRefs {
+			if r.TraceID != id {
+				l.To = append(l.To, wfLink{Here: s.ID, TraceID: r.TraceID, SpanID: r.SpanID})
+			}
+		}
+	}
+	return l
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // fromTrace reduces the server's trace (the generated client's Trace) to what
@@ -263,7 +427,11 @@ func fromJaeger(t jaegerTrace) []wfSpan {
 			Attributes: map[string]any{},
 		}
 		for _, r := range s.References {
-			if r.RefType == "CHILD_OF" && w.Parent == "" {
+			switch {
+			case r.TraceID != "" && r.TraceID != t.TraceID:
+				// A span link to another trace: Jaeger shows OTel links as references.
+				w.OtherRefs = append(w.OtherRefs, wfRef{TraceID: r.TraceID, SpanID: r.SpanID})
+			case r.RefType == "CHILD_OF" && w.Parent == "":
 				w.Parent = r.SpanID
 			}
 		}

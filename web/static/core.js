@@ -83,9 +83,15 @@
   G.setAdmin = (token) => sessionStorage.setItem(KEY.admin, JSON.stringify({ token }));
   G.signOutMember = () => sessionStorage.removeItem(KEY.member);
   G.signOutAdmin = () => sessionStorage.removeItem(KEY.admin);
+  // A checkout waiting for 3-D Secure: {checkout_id, client_secret, cart_id,
+  // member_id}, kept while the customer is on the bank's page so the storefront
+  // can confirm it when they come back. Never sent anywhere but this origin.
+  G.pending3DS = () => readJSON("godwit.3ds");
+  G.setPending3DS = (p) => sessionStorage.setItem("godwit.3ds", JSON.stringify(p));
+  G.clearPending3DS = () => sessionStorage.removeItem("godwit.3ds");
 
   // ---- API
-  // api(method, path, {body, token, idem}) → {ok, status, body}. Never throws
+  // api(method, path, {body, token, idem, headers}) → {ok, status, body, retryAfter}. Never throws
   // for HTTP errors; a network failure becomes status 0 with a problem body.
   G.api = async function (method, path, opts) {
     opts = opts || {};
@@ -93,6 +99,7 @@
     if (opts.body !== undefined) headers["Content-Type"] = "application/json";
     if (opts.token) headers.Authorization = "Bearer " + opts.token;
     if (opts.idem) headers["Idempotency-Key"] = opts.idem;
+    Object.assign(headers, opts.headers || {});
     let res;
     try {
       res = await fetch(path, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body), cache: "no-store" });
@@ -104,7 +111,8 @@
     if (text) {
       try { body = JSON.parse(text); } catch { body = { detail: text }; }
     }
-    return { ok: res.ok, status: res.status, body: body || {} };
+    const ra = parseInt(res.headers.get("Retry-After") || "", 10);
+    return { ok: res.ok, status: res.status, body: body || {}, retryAfter: isNaN(ra) ? null : ra };
   };
   G.newKey = function () {
     if (crypto.randomUUID) return "ui-" + crypto.randomUUID();
@@ -168,6 +176,7 @@
     processing_error: "The card issuer had a processing error. This is temporary: trying again may work.",
     expired_card: "The card has expired.",
     incorrect_cvc: "The card's security code was wrong.",
+    payment_intent_authentication_failure: "The bank's security check (3-D Secure) was not completed, so the bank refused the payment. Nothing was charged.",
   };
   const stepWords = {
     initiated: "before it started", validating_cart: "while checking the cart", reserving_inventory: "while reserving stock",
@@ -186,6 +195,8 @@
     invalid_token: () => "The token was not accepted (it may be expired or for another server).",
     fulfillment_failed: () => "The partner could not fulfil the redemption. Nothing was taken: your points are as they were.",
     network_error: (p) => p.detail,
+    authentication_expired: () => "The time to confirm the payment with your bank ran out. Nothing was charged; your cart is kept, so you can place the order again.",
+    checkout_in_progress: () => "This order is still being completed. Wait a moment and try again.",
   };
   // describe(problem) → one sentence a person can act on.
   G.describe = function (p, status) {

@@ -1,5 +1,6 @@
 // Storefront: products, cart, checkout with the simulator's test tokens,
-// pay part with points, confirmation with the trace link.
+// pay part with points, 3-D Secure authentication, confirmation with the trace
+// link.
 "use strict";
 (function () {
   const G = window.Godwit;
@@ -9,6 +10,7 @@
   const TOKENS = [
     ["tok_visa", "Visa — payment succeeds"],
     ["tok_mastercard", "Mastercard — payment succeeds"],
+    ["tok_threeDSecure2Required", "3-D Secure card — your bank asks you to confirm"],
     ["tok_slow", "Slow card — succeeds after a delay"],
     ["tok_chargeDeclined", "Declined — generic decline"],
     ["tok_chargeDeclinedInsufficientFunds", "Declined — insufficient funds"],
@@ -74,8 +76,11 @@
       const id = sessionStorage.getItem(cartKey());
       if (id) {
         const r = await G.api("GET", "/v1/carts/" + encodeURIComponent(id), { token: m && m.token });
+        const p = G.pending3DS();
         if (r.ok && !r.body.checkout_id) state.cart = r.body;
-        else sessionStorage.removeItem(cartKey());
+        // A cart held by a checkout waiting for the bank stays remembered: a
+        // declined authentication gives it back.
+        else if (!(r.ok && p && p.cart_id === id)) sessionStorage.removeItem(cartKey());
       }
       renderCart();
     }
@@ -163,15 +168,25 @@
       if (email) body.email = email;
       if (points > 0) body.points_to_redeem = points;
       const r = await G.api("POST", "/v1/checkout", { body, token: m && m.token, idem: G.newKey() });
-      if (!r.ok) {
-        // The saga releases the cart on failure: show it again as it is now.
-        const c = await G.api("GET", "/v1/carts/" + encodeURIComponent(state.cart.id), { token: m && m.token });
-        if (c.ok) state.cart = c.body;
-        renderCart();
-        G.clear(resultBox, G.problemBox(r.body, r.status, r.body.code === "payment_declined" ? "Payment declined" : "The order was not placed"));
-        return;
+      if (r.status === 202 && r.body.status === "requires_action") return authenticate(r.body);
+      if (!r.ok) return showFailure(r);
+      showConfirmation(r.body);
+    }
+
+    // showFailure shows why the order was not placed, with the cart as it is now
+    // (the checkout releases it on failure, so the customer can pay again).
+    async function showFailure(r) {
+      const id = state.cart ? state.cart.id : sessionStorage.getItem(cartKey());
+      if (id) {
+        const c = await G.api("GET", "/v1/carts/" + encodeURIComponent(id), { token: m && m.token });
+        if (c.ok && !c.body.checkout_id) state.cart = c.body;
       }
-      const o = r.body;
+      renderCart();
+      G.clear(resultBox, G.problemBox(r.body, r.status, r.body.code === "payment_declined" ? "Payment declined" : "The order was not placed"),
+        state.cart && state.cart.items && state.cart.items.length ? el("p.small.muted#cart-kept", "Your cart is kept: choose a card and place the order again.") : null);
+    }
+
+    function showConfirmation(o) {
       state.form.points = 0;
       sessionStorage.removeItem(cartKey());
       state.cart = null;
@@ -192,12 +207,97 @@
       document.getElementById("confirmation").scrollIntoView({ block: "nearest" });
     }
 
+    // authenticationURL is where the bank wants the customer: the 202's
+    // next_action. The simulator's page is told the checkout too.
+    function authenticationURL(a) {
+      const na = a.next_action || {};
+      const raw = na.redirect_to_url && na.redirect_to_url.url;
+      if (!raw) return null;
+      let u;
+      try { u = new URL(raw, location.origin); } catch { return null; }
+      if (u.protocol !== "https:" && u.protocol !== "http:") return null;
+      if (u.origin === location.origin && !u.searchParams.get("checkout_id") && a.checkout_id) u.searchParams.set("checkout_id", a.checkout_id);
+      return u.origin === location.origin ? u.pathname + u.search : u.href;
+    }
+
+    // authenticate handles a 202 requires_action: the cart stays as it is (the
+    // checkout holds it), the checkout is remembered in this tab, and the
+    // customer goes to the bank's page, which sends them back here to confirm.
+    function authenticate(a) {
+      const url = authenticationURL(a);
+      if (!url) {
+        return G.clear(resultBox, G.problemBox({ code: "no_next_action", detail: "the bank asked for a confirmation step but did not say where. Nothing was charged." }, 202, "The order was not placed"));
+      }
+      G.setPending3DS({ checkout_id: a.checkout_id, client_secret: a.client_secret, cart_id: state.cart && state.cart.id, member_id: m ? m.id : "", url,
+        email: state.form.email });
+      G.clear(resultBox, G.infoBox(el("h3", "Confirm the payment with your bank"),
+        el("p", "Your bank asks you to confirm this payment. Taking you to your bank's page…"),
+        el("p", el("a#continue-3ds", { href: url }, "Continue to your bank"))));
+      location.assign(url);
+    }
+
+    const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+    // confirmPending finishes a checkout the customer authenticated (or refused)
+    // at the bank: POST /v1/checkout/{id}/confirm with the client secret, then
+    // the confirmation or the reason, exactly as after POST /v1/checkout.
+    async function confirmPending(p, answered) {
+      G.clear(resultBox, el("p.muted#confirming", "Completing your order…"));
+      let r;
+      for (let attempt = 0; attempt < 10; attempt++) {
+        r = await G.api("POST", "/v1/checkout/" + encodeURIComponent(p.checkout_id) + "/confirm", { body: { client_secret: p.client_secret }, token: m && m.token });
+        // Someone else (the bank's notification) is settling it, or the bank's
+        // answer has not arrived yet: wait as told, a few times.
+        const busy = r.status === 409 && r.body.code === "checkout_in_progress";
+        const waiting = r.status === 202 && answered;
+        if (!busy && !waiting) break;
+        await sleep(Math.min(Math.max(r.retryAfter || 1, 1), 3) * 1000);
+      }
+      if (r.ok && r.status !== 202) {
+        G.clearPending3DS();
+        return showConfirmation(r.body);
+      }
+      if (r.status === 202) {
+        return G.clear(resultBox, G.infoBox(el("h3", "Your bank is still waiting for you"),
+          el("p", "The payment has not been confirmed yet. Nothing was charged."),
+          el("p", el("a#continue-3ds", { href: p.url || "#" }, "Continue to your bank"))));
+      }
+      if (r.status === 402 || r.status === 404 || (r.status === 409 && r.body.code !== "checkout_in_progress")) {
+        // Settled for good (declined, expired or gone): the cart is released.
+        G.clearPending3DS();
+        return showFailure(r);
+      }
+      const retry = el("button#retry-confirm", { type: "button", onclick: () => G.busy(retry, () => confirmPending(p, answered)) }, "Try again");
+      G.clear(resultBox, G.problemBox(r.body, r.status, "The order could not be completed yet"), el("p.row", retry));
+    }
+
+    // resume picks up a checkout waiting for 3-D Secure when the customer comes
+    // back from the bank's page (?checkout_id=… names it; the secret is in this
+    // tab's storage, never in the address).
+    async function resume() {
+      const q = new URLSearchParams(location.search);
+      const named = q.get("checkout_id");
+      const answered = q.has("authentication");
+      if (named) history.replaceState(null, "", location.pathname);
+      const p = G.pending3DS();
+      if (!p || p.member_id !== (m ? m.id : "") || (named && named !== p.checkout_id)) return;
+      if (p.email) state.form.email = p.email; // the form comes back filled in if the cart is kept
+      if (!named) {
+        // Back in the shop without passing the bank: offer the way on.
+        return G.clear(resultBox, G.infoBox(el("h3", "An order is waiting for your bank's confirmation"),
+          el("p.row", el("a#continue-3ds", { href: p.url || "#" }, "Continue to your bank"),
+            el("button.secondary#check-3ds", { type: "button", onclick: () => confirmPending(p, false) }, "I have confirmed it"))));
+      }
+      await confirmPending(p, answered);
+    }
+
     if (m) {
       G.api("GET", "/v1/members/" + encodeURIComponent(m.id), { token: m.token }).then((r) => {
         if (r.ok) { state.memberInfo = r.body; if (state.cart && state.cart.items && state.cart.items.length) renderCart(); }
       });
     }
     await loadProducts();
+    await resume();
     await loadCart();
     root.dataset.ready = "shop";
   };

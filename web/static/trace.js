@@ -1,6 +1,8 @@
 // Trace waterfall: the spans of one trace as bars on a time axis, nested by
 // parent, with attributes and events on click; failing spans and the span that
-// spent the most time itself are marked.
+// spent the most time itself are marked. Work that completed later in a trace of
+// its own (a webhook finishing a checkout, joined by a span link) is drawn
+// beside it on a shared time axis.
 "use strict";
 (function () {
   const G = window.Godwit;
@@ -26,6 +28,60 @@
     if (v === null || v === undefined) return "";
     if (typeof v === "object") return JSON.stringify(v);
     return String(v);
+  }
+
+  // linkSections draws the traces joined to this one by span links: those that
+  // continue it (linked_from: the asynchronous completion, such as the webhook's
+  // payment.webhook.process) on one time axis with this trace, and those it
+  // continues (links_to).
+  function linkSections(view, t, t0, t1, spanName) {
+    const from = view.linked_from || [], to = view.links_to || [];
+    const out = [];
+    if (from.length) {
+      const known = from.filter((l) => l.other_start && l.other_end);
+      const end = Math.max(t1, ...known.map((l) => t(l.other_end)));
+      const span = Math.max(end - t0, 0.001);
+      const bar = (a, b, cls) => {
+        const x = el("span.wf-bar" + cls);
+        x.style.left = ((a - t0) / span) * 100 + "%";
+        x.style.width = ((b - a) / span) * 100 + "%";
+        return x;
+      };
+      const rows = [
+        el("div.wf-axis", { "aria-hidden": "true" }, el("div.wf-name", "Trace"), el("div.ticks",
+          [0, 1, 2, 3, 4, 5].map((i) => { const tk = el("span.tick", G.ms((span * i) / 5)); tk.style.left = i * 20 + "%"; if (i === 5) tk.style.transform = "translateX(-100%)"; return tk; }))),
+        el("div.wf-row.wf-here", { role: "listitem", "data-trace": view.trace_id },
+          el("span.wf-name", "This trace ", el("span.svc", G.ms(t1 - t0))), el("span.wf-track", bar(t0, t1, ".k-server"))),
+      ];
+      for (const l of from) {
+        const has = l.other_start && l.other_end;
+        const after = has ? t(l.other_start) - t0 : null;
+        const name = l.other_span_name || "span " + l.other_span_id;
+        const root = l.other_root_name && l.other_root_name !== name ? l.other_root_name : "";
+        const when = has ? "+" + G.ms(after) + " · " + G.ms(l.other_duration_ms) + " " : "";
+        rows.push(el("a.wf-row.wf-linked" + (l.other_error || l.other_trace_failed ? ".is-error" : ""), {
+          href: "/ui/trace/" + encodeURIComponent(l.other_trace_id), role: "listitem", "data-trace": l.other_trace_id, "data-span": l.other_span_name || "",
+          title: (root ? root + " · " : "") + "trace " + l.other_trace_id,
+          "aria-label": name + (root ? " in " + root : "") + (has ? ", started " + G.ms(after) + " after this trace began, took " + G.ms(l.other_duration_ms) : "") + ", links to " + spanName(l.span_id),
+        },
+        el("span.wf-name", "↳ ", name, " ", el("span.svc", when + "→ " + spanName(l.span_id))),
+        el("span.wf-track", has ? bar(t(l.other_start), t(l.other_end), ".k-consumer") : el("span.wf-dur", "times unknown (trace no longer buffered)"))));
+      }
+      out.push(el("section#linked-from", { "aria-labelledby": "h-linked-from" },
+        el("h2#h-linked-from", "Continued in"),
+        el("p.small.muted", "Traces of their own that link to a span of this one: work this request started that finished later, such as a payment webhook completing the checkout. Select one to open it."),
+        el("div.wf", { role: "list", "aria-label": "This trace and the traces that continue it, on one time axis" }, rows)));
+    }
+    if (to.length) {
+      out.push(el("section#links-to", { "aria-labelledby": "h-links-to" },
+        el("h2#h-links-to", "Continues"),
+        el("ul", to.map((l) => el("li", { "data-trace": l.other_trace_id },
+          el("strong", spanName(l.span_id)), " links to ",
+          l.other_span_name ? el("code", l.other_span_name) : el("span", "span ", el("code", l.other_span_id)),
+          " in ", G.traceLink(l.other_trace_id, l.other_root_name || "trace " + l.other_trace_id.slice(0, 12) + "…"),
+          l.buffered ? null : el("span.muted", " (no longer in the buffer)"))))));
+    }
+    return out;
   }
 
   G.pages.trace = async function (root, traceID) {
@@ -150,7 +206,8 @@
           el("span", el("i.err"), "failed"), el("span", el("i.long"), "longest self time")),
         el("label.toggle", { for: "show-db" }, showDB, "Show database spans")),
       el("p.small.muted", "Select a span to see its attributes and events. “Longest” marks the span that spent the most time itself, not waiting for its children."),
-      wf);
+      wf,
+      linkSections(r.body, t, t0, t1, (id) => { const sp = all.find((x) => x.span_id === id); return sp ? sp.name : "span " + id; }));
     render();
     root.dataset.ready = "trace";
   };

@@ -20,6 +20,10 @@ const (
 
 	defaultRecentLimit = 50
 	maxRecentLimit     = 500
+
+	// maxLinksPerTrace bounds the links to other traces one buffered trace remembers for
+	// the "linked from" index; a trace with more keeps the first ones.
+	maxLinksPerTrace = 64
 )
 
 // TraceBuffer is a span processor that keeps this process's most recent traces in memory, so the
@@ -40,11 +44,18 @@ type TraceBuffer struct {
 type bufferedTrace struct {
 	spans    []sdktrace.ReadOnlySpan
 	dropped  int
+	links    []outLink // links from this trace's spans to spans of other traces
 	root     sdktrace.ReadOnlySpan
 	rootRank int
 	start    time.Time
 	end      time.Time
 	failed   bool
+}
+
+// outLink is one span link from a buffered span to a span of another trace.
+type outLink struct {
+	from sdktrace.ReadOnlySpan
+	to   trace.SpanContext
 }
 
 // Root ranks: a span with no parent beats one whose parent lives in another process, which beats
@@ -107,6 +118,17 @@ func (b *TraceBuffer) OnEnd(s sdktrace.ReadOnlySpan) {
 		t.end = end
 	}
 	t.failed = t.failed || failed
+	// Links to other traces are remembered apart from the spans, so a trace can list
+	// the traces that continue it (a webhook completing a checkout) without a scan of
+	// every span, and even when this span itself is not kept.
+	for _, l := range s.Links() {
+		if len(t.links) >= maxLinksPerTrace {
+			break
+		}
+		if l.SpanContext.IsValid() && l.SpanContext.TraceID() != id {
+			t.links = append(t.links, outLink{from: s, to: l.SpanContext})
+		}
+	}
 
 	switch {
 	case len(t.spans) < b.maxSpans:
@@ -155,6 +177,32 @@ type TraceView struct {
 	TraceID      string     `json:"trace_id"`
 	Spans        []SpanView `json:"spans"`
 	DroppedSpans int        `json:"dropped_spans"`
+	// LinkedFrom lists the buffered spans of other traces that link to a span of this
+	// one: work this trace started that finished asynchronously (a webhook's processing
+	// completing a checkout). Sorted by start time.
+	LinkedFrom []TraceLinkView `json:"linked_from,omitempty"`
+	// LinksTo lists the links this trace's spans have to other traces, with the other
+	// span's name and times when that trace is buffered too. Sorted by start time.
+	LinksTo []TraceLinkView `json:"links_to,omitempty"`
+}
+
+// TraceLinkView is a span link between this trace and another, seen from this trace:
+// SpanID names the span in this trace, the Other* fields the span in the other one.
+// The other span's name, times and status are known only while its trace is buffered
+// (Buffered).
+type TraceLinkView struct {
+	SpanID           string     `json:"span_id"`
+	OtherTraceID     string     `json:"other_trace_id"`
+	OtherSpanID      string     `json:"other_span_id"`
+	Buffered         bool       `json:"buffered"`
+	OtherSpanName    string     `json:"other_span_name,omitempty"`
+	OtherRootName    string     `json:"other_root_name,omitempty"`
+	OtherStart       *time.Time `json:"other_start,omitempty"`
+	OtherEnd         *time.Time `json:"other_end,omitempty"`
+	OtherDurationMS  float64    `json:"other_duration_ms,omitempty"`
+	OtherError       bool       `json:"other_error,omitempty"`
+	OtherTraceEnd    *time.Time `json:"other_trace_end,omitempty"`
+	OtherTraceFailed bool       `json:"other_trace_failed,omitempty"`
 }
 
 // SpanView is one span of a TraceView.
@@ -197,10 +245,14 @@ type LinkView struct {
 func (b *TraceBuffer) Trace(id trace.TraceID) (TraceView, bool) {
 	b.mu.Lock()
 	t, ok := b.traces[id]
-	var spans []sdktrace.ReadOnlySpan
-	var dropped int
+	var (
+		spans             []sdktrace.ReadOnlySpan
+		dropped           int
+		linkedFrom, links []TraceLinkView
+	)
 	if ok {
 		spans, dropped = slices.Clone(t.spans), t.dropped
+		linkedFrom, links = b.linkedFrom(id), b.linksTo(t)
 	}
 	b.mu.Unlock()
 	if !ok {
@@ -214,7 +266,81 @@ func (b *TraceBuffer) Trace(id trace.TraceID) (TraceView, bool) {
 	for i, s := range spans {
 		v.Spans[i] = spanView(s)
 	}
+	v.LinkedFrom, v.LinksTo = linkedFrom, links
 	return v, true
+}
+
+// linkedFrom lists the links from other buffered traces into trace id. Must hold b.mu.
+// It walks the traces' link lists, not their spans: few traces have any.
+func (b *TraceBuffer) linkedFrom(id trace.TraceID) []TraceLinkView {
+	var out []TraceLinkView
+	for other, t := range b.traces {
+		for _, l := range t.links {
+			if l.to.TraceID() != id {
+				continue
+			}
+			v := TraceLinkView{SpanID: l.to.SpanID().String(), OtherTraceID: other.String()}
+			describeOther(&v, t, l.from)
+			out = append(out, v)
+		}
+	}
+	sortLinks(out)
+	return out
+}
+
+// linksTo lists t's links to other traces. Must hold b.mu.
+func (b *TraceBuffer) linksTo(t *bufferedTrace) []TraceLinkView {
+	var out []TraceLinkView
+	for _, l := range t.links {
+		v := TraceLinkView{SpanID: l.from.SpanContext().SpanID().String(), OtherTraceID: l.to.TraceID().String(), OtherSpanID: l.to.SpanID().String()}
+		if ot, ok := b.traces[l.to.TraceID()]; ok {
+			var target sdktrace.ReadOnlySpan
+			for _, s := range ot.spans {
+				if s.SpanContext().SpanID() == l.to.SpanID() {
+					target = s
+					break
+				}
+			}
+			describeOther(&v, ot, target)
+		}
+		out = append(out, v)
+	}
+	sortLinks(out)
+	return out
+}
+
+// describeOther fills in what the buffer knows of the other side of a link: its trace
+// ot and, when kept, its span s.
+func describeOther(v *TraceLinkView, ot *bufferedTrace, s sdktrace.ReadOnlySpan) {
+	v.Buffered = true
+	if ot.root != nil {
+		v.OtherRootName = ot.root.Name()
+	}
+	end := ot.end
+	v.OtherTraceEnd, v.OtherTraceFailed = &end, ot.failed
+	if s == nil {
+		return
+	}
+	start, stop := s.StartTime(), s.EndTime()
+	v.OtherSpanID = s.SpanContext().SpanID().String()
+	v.OtherSpanName = s.Name()
+	v.OtherStart, v.OtherEnd = &start, &stop
+	v.OtherDurationMS = durationMS(stop.Sub(start))
+	v.OtherError = s.Status().Code == codes.Error
+}
+
+func sortLinks(ls []TraceLinkView) {
+	slices.SortStableFunc(ls, func(a, b TraceLinkView) int {
+		switch {
+		case a.OtherStart == nil && b.OtherStart == nil:
+			return strings.Compare(a.OtherTraceID, b.OtherTraceID)
+		case a.OtherStart == nil:
+			return 1
+		case b.OtherStart == nil:
+			return -1
+		}
+		return a.OtherStart.Compare(*b.OtherStart)
+	})
 }
 
 func spanView(s sdktrace.ReadOnlySpan) SpanView {

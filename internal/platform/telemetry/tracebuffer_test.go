@@ -150,6 +150,12 @@ func TestTraceBufferTraceView(t *testing.T) {
 				}},
 			},
 		},
+		LinksTo: []telemetry.TraceLinkView{{
+			SpanID: child.SpanContext().SpanID().String(), OtherTraceID: other.SpanContext().TraceID().String(),
+			OtherSpanID: other.SpanContext().SpanID().String(), Buffered: true,
+			OtherSpanName: "elsewhere", OtherRootName: "elsewhere",
+			OtherStart: ptr(at(0)), OtherEnd: ptr(at(1)), OtherDurationMS: 1, OtherTraceEnd: ptr(at(1)),
+		}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Trace (-want +got):\n%s", diff)
@@ -278,3 +284,89 @@ func TestTraceBufferConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// A webhook's processing span is its own trace with a span link to the checkout it
+// completes: the checkout's view lists it under linked_from, the webhook's under
+// links_to, each side with the other span's name and times; a link to a trace the
+// buffer does not hold is listed without them, and eviction forgets the links.
+func TestTraceBufferLinksBetweenTraces(t *testing.T) {
+	t.Parallel()
+	buf := telemetry.NewTraceBuffer(3, 10)
+	tr := bufferTracer(t, buf)
+
+	// The checkout: a server span and the payment span the webhook will point at.
+	cctx, checkout := tr.Start(t.Context(), "POST /v1/checkout", trace.WithTimestamp(at(0)))
+	_, payment := span(cctx, tr, "payment.charge", 10, 40)
+	checkout.End(trace.WithTimestamp(at(50)))
+	checkoutID := checkout.SpanContext().TraceID()
+
+	// The webhook, seconds later, in a trace of its own (a new root), linked to the payment.
+	unknown := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0xaa, 1}, SpanID: trace.SpanID{0xbb, 2}, TraceFlags: trace.FlagsSampled,
+	})
+	wctx, webhook := tr.Start(t.Context(), "POST /v1/webhooks/stripe", trace.WithNewRoot(), trace.WithTimestamp(at(3000)))
+	_, process := span(wctx, tr, "payment.webhook.process", 3010, 3090,
+		trace.WithLinks(trace.Link{SpanContext: payment.SpanContext()}, trace.Link{SpanContext: unknown}))
+	webhook.End(trace.WithTimestamp(at(3100)))
+	webhookID := webhook.SpanContext().TraceID()
+	if webhookID == checkoutID {
+		t.Fatal("the webhook span joined the checkout's trace")
+	}
+
+	cv, ok := buf.Trace(checkoutID)
+	if !ok {
+		t.Fatal("checkout trace missing")
+	}
+	ps, ws := at(3010), at(3090)
+	wantFrom := []telemetry.TraceLinkView{{
+		SpanID: payment.SpanContext().SpanID().String(), OtherTraceID: webhookID.String(),
+		OtherSpanID: process.SpanContext().SpanID().String(), Buffered: true,
+		OtherSpanName: "payment.webhook.process", OtherRootName: "POST /v1/webhooks/stripe",
+		OtherStart: &ps, OtherEnd: &ws, OtherDurationMS: 80, OtherTraceEnd: ptr(at(3100)),
+	}}
+	if diff := cmp.Diff(wantFrom, cv.LinkedFrom); diff != "" {
+		t.Errorf("checkout's linked_from (-want +got):\n%s", diff)
+	}
+	if len(cv.LinksTo) != 0 {
+		t.Errorf("checkout links to %v, want nothing", cv.LinksTo)
+	}
+
+	wv, _ := buf.Trace(webhookID)
+	payStart, payEnd := at(10), at(40)
+	wantTo := []telemetry.TraceLinkView{
+		{
+			SpanID: process.SpanContext().SpanID().String(), OtherTraceID: checkoutID.String(),
+			OtherSpanID: payment.SpanContext().SpanID().String(), Buffered: true,
+			OtherSpanName: "payment.charge", OtherRootName: "POST /v1/checkout",
+			OtherStart: &payStart, OtherEnd: &payEnd, OtherDurationMS: 30, OtherTraceEnd: ptr(at(50)),
+		},
+		{SpanID: process.SpanContext().SpanID().String(), OtherTraceID: unknown.TraceID().String(), OtherSpanID: unknown.SpanID().String()},
+	}
+	if diff := cmp.Diff(wantTo, wv.LinksTo); diff != "" {
+		t.Errorf("webhook's links_to (-want +got):\n%s", diff)
+	}
+	if len(wv.LinkedFrom) != 0 {
+		t.Errorf("webhook linked from %v, want nothing", wv.LinkedFrom)
+	}
+
+	// Two more traces evict the checkout: the webhook's link stays, now without the
+	// checkout's details; then the webhook goes and the link leaves the index with it.
+	span(t.Context(), tr, "other 1", 4000, 4001)
+	span(t.Context(), tr, "other 2", 4002, 4003)
+	if _, ok := buf.Trace(checkoutID); ok {
+		t.Fatal("checkout still buffered")
+	}
+	wv, _ = buf.Trace(webhookID)
+	if len(wv.LinksTo) != 2 || wv.LinksTo[0].Buffered || wv.LinksTo[1].Buffered {
+		t.Errorf("links_to after the checkout's eviction = %+v, want two unbuffered links", wv.LinksTo)
+	}
+	_, later := span(t.Context(), tr, "later", 5000, 5001)
+	if _, ok := buf.Trace(webhookID); ok {
+		t.Fatal("webhook still buffered")
+	}
+	if lv, _ := buf.Trace(later.SpanContext().TraceID()); len(lv.LinkedFrom)+len(lv.LinksTo) != 0 {
+		t.Errorf("an unlinked trace shows links: %+v", lv)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
