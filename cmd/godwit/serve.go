@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/godwit-dev/godwit/internal/app"
-	"github.com/godwit-dev/godwit/internal/stripehook"
 )
 
 // commonFlags are shared by every command that opens the database.
@@ -198,7 +197,7 @@ func (f *serveFlags) registerAdapters(fs *flag.FlagSet) {
 	fs.StringVar(&p.Provider, "payment", "simulator", "payment provider: simulator or stripe")
 	fs.StringVar(&p.StripeKeyFile, "stripe-secret-key-file", "", "file holding the Stripe secret key (or set GODWIT_STRIPE_SECRET_KEY)")
 	fs.StringVar(&p.StripeAPIBase, "stripe-api-base", "", "Stripe API base URL (default Stripe's; e.g. http://127.0.0.1:12111 for stripe-mock)")
-	fs.DurationVar(&f.cfg.StripeWebhook.Tolerance, "stripe-webhook-tolerance", stripehook.DefaultTolerance, "how old a Stripe webhook's signature timestamp may be (signing secrets: GODWIT_STRIPE_WEBHOOK_SECRETS, comma-separated)")
+	fs.DurationVar(&f.cfg.StripeWebhook.Tolerance, "stripe-webhook-tolerance", app.DefaultStripeWebhookTolerance, "how old a Stripe webhook's signature timestamp may be (signing secrets: GODWIT_STRIPE_WEBHOOK_SECRETS, comma-separated)")
 	fs.DurationVar(&f.cfg.Jobs.StripeWebhooks, "stripe-webhook-retry-interval", 2*time.Second, "how often Stripe webhook events waiting for their checkout, or failed, are retried")
 	fs.StringVar(&p.StripeReturnURL, "stripe-return-url", "", "where Stripe sends the customer back after 3-D Secure (the PaymentIntent's return_url), e.g. https://shop.example/checkout-return; with it the 202's next_action is a redirect_to_url")
 	fs.StringVar(&m.Addr, "smtp-addr", "", "SMTP relay host:port for confirmations (default: write .eml files under <data-dir>/mail)")
@@ -244,7 +243,7 @@ func (f *serveFlags) config(e env, common commonFlags) (app.Config, error) {
 		return app.Config{}, errors.New("--demo-admin needs demo mode (--demo)")
 	}
 	cfg.Payment.StripeSecretKey = e.getenv("GODWIT_STRIPE_SECRET_KEY")
-	cfg.StripeWebhook.Secrets = stripehook.ParseSecrets(e.getenv("GODWIT_STRIPE_WEBHOOK_SECRETS"))
+	cfg.StripeWebhook.Secrets = app.ParseStripeWebhookSecrets(e.getenv("GODWIT_STRIPE_WEBHOOK_SECRETS"))
 	cfg.SMTP.Password = e.getenv("GODWIT_SMTP_PASSWORD")
 	cfg.Observe = app.TelemetryConfig{ServiceVersion: version(), LogFormat: f.logFormat, LogLevel: level, LogOutput: e.stderr, Getenv: e.getenv}
 	return cfg, nil

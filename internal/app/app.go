@@ -156,6 +156,13 @@ type StripeWebhookConfig struct {
 	Tolerance time.Duration
 }
 
+// DefaultStripeWebhookTolerance is StripeWebhookConfig.Tolerance's default.
+const DefaultStripeWebhookTolerance = stripehook.DefaultTolerance
+
+// ParseStripeWebhookSecrets reads GODWIT_STRIPE_WEBHOOK_SECRETS: signing
+// secrets separated by commas.
+func ParseStripeWebhookSecrets(v string) []string { return stripehook.ParseSecrets(v) }
+
 // JobIntervals sets how often each background job runs.
 type JobIntervals struct {
 	ReservationReaper time.Duration // default 30s
