@@ -56,6 +56,7 @@ func TestRefundedOutside(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 		orderID := r.str("order_id")
+		f.loyalty.(*realLoyalty).vestAll() // the order's points are the member's, past the return window
 		charge := f.chargeOf(t, orderID)
 		usd := func(a int64) money.Money { return money.Money{Amount: a, Currency: "USD"} }
 		refunds := func() int64 { return f.count(t, `SELECT COUNT(*) FROM order_refunds WHERE order_id = $1`, orderID) }
@@ -125,6 +126,7 @@ func TestDisputeLost(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 		orderID, earned := r.str("order_id"), int64(r.body["points_earned"].(float64))
+		f.loyalty.(*realLoyalty).vestAll() // past the return window: the points are spendable
 		// The points earned are spent on a second order.
 		if r2 := f.do(t, "POST", "/v1/checkout", tok, "buy-2", checkoutBody(f.cart(t, member, map[string]int64{small.ID: 1}), "tok_visa", "", earned)); r2.status != 201 {
 			t.Fatalf("%d %s", r2.status, r2.raw)

@@ -224,6 +224,15 @@ func (r *realLoyalty) Balance(m string) int64 {
 	return mem.Balance
 }
 
+// vestAll vests every pending earning now, as the vest job would once the
+// return window ends, for tests about what happens to vested points.
+func (r *realLoyalty) vestAll() {
+	r.t.Helper()
+	if _, err := r.svc.VestBatch(context.Background(), loyalty.VestOptions{Now: time.Now().AddDate(1, 0, 0)}); err != nil {
+		r.t.Error(err)
+	}
+}
+
 func (r *realLoyalty) pointsEarned(m string) int64 {
 	r.t.Helper()
 	pending, err := r.svc.PendingPoints(context.Background(), m)
