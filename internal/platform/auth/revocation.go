@@ -210,8 +210,8 @@ type revokedRow struct {
 }
 
 // refresh reads new revocations (full: every unexpired one) into the set.
-func (r *Revocations) refresh(ctx context.Context, full bool) error {
-	ctx, cancel := context.WithTimeout(ctx, max(2*time.Second, r.opts.Poll))
+func (r *Revocations) refresh(parent context.Context, full bool) error {
+	ctx, cancel := context.WithTimeout(parent, max(2*time.Second, r.opts.Poll))
 	defer cancel()
 	now := db.Micros(r.now())
 	r.mu.Lock()
@@ -223,7 +223,7 @@ func (r *Revocations) refresh(ctx context.Context, full bool) error {
 	rows, err := r.db.Read().QueryContext(ctx,
 		`SELECT token_id, expires_at, revoked_at FROM revoked_tokens WHERE revoked_at > $1 AND expires_at > $2`, since, now)
 	if err != nil {
-		return r.failedRefresh(fmt.Errorf("auth: refresh revoked tokens: %w", err))
+		return r.failedRefresh(parent, fmt.Errorf("auth: refresh revoked tokens: %w", err))
 	}
 	defer rows.Close()
 	var (
@@ -234,13 +234,13 @@ func (r *Revocations) refresh(ctx context.Context, full bool) error {
 	for rows.Next() {
 		var row revokedRow
 		if err := rows.Scan(&row.id, &row.expires, &revoked); err != nil {
-			return r.failedRefresh(fmt.Errorf("auth: refresh revoked tokens: %w", err))
+			return r.failedRefresh(parent, fmt.Errorf("auth: refresh revoked tokens: %w", err))
 		}
 		got = append(got, row)
 		newest = max(newest, revoked)
 	}
 	if err := rows.Err(); err != nil {
-		return r.failedRefresh(fmt.Errorf("auth: refresh revoked tokens: %w", err))
+		return r.failedRefresh(parent, fmt.Errorf("auth: refresh revoked tokens: %w", err))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -257,7 +257,11 @@ func (r *Revocations) refresh(ctx context.Context, full bool) error {
 	return nil
 }
 
-func (r *Revocations) failedRefresh(err error) error {
+func (r *Revocations) failedRefresh(parent context.Context, err error) error {
+	if parent.Err() != nil {
+		// Stopping (shutdown) cancelled the read: not a failure to count or warn of.
+		return err
+	}
 	r.failed.Add(context.Background(), 1)
 	r.mu.Lock()
 	r.failures++
