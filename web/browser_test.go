@@ -40,16 +40,27 @@ type server struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
+	return startServerWith(t, db.SQLite, nil)
+}
+
+// startServerWith is startServer on engine, with adjust changing the app's
+// configuration first (nil: none).
+func startServerWith(t *testing.T, engine db.Engine, adjust func(*app.Config)) *server {
+	t.Helper()
 	ctx := context.Background()
 	tel, err := telemetry.Setup(ctx, telemetry.Config{Getenv: func(string) string { return "" }}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	a, err := app.New(ctx, app.Config{
-		DSN: dbtest.DSN(t, db.SQLite), DataDir: t.TempDir(), Secret: []byte("0123456789abcdef0123456789abcdef"),
+	cfg := app.Config{
+		DSN: dbtest.DSN(t, engine), DataDir: t.TempDir(), Secret: []byte("0123456789abcdef0123456789abcdef"),
 		Telemetry: tel, Demo: true,
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	a, err := app.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

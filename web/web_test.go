@@ -39,6 +39,8 @@ func TestAssetsAndPagesHaveContentTypes(t *testing.T) {
 		{"/ui/assets/shop.js", "text/javascript; charset=utf-8"},
 		{"/ui/assets/member.js", "text/javascript; charset=utf-8"},
 		{"/ui/assets/ops.js", "text/javascript; charset=utf-8"},
+		{"/ui/assets/liability.js", "text/javascript; charset=utf-8"},
+		{"/ui/assets/webhooks.js", "text/javascript; charset=utf-8"},
 		{"/ui/assets/trace.js", "text/javascript; charset=utf-8"},
 		{"/ui/assets/main.js", "text/javascript; charset=utf-8"},
 		{"/ui/assets/icon.svg", "image/svg+xml"},

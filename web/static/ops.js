@@ -87,7 +87,8 @@
         el("section.panel", { "aria-labelledby": "h-pay" }, el("h2#h-pay", "Payment simulator faults"), payBox),
         el("section.panel", { "aria-labelledby": "h-ful" }, el("h2#h-ful", "Fulfilment provider faults"), fulBox),
         el("section.panel", { "aria-labelledby": "h-exp" }, el("h2#h-exp", "Points expiry"), expBox)),
-      el("section.panel", { "aria-labelledby": "h-liab" }, el("h2#h-liab", "Points liability"), G.liabilityPanel(token)));
+      el("section.panel", { "aria-labelledby": "h-liab" }, el("h2#h-liab", "Points liability"), G.liabilityPanel(token)),
+      el("section.panel", { "aria-labelledby": "h-hooks" }, el("h2#h-hooks", "Webhooks"), G.webhooksPanel(token)));
 
     let traces = [];
     function renderList() {
