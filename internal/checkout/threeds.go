@@ -230,7 +230,7 @@ func (s *Service) settleClaimed(ctx context.Context, span trace.Span, rec *recor
 			return Result{}, StepProcessingPayment, err
 		}
 		return s.pendingResult(rec, ch), StepProcessingPayment, nil
-	case payment.StatusSucceeded:
+	case payment.StatusSucceeded, payment.StatusAuthorized:
 		if s.cfg.LocalTx {
 			return s.afterPayment(ctx, span, rec)
 		}

@@ -12,6 +12,7 @@ ALTER TABLE payment_charges DROP CONSTRAINT IF EXISTS payment_charges_status_che
 ALTER TABLE payment_charges ADD CONSTRAINT payment_charges_status_check
     CHECK (status IN ('requires_action', 'authorized', 'succeeded', 'declined', 'voided', 'partially_refunded', 'refunded')) NOT VALID;
 ALTER TABLE payment_charges VALIDATE CONSTRAINT payment_charges_status_check;
+ALTER TABLE payment_charges ADD COLUMN IF NOT EXISTS capture_manual BOOLEAN NOT NULL DEFAULT FALSE;
 
 ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_status_check;
 ALTER TABLE orders ADD CONSTRAINT orders_status_check
@@ -38,6 +39,7 @@ ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_status_check;
 ALTER TABLE orders ADD CONSTRAINT orders_status_check
     CHECK (status IN ('pending', 'paid', 'confirmed', 'cancelled', 'partially_refunded', 'refunded'));
 UPDATE payment_charges SET status = 'succeeded' WHERE status = 'authorized';
+ALTER TABLE payment_charges DROP COLUMN IF EXISTS capture_manual;
 ALTER TABLE payment_charges DROP CONSTRAINT IF EXISTS payment_charges_status_check;
 ALTER TABLE payment_charges ADD CONSTRAINT payment_charges_status_check
     CHECK (status IN ('requires_action', 'succeeded', 'declined', 'voided', 'partially_refunded', 'refunded'));

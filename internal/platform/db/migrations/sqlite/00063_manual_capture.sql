@@ -21,7 +21,8 @@ CREATE TABLE payment_charges_new (
     refunded_amount BIGINT  NOT NULL DEFAULT 0,
     created_at      BIGINT  NOT NULL,
     updated_at      BIGINT  NOT NULL,
-    client_secret   TEXT    NOT NULL DEFAULT ''
+    client_secret   TEXT    NOT NULL DEFAULT '',
+    capture_manual  BOOLEAN NOT NULL DEFAULT FALSE
 );
 INSERT INTO payment_charges_new (id, idempotency_key, amount, currency, status, decline_code, soft_decline, refunded_amount, created_at, updated_at, client_secret)
     SELECT id, idempotency_key, amount, currency, status, decline_code, soft_decline, refunded_amount, created_at, updated_at, client_secret FROM payment_charges;
