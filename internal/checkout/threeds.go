@@ -144,7 +144,7 @@ func (s *Service) settleByID(ctx context.Context, span trace.Span, id string) (R
 		}
 		switch rec.State {
 		case stateCompleted, stateFailed:
-			return replay(span, rec)
+			return s.replay(span, rec)
 		case stateRequiresAction:
 			// A charge still waiting inside its window needs no claim:
 			// answer it as it is.
