@@ -46,6 +46,7 @@ func (e ActivityType) Valid() bool {
 
 // Defines values for ChargeStatus.
 const (
+	ChargeStatusAuthorized        ChargeStatus = "authorized"
 	ChargeStatusDeclined          ChargeStatus = "declined"
 	ChargeStatusPartiallyRefunded ChargeStatus = "partially_refunded"
 	ChargeStatusRefunded          ChargeStatus = "refunded"
@@ -57,6 +58,8 @@ const (
 // Valid indicates whether the value is a known member of the ChargeStatus enum.
 func (e ChargeStatus) Valid() bool {
 	switch e {
+	case ChargeStatusAuthorized:
+		return true
 	case ChargeStatusDeclined:
 		return true
 	case ChargeStatusPartiallyRefunded:
@@ -91,12 +94,15 @@ func (e CheckoutPendingStatus) Valid() bool {
 
 // Defines values for CheckoutResultStatus.
 const (
-	CheckoutResultStatusConfirmed CheckoutResultStatus = "confirmed"
+	CheckoutResultStatusAuthorized CheckoutResultStatus = "authorized"
+	CheckoutResultStatusConfirmed  CheckoutResultStatus = "confirmed"
 )
 
 // Valid indicates whether the value is a known member of the CheckoutResultStatus enum.
 func (e CheckoutResultStatus) Valid() bool {
 	switch e {
+	case CheckoutResultStatusAuthorized:
+		return true
 	case CheckoutResultStatusConfirmed:
 		return true
 	default:
@@ -268,6 +274,7 @@ func (e MemberPointsExpiryPolicy) Valid() bool {
 
 // Defines values for OrderStatus.
 const (
+	OrderStatusAuthorized        OrderStatus = "authorized"
 	OrderStatusCancelled         OrderStatus = "cancelled"
 	OrderStatusConfirmed         OrderStatus = "confirmed"
 	OrderStatusPaid              OrderStatus = "paid"
@@ -279,6 +286,8 @@ const (
 // Valid indicates whether the value is a known member of the OrderStatus enum.
 func (e OrderStatus) Valid() bool {
 	switch e {
+	case OrderStatusAuthorized:
+		return true
 	case OrderStatusCancelled:
 		return true
 	case OrderStatusConfirmed:
@@ -1054,13 +1063,15 @@ type CheckoutRequest struct {
 
 // CheckoutResult defines model for CheckoutResult.
 type CheckoutResult struct {
-	// Charged An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
-	Charged        Money                `json:"charged"`
-	CheckoutId     string               `json:"checkout_id"`
-	OrderId        string               `json:"order_id"`
-	PointsEarned   int64                `json:"points_earned"`
-	PointsRedeemed int64                `json:"points_redeemed"`
-	Status         CheckoutResultStatus `json:"status"`
+	// Charged What the card was charged; with status authorized, what was authorised on it, captured (all or less) at fulfilment.
+	Charged        Money  `json:"charged"`
+	CheckoutId     string `json:"checkout_id"`
+	OrderId        string `json:"order_id"`
+	PointsEarned   int64  `json:"points_earned"`
+	PointsRedeemed int64  `json:"points_redeemed"`
+
+	// Status authorized when the server captures on fulfilment (serve --capture manual): the order waits for POST /v1/orders/{id}/fulfil, and points are earned then.
+	Status CheckoutResultStatus `json:"status"`
 
 	// Total An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
 	Total Money `json:"total"`
@@ -1069,7 +1080,7 @@ type CheckoutResult struct {
 	TraceId TraceID `json:"trace_id"`
 }
 
-// CheckoutResultStatus defines model for CheckoutResult.Status.
+// CheckoutResultStatus authorized when the server captures on fulfilment (serve --capture manual): the order waits for POST /v1/orders/{id}/fulfil, and points are earned then.
 type CheckoutResultStatus string
 
 // CheckoutState A checkout's recorded saga state.
@@ -1222,6 +1233,17 @@ type FlightDetails struct {
 	Origin    *string `json:"origin,omitempty"`
 }
 
+// FulfilRequest Send no body (or no cancelled lines) to fulfil the whole order.
+type FulfilRequest struct {
+	// Cancelled Lines not shipped, each product once: the units are restocked and not captured.
+	Cancelled *[]struct {
+		ProductId string `json:"product_id"`
+
+		// Quantity At most the line's quantity (422 cancel_exceeds_quantity).
+		Quantity int64 `json:"quantity"`
+	} `json:"cancelled,omitempty"`
+}
+
 // HoldRef defines model for HoldRef.
 type HoldRef struct {
 	HoldId string `json:"hold_id"`
@@ -1257,8 +1279,10 @@ type InternalOrder struct {
 	PointsRedeemed int64 `json:"points_redeemed"`
 
 	// Refunded An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
-	Refunded Money       `json:"refunded"`
-	Status   OrderStatus `json:"status"`
+	Refunded Money `json:"refunded"`
+
+	// Status authorized: the card is authorised, not charged, until the order is fulfilled (manual capture); fulfilment confirms it, or cancels it when every unit is cancelled.
+	Status OrderStatus `json:"status"`
 
 	// Total An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
 	Total Money `json:"total"`
@@ -1458,7 +1482,10 @@ type NewMember struct {
 
 // Order defines model for Order.
 type Order struct {
-	// Charged An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
+	// Authorized What was authorised on the card with manual capture (0 otherwise).
+	Authorized *Money `json:"authorized,omitempty"`
+
+	// Charged What the card was charged (with manual capture: 0 while authorized, then what fulfilment captured).
 	Charged    Money  `json:"charged"`
 	CheckoutId string `json:"checkout_id"`
 
@@ -1475,9 +1502,14 @@ type Order struct {
 	PointsEarned   int64 `json:"points_earned"`
 	PointsRedeemed int64 `json:"points_redeemed"`
 
+	// PointsReturned Points spent on the order that fulfilment gave back because its cancelled lines were worth more than the card part.
+	PointsReturned *int64 `json:"points_returned,omitempty"`
+
 	// Refunded An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
-	Refunded Money       `json:"refunded"`
-	Status   OrderStatus `json:"status"`
+	Refunded Money `json:"refunded"`
+
+	// Status authorized: the card is authorised, not charged, until the order is fulfilled (manual capture); fulfilment confirms it, or cancels it when every unit is cancelled.
+	Status OrderStatus `json:"status"`
 
 	// Total An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
 	Total Money `json:"total"`
@@ -1522,10 +1554,12 @@ type OrderCreateRequest struct {
 
 // OrderItem defines model for OrderItem.
 type OrderItem struct {
-	Name      *string `json:"name,omitempty"`
-	ProductId string  `json:"product_id"`
-	Quantity  int64   `json:"quantity"`
-	Sku       *string `json:"sku,omitempty"`
+	// CancelledQuantity Units of the line cancelled at fulfilment (manual capture): restocked and not charged.
+	CancelledQuantity *int64  `json:"cancelled_quantity,omitempty"`
+	Name              *string `json:"name,omitempty"`
+	ProductId         string  `json:"product_id"`
+	Quantity          int64   `json:"quantity"`
+	Sku               *string `json:"sku,omitempty"`
 
 	// UnitPrice An exact amount of money in the currency's minor units (cents for USD, yen for JPY). Never a float.
 	UnitPrice Money `json:"unit_price"`
@@ -1544,7 +1578,7 @@ type OrderRefundStart struct {
 	RefundId string `json:"refund_id"`
 }
 
-// OrderStatus defines model for OrderStatus.
+// OrderStatus authorized: the card is authorised, not charged, until the order is fulfilled (manual capture); fulfilment confirms it, or cancels it when every unit is cancelled.
 type OrderStatus string
 
 // PartnerCreditRequest defines model for PartnerCreditRequest.
@@ -2809,6 +2843,9 @@ type RedeemJSONRequestBody = RedeemRequest
 // TransferJSONRequestBody defines body for Transfer for application/json ContentType.
 type TransferJSONRequestBody = TransferRequest
 
+// FulfilOrderJSONRequestBody defines body for FulfilOrder for application/json ContentType.
+type FulfilOrderJSONRequestBody = FulfilRequest
+
 // RefundOrderJSONRequestBody defines body for RefundOrder for application/json ContentType.
 type RefundOrderJSONRequestBody = RefundRequest
 
@@ -3889,6 +3926,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/orders/{id} (the `GetOrder` operationId).
 	GetOrder(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FulfilOrderWithBody Fulfil an authorized order, less any cancelled lines (manual capture; admin or service).
+	//
+	// With `serve --capture manual` a checkout only authorises the card and leaves the order `authorized`. Fulfilling it captures the authorisation less the value of the cancelled lines (the card part is reduced first; cancelled value beyond it comes back as the points that paid for it), restocks the cancelled units, earns points on what was captured and confirms the order. Cancelling every unit releases the authorisation and cancels the order, giving every point spent back. Fulfilling again answers the order as its first fulfilment left it, whatever the body says; an order that is not authorized is 409 order_not_authorized.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/orders/{id}/fulfil (the `FulfilOrder` operationId).
+	FulfilOrderWithBody(ctx context.Context, id OrderID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FulfilOrder Fulfil an authorized order, less any cancelled lines (manual capture; admin or service).
+	//
+	// With `serve --capture manual` a checkout only authorises the card and leaves the order `authorized`. Fulfilling it captures the authorisation less the value of the cancelled lines (the card part is reduced first; cancelled value beyond it comes back as the points that paid for it), restocks the cancelled units, earns points on what was captured and confirms the order. Cancelling every unit releases the authorisation and cancels the order, giving every point spent back. Fulfilling again answers the order as its first fulfilment left it, whatever the body says; an order that is not authorized is 409 order_not_authorized.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/orders/{id}/fulfil (the `FulfilOrder` operationId).
+	FulfilOrder(ctx context.Context, id OrderID, body FulfilOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RefundOrderWithBody Refund an order in full or in part (admin or service). Idempotency-Key required.
 	//
@@ -6026,6 +6081,44 @@ func (c *Client) GetOpenAPI(ctx context.Context, reqEditors ...RequestEditorFn) 
 // Corresponds with GET /v1/orders/{id} (the `GetOrder` operationId).
 func (c *Client) GetOrder(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOrderRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FulfilOrderWithBody Fulfil an authorized order, less any cancelled lines (manual capture; admin or service).
+//
+// With `serve --capture manual` a checkout only authorises the card and leaves the order `authorized`. Fulfilling it captures the authorisation less the value of the cancelled lines (the card part is reduced first; cancelled value beyond it comes back as the points that paid for it), restocks the cancelled units, earns points on what was captured and confirms the order. Cancelling every unit releases the authorisation and cancels the order, giving every point spent back. Fulfilling again answers the order as its first fulfilment left it, whatever the body says; an order that is not authorized is 409 order_not_authorized.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/orders/{id}/fulfil (the `FulfilOrder` operationId).
+func (c *Client) FulfilOrderWithBody(ctx context.Context, id OrderID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFulfilOrderRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FulfilOrder Fulfil an authorized order, less any cancelled lines (manual capture; admin or service).
+//
+// With `serve --capture manual` a checkout only authorises the card and leaves the order `authorized`. Fulfilling it captures the authorisation less the value of the cancelled lines (the card part is reduced first; cancelled value beyond it comes back as the points that paid for it), restocks the cancelled units, earns points on what was captured and confirms the order. Cancelling every unit releases the authorisation and cancels the order, giving every point spent back. Fulfilling again answers the order as its first fulfilment left it, whatever the body says; an order that is not authorized is 409 order_not_authorized.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/orders/{id}/fulfil (the `FulfilOrder` operationId).
+func (c *Client) FulfilOrder(ctx context.Context, id OrderID, body FulfilOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFulfilOrderRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -10221,6 +10314,53 @@ func NewGetOrderRequest(server string, id OrderID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewFulfilOrderRequest calls the generic FulfilOrder builder with application/json body
+func NewFulfilOrderRequest(server string, id OrderID, body FulfilOrderJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewFulfilOrderRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewFulfilOrderRequestWithBody constructs an http.Request for the FulfilOrder method, with any body, and a specified content type
+func NewFulfilOrderRequestWithBody(server string, id OrderID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/orders/%s/fulfil", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRefundOrderRequest calls the generic RefundOrder builder with application/json body
 func NewRefundOrderRequest(server string, id OrderID, params *RefundOrderParams, body RefundOrderJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -11413,6 +11553,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/orders/{id} (the `GetOrder` operationId).
 	GetOrderWithResponse(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*GetOrderResponse, error)
+
+	// FulfilOrderWithBodyWithResponse Fulfil an authorized order, less any cancelled lines (manual capture; admin or service).
+	//
+	// With `serve --capture manual` a checkout only authorises the card and leaves the order `authorized`. Fulfilling it captures the authorisation less the value of the cancelled lines (the card part is reduced first; cancelled value beyond it comes back as the points that paid for it), restocks the cancelled units, earns points on what was captured and confirms the order. Cancelling every unit releases the authorisation and cancels the order, giving every point spent back. Fulfilling again answers the order as its first fulfilment left it, whatever the body says; an order that is not authorized is 409 order_not_authorized.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/orders/{id}/fulfil (the `FulfilOrder` operationId).
+	FulfilOrderWithBodyWithResponse(ctx context.Context, id OrderID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FulfilOrderResponse, error)
+
+	// FulfilOrderWithResponse Fulfil an authorized order, less any cancelled lines (manual capture; admin or service).
+	//
+	// With `serve --capture manual` a checkout only authorises the card and leaves the order `authorized`. Fulfilling it captures the authorisation less the value of the cancelled lines (the card part is reduced first; cancelled value beyond it comes back as the points that paid for it), restocks the cancelled units, earns points on what was captured and confirms the order. Cancelling every unit releases the authorisation and cancels the order, giving every point spent back. Fulfilling again answers the order as its first fulfilment left it, whatever the body says; an order that is not authorized is 409 order_not_authorized.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/orders/{id}/fulfil (the `FulfilOrder` operationId).
+	FulfilOrderWithResponse(ctx context.Context, id OrderID, body FulfilOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*FulfilOrderResponse, error)
 
 	// RefundOrderWithBodyWithResponse Refund an order in full or in part (admin or service). Idempotency-Key required.
 	//
@@ -16535,6 +16693,62 @@ func (r GetOrderResponse) ContentType() string {
 	return ""
 }
 
+// FulfilOrderResponseDefaultHeaders the declared response headers of an HTTP default response for FulfilOrder
+type FulfilOrderResponseDefaultHeaders struct {
+	IdempotencyReplayed *string
+	RetryAfter          *int
+}
+
+type FulfilOrderResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Order
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *FulfilOrderResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FulfilOrderResponse) GetJSON200() *Order {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r FulfilOrderResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r FulfilOrderResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FulfilOrderResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FulfilOrderResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FulfilOrderResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RefundOrderResponse200Headers the declared response headers of an HTTP 200 response for RefundOrder
 type RefundOrderResponse200Headers struct {
 	IdempotencyReplayed *string
@@ -18540,6 +18754,36 @@ func (c *ClientWithResponses) GetOrderWithResponse(ctx context.Context, id Order
 		return nil, err
 	}
 	return ParseGetOrderResponse(rsp)
+}
+
+// FulfilOrderWithBodyWithResponse Fulfil an authorized order, less any cancelled lines (manual capture; admin or service).
+//
+// With `serve --capture manual` a checkout only authorises the card and leaves the order `authorized`. Fulfilling it captures the authorisation less the value of the cancelled lines (the card part is reduced first; cancelled value beyond it comes back as the points that paid for it), restocks the cancelled units, earns points on what was captured and confirms the order. Cancelling every unit releases the authorisation and cancels the order, giving every point spent back. Fulfilling again answers the order as its first fulfilment left it, whatever the body says; an order that is not authorized is 409 order_not_authorized.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/orders/{id}/fulfil (the `FulfilOrder` operationId).
+func (c *ClientWithResponses) FulfilOrderWithBodyWithResponse(ctx context.Context, id OrderID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FulfilOrderResponse, error) {
+	rsp, err := c.FulfilOrderWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFulfilOrderResponse(rsp)
+}
+
+// FulfilOrderWithResponse Fulfil an authorized order, less any cancelled lines (manual capture; admin or service).
+//
+// With `serve --capture manual` a checkout only authorises the card and leaves the order `authorized`. Fulfilling it captures the authorisation less the value of the cancelled lines (the card part is reduced first; cancelled value beyond it comes back as the points that paid for it), restocks the cancelled units, earns points on what was captured and confirms the order. Cancelling every unit releases the authorisation and cancels the order, giving every point spent back. Fulfilling again answers the order as its first fulfilment left it, whatever the body says; an order that is not authorized is 409 order_not_authorized.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/orders/{id}/fulfil (the `FulfilOrder` operationId).
+func (c *ClientWithResponses) FulfilOrderWithResponse(ctx context.Context, id OrderID, body FulfilOrderJSONRequestBody, reqEditors ...RequestEditorFn) (*FulfilOrderResponse, error) {
+	rsp, err := c.FulfilOrder(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFulfilOrderResponse(rsp)
 }
 
 // RefundOrderWithBodyWithResponse Refund an order in full or in part (admin or service). Idempotency-Key required.
@@ -23588,6 +23832,59 @@ func ParseGetOrderResponse(rsp *http.Response) (*GetOrderResponse, error) {
 	switch {
 	case true:
 		var headers GetOrderResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotencyReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFulfilOrderResponse parses an HTTP response from a FulfilOrderWithResponse call
+func ParseFulfilOrderResponse(rsp *http.Response) (*FulfilOrderResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FulfilOrderResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Order
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers FulfilOrderResponseDefaultHeaders
 		if values := rsp.Header.Values("Idempotency-Replayed"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotency-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -154,6 +154,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.DemoAdmin, "demo-admin", false, "let demo sign-in mint admin tokens too: any program or user on this machine can then act as admin (needs --demo)")
 	fs.DurationVar(&c.ReservationTTL, "reservation-ttl", 15*time.Minute, "how long checkout stock stays reserved")
 	fs.DurationVar(&c.AuthenticationWindow, "authentication-window", 0, "how long a checkout whose card asks for 3-D Secure waits for the customer before it is cancelled and its stock and points released; shorter than --reservation-ttl (default 10m, or two thirds of --reservation-ttl when shorter)")
+	fs.StringVar(&c.Capture, "capture", app.CaptureAutomatic, "when the card payment is taken: automatic (at checkout) or manual (authorised at checkout, captured less any cancelled lines by POST /v1/orders/{id}/fulfil; one process only)")
 	f.registerAdapters(fs)
 	fs.DurationVar(&c.Jobs.ReservationReaper, "reaper-interval", 30*time.Second, "how often expired stock reservations are released")
 	fs.DurationVar(&c.Jobs.CheckoutRecovery, "recovery-interval", 30*time.Second, "how often interrupted checkouts are resumed or compensated")

@@ -125,6 +125,12 @@ type Config struct {
 	// checkout.DefaultAuthenticationWindow, or two thirds of ReservationTTL
 	// when that is shorter.
 	AuthenticationWindow time.Duration
+	// Capture is when a checkout's card payment is taken: CaptureAutomatic
+	// ("" too) at checkout, or CaptureManual: authorised at checkout and
+	// captured, all or less, when the order is fulfilled
+	// (checkout.Config.CaptureManual). Manual capture needs every service in
+	// one process; New refuses it in split mode.
+	Capture string
 	// RateLimits caps requests per caller (zero values: no limit).
 	RateLimits httpx.RateLimits
 	// Metrics says who may read /metrics and on which listener.
@@ -230,6 +236,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Capture == CaptureManual && len(topo.names()) != len(AllServices) {
+		// Fulfilment commits the restock, the points and the order in one
+		// transaction, and the split-mode clients cannot authorise only.
+		return nil, errors.New("--capture manual needs every service in one process; split mode (--services) supports only --capture automatic")
+	}
 	a := &App{jobs: cfg.Jobs.withDefaults(), Services: topo.names(), now: cfg.Now, retention: cfg.Retention}
 	defer func() {
 		if err != nil {
@@ -288,6 +299,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	return a, nil
 }
 
+// The capture modes of Config.Capture.
+const (
+	CaptureAutomatic = "automatic"
+	CaptureManual    = "manual"
+)
+
 // withDefaults fills in the documented defaults and reads the program file.
 func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Now == nil {
@@ -315,6 +332,14 @@ func (cfg Config) withDefaults() (Config, error) {
 		// A checkout waiting for the customer keeps its reservation: one
 		// that outlived it would settle on stock the reaper gave back.
 		return cfg, fmt.Errorf("--authentication-window (%s) must be shorter than --reservation-ttl (%s)", cfg.AuthenticationWindow, ttl)
+	}
+	switch cfg.Capture {
+	case "":
+		cfg.Capture = CaptureAutomatic
+	case CaptureAutomatic, CaptureManual:
+	default:
+		return cfg, fmt.Errorf("--capture %q: want %s (take the payment at checkout) or %s (authorise at checkout, capture at fulfilment)",
+			cfg.Capture, CaptureAutomatic, CaptureManual)
 	}
 	if cfg.Program == nil {
 		p, err := loadProgram(cfg.ProgramFile)

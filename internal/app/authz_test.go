@@ -182,6 +182,7 @@ var authzTable = map[string]expectation{
 	"POST /v1/checkout/{id}/confirm":   checkoutCallers,
 	"GET /v1/checkout/{id}":            checkoutCallers,
 	"POST /v1/orders/{id}/refund":      svcOrAdmin,
+	"POST /v1/orders/{id}/fulfil":      svcOrAdmin,
 	"GET /v1/admin/checkouts/{id}":     adminOnly,
 	"POST /v1/admin/checkouts/recover": adminOnly,
 }

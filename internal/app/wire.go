@@ -167,7 +167,8 @@ func (w *wiring) newCheckout(cfg Config) (*checkout.Service, error) {
 		Loyalty:   w.loyaltyFor(caller),
 		// In one process the saga's steps share transactions (three commits a
 		// checkout); any service reached over HTTP keeps one per service.
-		LocalTx: w.carts != nil && w.inventory != nil && w.orders != nil && w.loyalty != nil,
+		LocalTx:       w.carts != nil && w.inventory != nil && w.orders != nil && w.loyalty != nil,
+		CaptureManual: cfg.Capture == CaptureManual,
 	})
 }
 

@@ -103,6 +103,13 @@ type Config struct {
 	// shorter than the reservation TTL and the points hold TTL. Default
 	// DefaultAuthenticationWindow.
 	AuthenticationWindow time.Duration
+	// CaptureManual authorises the card at checkout and captures it at
+	// fulfilment (Fulfil, POST /v1/orders/{id}/fulfil), all or less: the
+	// checkout ends with the order authorized, the stock committed and the
+	// points paid spent, and points are earned only on what fulfilment
+	// captures. It needs the order, inventory and payment services in this
+	// process (app refuses it in split mode).
+	CaptureManual bool
 }
 
 // DefaultAuthenticationWindow is Config.AuthenticationWindow when zero.
@@ -310,7 +317,7 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 			return s.settleByID(ctx, span, rec.ID)
 		}
 		if rec.State != stateInProgress {
-			return replay(span, rec)
+			return s.replay(span, rec)
 		}
 		defer s.keepLease(rec)()
 		return s.resumeTaken(ctx, span, req, rec)
@@ -324,7 +331,7 @@ func (s *Service) run(ctx context.Context, span trace.Span, req Request) (Result
 	}
 	switch rec.State {
 	case stateCompleted, stateFailed:
-		return replay(span, rec)
+		return s.replay(span, rec)
 	case stateRequiresAction:
 		return s.settleByID(ctx, span, rec.ID)
 	}
@@ -386,10 +393,10 @@ func (s *Service) orderFault(ctx context.Context, point string) error {
 }
 
 // replay answers a checkout that has already ended with its recorded outcome.
-func replay(span trace.Span, rec *record) (Result, string, error) {
+func (s *Service) replay(span trace.Span, rec *record) (Result, string, error) {
 	span.SetAttributes(attribute.Bool("checkout.replayed", true))
 	if rec.State == stateCompleted {
-		return rec.result(), StepComplete, nil
+		return s.result(rec), StepComplete, nil
 	}
 	return Result{}, rec.FailureStep, rec.failure()
 }
@@ -492,7 +499,7 @@ func (s *Service) charge(ctx context.Context, span trace.Span, req Request, rec 
 			return err
 		}
 		ch, err := s.cfg.Payments.Charge(ctx, payment.ChargeRequest{IdempotencyKey: rec.ID, Amount: cash, Token: req.PaymentToken,
-			Description: "Godwit shop order", OrderID: orderID(rec.ID)})
+			Description: "Godwit shop order", OrderID: orderID(rec.ID), CaptureManual: s.cfg.CaptureManual})
 		if err != nil {
 			return err
 		}
@@ -528,11 +535,13 @@ func (s *Service) finishDeferrable(ctx context.Context, span trace.Span, rec *re
 			return Result{}, StepFinishing, err
 		}
 		s.log.WarnContext(ctx, "checkout finishing deferred to recovery", "checkout_id", rec.ID, "order_id", rec.OrderID, "error", err.Error())
-		res := rec.result()
-		res.Status = string(order.Paid)
+		res := s.result(rec)
+		if !s.cfg.CaptureManual {
+			res.Status = string(order.Paid)
+		}
 		return res, StepComplete, nil
 	}
-	return rec.result(), StepComplete, nil
+	return s.result(rec), StepComplete, nil
 }
 
 // pricePoints values the points to redeem against the total.
@@ -608,14 +617,15 @@ func (s *Service) createOrder(ctx context.Context, rec *record, lines []order.It
 		return order.Order{}, err
 	}
 	no := order.NewOrder{ID: orderID(rec.ID), CheckoutID: rec.ID, MemberID: rec.MemberID, Items: lines, Total: rec.Total,
-		PointsRedeemed: rec.PointsRedeemed, PointsAmount: rec.PointsAmount, Charged: cash, ChargeID: rec.ChargeID}
+		PointsRedeemed: rec.PointsRedeemed, PointsAmount: rec.PointsAmount, Charged: cash, ChargeID: rec.ChargeID,
+		AwaitFulfilment: s.cfg.CaptureManual}
 	if rec.Email != "" {
-		no.Confirmation = confirmation(rec, lines, cash)
+		no.Confirmation = confirmation(rec, lines, cash, s.cfg.CaptureManual)
 	}
 	return s.cfg.Orders.Create(ctx, no)
 }
 
-func confirmation(rec *record, lines []order.Item, cash money.Money) *notify.Message {
+func confirmation(rec *record, lines []order.Item, cash money.Money, manual bool) *notify.Message {
 	var b strings.Builder
 	b.WriteString("Thank you for your order {order_id}.\n\n")
 	for _, l := range lines {
@@ -630,7 +640,11 @@ func confirmation(rec *record, lines []order.Item, cash money.Money) *notify.Mes
 	if rec.PointsRedeemed > 0 {
 		fmt.Fprintf(&b, "Paid with %d points: %s\n", rec.PointsRedeemed, rec.PointsAmount)
 	}
-	fmt.Fprintf(&b, "Charged to your card: %s\n", cash)
+	if manual {
+		fmt.Fprintf(&b, "Authorised on your card: %s (charged when your order ships, less anything we cannot send)\n", cash)
+	} else {
+		fmt.Fprintf(&b, "Charged to your card: %s\n", cash)
+	}
 	return &notify.Message{Kind: "order_confirmation", To: rec.Email, Subject: "Your Godwit order {order_id}", Body: b.String()}
 }
 
@@ -654,6 +668,11 @@ func (s *Service) finish(ctx context.Context, rec *record) error {
 	if err != nil {
 		return err
 	}
+	if s.cfg.CaptureManual {
+		// The order stays authorized: points are earned on what fulfilment
+		// captures, and fulfilment confirms it.
+		return s.complete(ctx, rec)
+	}
 	if rec.MemberID != "" && s.cfg.Loyalty != nil && cash.Amount > 0 {
 		earned, err := s.cfg.Loyalty.EarnPurchase(ctx, rec.MemberID, rec.OrderID, cash)
 		if err != nil {
@@ -664,11 +683,26 @@ func (s *Service) finish(ctx context.Context, rec *record) error {
 	if _, err := s.cfg.Orders.Confirm(ctx, rec.OrderID, rec.PointsEarned); err != nil {
 		return err
 	}
+	return s.complete(ctx, rec)
+}
+
+// complete records the checkout completed, after the finishing fault point.
+func (s *Service) complete(ctx context.Context, rec *record) error {
 	if err := s.failPoint(StepFinishing); err != nil {
 		return err
 	}
 	rec.Step, rec.State = StepComplete, stateCompleted
 	return s.save(ctx, rec)
+}
+
+// result is the answer of a completed checkout: with manual capture its
+// order is authorized (and Charged what was authorised).
+func (s *Service) result(rec *record) Result {
+	res := rec.result()
+	if s.cfg.CaptureManual {
+		res.Status = string(order.Authorized)
+	}
+	return res
 }
 
 // fail handles an error at step. An interruption (fault hook, lost lease,

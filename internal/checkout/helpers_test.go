@@ -330,6 +330,16 @@ func (p downablePayments) Lookup(ctx context.Context, key string) (payment.Charg
 	return p.Payments.Lookup(ctx, key)
 }
 
+// Capture passes manual capture through to the payment service.
+func (p downablePayments) Capture(ctx context.Context, id string, amount money.Money, key string) (payment.Charge, error) {
+	if p.down.Load() {
+		return payment.Charge{}, p.unavailable()
+	}
+	return p.Payments.(interface {
+		Capture(context.Context, string, money.Money, string) (payment.Charge, error)
+	}).Capture(ctx, id, amount, key)
+}
+
 func (p downablePayments) Void(ctx context.Context, id string) (payment.Charge, error) {
 	if p.down.Load() {
 		return payment.Charge{}, p.unavailable()
@@ -351,6 +361,9 @@ type fixtureOpts struct {
 	// reservationTTL, when set, is the inventory's reservation TTL (default
 	// 15 minutes).
 	reservationTTL time.Duration
+	// manual is Config.CaptureManual: authorise at checkout, capture at
+	// fulfilment.
+	manual bool
 }
 
 func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
@@ -377,7 +390,7 @@ func newFixture(t testing.TB, d *db.DB, o fixtureOpts) *fixture {
 	f.orders = order.New(order.Config{DB: d, Now: now, TracerProvider: o.tp})
 	var err error
 	f.checkout, err = checkout.New(checkout.Config{DB: d, Carts: f.carts, Products: f.catalog, Inventory: f.inv, Payments: downablePayments{pay, &f.payDown},
-		Orders: f.orders, Loyalty: loy, LocalTx: o.local, Lease: o.lease, Now: now, TracerProvider: o.tp, MeterProvider: o.mp,
+		Orders: f.orders, Loyalty: loy, LocalTx: o.local, Lease: o.lease, Now: now, CaptureManual: o.manual, TracerProvider: o.tp, MeterProvider: o.mp,
 		FailAfter: func(step string) error {
 			f.failMu.Lock()
 			fn := f.failAfter

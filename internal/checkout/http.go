@@ -27,6 +27,8 @@ func (s *Service) Routes() []httpx.Route {
 			Access: auth.Public, Handler: s.handleView},
 		{Method: "POST", Pattern: "/v1/orders/{id}/refund", Summary: "Refund an order (all or part): payment, redeemed points, earned points",
 			Access: auth.ServiceOrAdmin, Idempotency: httpx.IdempotencyRequired, Handler: s.handleRefund},
+		{Method: "POST", Pattern: "/v1/orders/{id}/fulfil", Summary: "Fulfil an authorized order (manual capture): capture what ships, restock and credit what is cancelled, earn points",
+			Access: auth.ServiceOrAdmin, MaxBody: 16 << 10, Handler: s.handleFulfil},
 		{Method: "GET", Pattern: "/v1/admin/checkouts/{id}", Summary: "A checkout's recorded saga state", Access: auth.AdminOnly, Handler: s.handleGet},
 		{Method: "POST", Pattern: "/v1/admin/checkouts/recover", Summary: "Run a checkout recovery pass now", Access: auth.AdminOnly, Handler: s.handleRecover},
 	}

@@ -85,7 +85,7 @@ func (s *Service) runLocal(ctx context.Context, span trace.Span, req Request, tr
 	case rec.State == stateRequiresAction:
 		return s.settleByID(ctx, span, rec.ID)
 	case rec.State != stateInProgress:
-		return replay(span, rec)
+		return s.replay(span, rec)
 	}
 	// The heartbeat starts after the first commit: before it, the row it
 	// renews is not visible outside the transaction.
@@ -200,7 +200,7 @@ func (s *Service) afterPayment(ctx context.Context, span trace.Span, rec *record
 		if err := s.failPointAt(AfterCommitComplete, StepFinishing); err != nil {
 			return Result{}, StepFinishing, err
 		}
-		return rec.result(), StepComplete, nil
+		return s.result(rec), StepComplete, nil
 	}
 	*rec = before
 	if step == StepCreatingOrder || errors.Is(err, errInterrupted) {

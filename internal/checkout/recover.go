@@ -219,7 +219,7 @@ func (s *Service) paid(ctx context.Context, rec *record) (bool, error) {
 		if ch.Status != payment.StatusDeclined {
 			rec.ChargeID = ch.ID
 		}
-		return ch.Status == payment.StatusSucceeded, nil
+		return ch.Status == payment.StatusSucceeded || ch.Status == payment.StatusAuthorized, nil
 	case errs.Is(err, payment.CodeChargeNotFound):
 		return false, nil
 	default:

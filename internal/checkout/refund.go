@@ -100,8 +100,8 @@ func (s *Service) refund(ctx context.Context, orderID, refundID string, amount *
 			}
 		}
 		if plan.Full && o.MemberID != "" && s.cfg.Loyalty != nil {
-			if o.PointsRedeemed > 0 && !opt.keepRedeemed {
-				if err := s.cfg.Loyalty.RefundPoints(ctx, o.MemberID, o.PointsRedeemed, "order-refund:"+o.ID); err != nil {
+			if spent := o.PointsRedeemed - o.PointsReturned; spent > 0 && !opt.keepRedeemed {
+				if err := s.cfg.Loyalty.RefundPoints(ctx, o.MemberID, spent, "order-refund:"+o.ID); err != nil {
 					return RefundResult{}, err
 				}
 			}
@@ -120,7 +120,7 @@ func (s *Service) refund(ctx context.Context, orderID, refundID string, amount *
 	res.Order = o
 	if plan.Full {
 		if !opt.keepRedeemed {
-			res.PointsReturned = o.PointsRedeemed
+			res.PointsReturned = o.PointsRedeemed - o.PointsReturned // fulfilment gave back the rest
 		}
 		_, res.PointsReversed = s.cfg.Loyalty.(PurchaseReverser)
 		res.PointsReversed = res.PointsReversed && o.PointsEarned > 0

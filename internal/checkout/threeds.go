@@ -144,7 +144,7 @@ func (s *Service) settleByID(ctx context.Context, span trace.Span, id string) (R
 		}
 		switch rec.State {
 		case stateCompleted, stateFailed:
-			return replay(span, rec)
+			return s.replay(span, rec)
 		case stateRequiresAction:
 			// A charge still waiting inside its window needs no claim:
 			// answer it as it is.
@@ -230,7 +230,7 @@ func (s *Service) settleClaimed(ctx context.Context, span trace.Span, rec *recor
 			return Result{}, StepProcessingPayment, err
 		}
 		return s.pendingResult(rec, ch), StepProcessingPayment, nil
-	case payment.StatusSucceeded:
+	case payment.StatusSucceeded, payment.StatusAuthorized:
 		if s.cfg.LocalTx {
 			return s.afterPayment(ctx, span, rec)
 		}

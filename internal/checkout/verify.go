@@ -21,6 +21,12 @@ import (
 //   - no reservation is still held, and no checkout still in progress, past
 //     its expiry plus grace (meaningful once the reaper and recovery have run),
 //     unless it belongs to a checkout in flight (see leasedInvariants);
+//   - with manual capture, an authorized order's charge is still an
+//     authorisation; a fulfilled order captured exactly its authorisation
+//     less the cancelled lines (at most all of it), its charge holds that
+//     amount (or was voided when nothing was captured), and it gave points
+//     back only for cancelled value beyond the card part, never more than
+//     were spent;
 //   - every confirmed order of a checkout with an email has exactly one
 //     confirmation in the outbox, and none has two;
 //   - no stored quantity is impossible: stock, reserved and ordered units,
@@ -39,7 +45,7 @@ func (s *Service) Verify(ctx context.Context, grace time.Duration) ([]string, er
 	// client's retry before the recovery pass takes it: still in flight.
 	leaseCutoff := db.Micros(s.cfg.Now().Add(-grace - s.cfg.Lease))
 	var problems []string
-	for _, c := range slices.Concat(invariants, boundsInvariants, leasedInvariants) {
+	for _, c := range slices.Concat(invariants, captureInvariants, boundsInvariants, leasedInvariants) {
 		var args []any
 		switch c.params {
 		case expiryParam:
@@ -110,6 +116,37 @@ var invariants = []invariant{
 		func(v []any) string { return fmt.Sprintf("order %s: %s confirmations queued", v[0], v[1]) }},
 }
 
+// cancelledValue is the value of an order's cancelled units, for o.
+const cancelledValue = `(SELECT COALESCE(SUM(oi.cancelled_quantity * oi.unit_price_amount), 0) FROM order_items oi WHERE oi.order_id = o.id)`
+
+// captureInvariants check orders of manual capture (fulfil.go).
+var captureInvariants = []invariant{
+	{`SELECT o.id, o.charge_id, c.status FROM orders o JOIN payment_charges c ON c.id = o.charge_id
+		WHERE o.status = 'authorized' AND o.fulfilment = '' AND c.status <> 'authorized'`, noParams,
+		func(v []any) string {
+			return fmt.Sprintf("order %s (authorized): charge %s is %s, not an authorisation", v[0], v[1], v[2])
+		}},
+	{`SELECT o.id, o.charged_amount, o.authorized_amount FROM orders o WHERE o.fulfilment = 'done'
+		AND o.charged_amount <> o.authorized_amount - CASE WHEN ` + cancelledValue + ` < o.authorized_amount THEN ` + cancelledValue + ` ELSE o.authorized_amount END`, noParams,
+		func(v []any) string {
+			return fmt.Sprintf("order %s: captured %s of %s authorised, not the authorisation less its cancelled lines", v[0], v[1], v[2])
+		}},
+	{`SELECT o.id, o.charged_amount, c.status FROM orders o JOIN payment_charges c ON c.id = o.charge_id WHERE o.fulfilment = 'done'
+		AND ((o.charged_amount > 0 AND c.amount <> o.charged_amount) OR (o.charged_amount = 0 AND c.status <> 'voided'))`, noParams,
+		func(v []any) string {
+			return fmt.Sprintf("order %s: captured %s but its charge is %s for another amount", v[0], v[1], v[2])
+		}},
+	{`SELECT o.id, o.points_returned, o.points_redeemed FROM orders o WHERE o.points_returned < 0 OR o.points_returned > o.points_redeemed
+		OR (o.points_returned > 0 AND ` + cancelledValue + ` <= o.authorized_amount)`, noParams,
+		func(v []any) string {
+			return fmt.Sprintf("order %s: %s points given back of %s spent, beyond what its cancelled lines were worth", v[0], v[1], v[2])
+		}},
+	{`SELECT o.id, o.updated_at FROM orders o WHERE o.fulfilment = 'started' AND o.updated_at < $1`, expiryParam,
+		func(v []any) string {
+			return fmt.Sprintf("order %s: fulfilment started and not finished; fulfil it again", v[0])
+		}},
+}
+
 // unitsInBounds keeps rows out of bounds (reported by boundsInvariants) out
 // of the unit sums: a sum over one of them could overflow, which fails the
 // query on SQLite and PostgreSQL alike and would hide every other finding.
@@ -152,16 +189,16 @@ var leasedInvariants = []invariant{
 		AND NOT ` + inFlightCheckout("r.reference", "$2"), expiryAndLeaseParams,
 		func(v []any) string { return fmt.Sprintf("reservation %s: still held past its expiry", v[0]) }},
 	{`SELECT c.id, c.status, c.amount FROM payment_charges c
-		WHERE c.status IN ('succeeded', 'partially_refunded')
+		WHERE c.status IN ('succeeded', 'partially_refunded', 'authorized')
 		AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.charge_id = c.id)
 		AND NOT ` + inFlightCheckout("c.idempotency_key", "$1"), leaseParam,
 		func(v []any) string { return fmt.Sprintf("charge %s (%s, %s): no order took it", v[0], v[1], v[2]) }},
 	{`SELECT COALESCE(r.product_id, o.product_id), COALESCE(r.qty, 0), COALESCE(o.qty, 0) FROM
-		(SELECT ri.product_id, SUM(ri.quantity) AS qty FROM reservation_items ri
+		(SELECT ri.product_id, SUM(ri.quantity - ri.returned_quantity) AS qty FROM reservation_items ri
 			JOIN reservations rs ON rs.id = ri.reservation_id WHERE rs.state = 'committed'
 			AND ` + unitsInBounds("ri.quantity") + ` AND NOT ` + inFlightCheckout("rs.reference", "$1") + ` GROUP BY ri.product_id) r
 		FULL OUTER JOIN
-		(SELECT oi.product_id, SUM(oi.quantity) AS qty FROM order_items oi
+		(SELECT oi.product_id, SUM(oi.quantity - CASE WHEN o.fulfilment = 'done' THEN oi.cancelled_quantity ELSE 0 END) AS qty FROM order_items oi
 			JOIN orders o ON o.id = oi.order_id WHERE o.status <> 'cancelled'
 			AND ` + unitsInBounds("oi.quantity") + ` AND NOT ` + inFlightCheckout("o.checkout_id", "$1") + ` GROUP BY oi.product_id) o
 		ON o.product_id = r.product_id

@@ -1,6 +1,7 @@
 // Package order keeps orders: what was bought, at what price, how it was paid
 // (card and points), and its state (pending → paid → confirmed; cancelled;
-// partially_refunded, refunded). An order is created once per checkout, in the
+// partially_refunded, refunded; with manual capture authorized → confirmed or
+// cancelled at fulfilment, fulfil.go). An order is created once per checkout, in the
 // same transaction as its confirmation's outbox row.
 package order
 
@@ -36,7 +37,10 @@ type Status string
 
 // The states.
 const (
-	Pending           Status = "pending"
+	Pending Status = "pending"
+	// Authorized: the card payment is authorised, not captured; fulfilment
+	// captures it (all or less) and confirms the order, or cancels it.
+	Authorized        Status = "authorized"
 	Paid              Status = "paid"
 	Confirmed         Status = "confirmed"
 	Cancelled         Status = "cancelled"
@@ -47,6 +51,7 @@ const (
 // transitions is the state machine: from → allowed next states.
 var transitions = map[Status][]Status{
 	Pending:           {Paid, Cancelled},
+	Authorized:        {Confirmed, Cancelled},
 	Paid:              {Confirmed, Cancelled, PartiallyRefunded, Refunded},
 	Confirmed:         {PartiallyRefunded, Refunded},
 	PartiallyRefunded: {PartiallyRefunded, Refunded},
@@ -69,6 +74,9 @@ type Item struct {
 	Name      string      `json:"name,omitempty"`
 	Quantity  int64       `json:"quantity"`
 	UnitPrice money.Money `json:"unit_price"`
+	// CancelledQuantity is how many of Quantity fulfilment cancelled (and
+	// restocked); nothing was charged for them.
+	CancelledQuantity int64 `json:"cancelled_quantity"`
 }
 
 // Order is a placed order.
@@ -85,8 +93,16 @@ type Order struct {
 	ChargeID       string      `json:"-"`
 	PointsEarned   int64       `json:"points_earned"`
 	Refunded       money.Money `json:"refunded"`
-	CreatedAt      time.Time   `json:"created_at"`
-	UpdatedAt      time.Time   `json:"updated_at"`
+	// Authorized is what was authorised on the card with manual capture
+	// (zero otherwise); Charged is then what fulfilment captured of it.
+	Authorized money.Money `json:"authorized"`
+	// PointsReturned are points paid that fulfilment gave back because
+	// cancelled lines were worth more than the card part.
+	PointsReturned int64     `json:"points_returned"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	// Fulfilment is "", "started" (the plan is recorded) or "done".
+	Fulfilment string `json:"-"`
 }
 
 // NewOrder is the input of Create.
@@ -103,6 +119,9 @@ type NewOrder struct {
 	PointsAmount   money.Money
 	Charged        money.Money
 	ChargeID       string
+	// AwaitFulfilment places the order authorized (manual capture): Charged
+	// is authorised, not taken, and is recorded as Authorized.
+	AwaitFulfilment bool
 	// Confirmation, when set, is queued in the order's transaction; Body may
 	// contain "{order_id}", replaced by the new order's id.
 	Confirmation *notify.Message
@@ -186,10 +205,14 @@ func (s *Service) create(ctx context.Context, no NewOrder) (Order, error) {
 		if id == "" {
 			id = "ord_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:24]
 		}
+		status, charged, authorized := Paid, no.Charged.Amount, int64(0)
+		if no.AwaitFulfilment {
+			status, charged, authorized = Authorized, 0, no.Charged.Amount
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, checkout_id, member_id, status, currency, total_amount, points_redeemed, points_amount,
-			charged_amount, charge_id, created_at, updated_at) VALUES ($1, $2, $3, 'paid', $4, $5, $6, $7, $8, $9, $10, $10)`,
-			id, no.CheckoutID, no.MemberID, no.Total.Currency, no.Total.Amount, no.PointsRedeemed, no.PointsAmount.Amount,
-			no.Charged.Amount, no.ChargeID, db.Micros(now)); err != nil {
+			charged_amount, charge_id, created_at, updated_at, authorized_amount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)`,
+			id, no.CheckoutID, no.MemberID, string(status), no.Total.Currency, no.Total.Amount, no.PointsRedeemed, no.PointsAmount.Amount,
+			charged, no.ChargeID, db.Micros(now), authorized); err != nil {
 			return fmt.Errorf("order: insert: %w", err)
 		}
 		for _, it := range no.Items {
@@ -219,15 +242,15 @@ type querier interface {
 }
 
 const orderColumns = `id, checkout_id, member_id, status, currency, total_amount, points_redeemed, points_amount, charged_amount, charge_id,
-	points_earned, refunded_amount, created_at, updated_at`
+	points_earned, refunded_amount, created_at, updated_at, authorized_amount, points_returned, fulfilment`
 
 func scanOrder(sc interface{ Scan(...any) error }) (Order, error) {
 	var o Order
 	var created, updated int64
 	err := sc.Scan(&o.ID, &o.CheckoutID, &o.MemberID, &o.Status, &o.Total.Currency, &o.Total.Amount, &o.PointsRedeemed, &o.PointsAmount.Amount,
-		&o.Charged.Amount, &o.ChargeID, &o.PointsEarned, &o.Refunded.Amount, &created, &updated)
+		&o.Charged.Amount, &o.ChargeID, &o.PointsEarned, &o.Refunded.Amount, &created, &updated, &o.Authorized.Amount, &o.PointsReturned, &o.Fulfilment)
 	cur := o.Total.Currency
-	o.PointsAmount.Currency, o.Charged.Currency, o.Refunded.Currency = cur, cur, cur
+	o.PointsAmount.Currency, o.Charged.Currency, o.Refunded.Currency, o.Authorized.Currency = cur, cur, cur, cur
 	o.CreatedAt, o.UpdatedAt = db.FromMicros(created), db.FromMicros(updated)
 	return o, err
 }
@@ -248,7 +271,7 @@ func load(ctx context.Context, q querier, id, forUpdate string) (Order, error) {
 }
 
 func withItems(ctx context.Context, q querier, o Order) (Order, error) {
-	rows, err := q.QueryContext(ctx, `SELECT product_id, sku, name, quantity, unit_price_amount FROM order_items WHERE order_id = $1 ORDER BY product_id`, o.ID)
+	rows, err := q.QueryContext(ctx, `SELECT product_id, sku, name, quantity, unit_price_amount, cancelled_quantity FROM order_items WHERE order_id = $1 ORDER BY product_id`, o.ID)
 	if err != nil {
 		return Order{}, fmt.Errorf("order: items %s: %w", o.ID, err)
 	}
@@ -256,7 +279,7 @@ func withItems(ctx context.Context, q querier, o Order) (Order, error) {
 	o.Items = []Item{}
 	for rows.Next() {
 		it := Item{UnitPrice: money.Money{Currency: o.Total.Currency}}
-		if err := rows.Scan(&it.ProductID, &it.SKU, &it.Name, &it.Quantity, &it.UnitPrice.Amount); err != nil {
+		if err := rows.Scan(&it.ProductID, &it.SKU, &it.Name, &it.Quantity, &it.UnitPrice.Amount, &it.CancelledQuantity); err != nil {
 			return Order{}, fmt.Errorf("order: items %s: %w", o.ID, err)
 		}
 		o.Items = append(o.Items, it)
@@ -326,6 +349,10 @@ func (s *Service) Confirm(ctx context.Context, id string, pointsEarned int64) (O
 		o, err := load(ctx, tx, id, tx.ForUpdate())
 		if err != nil {
 			return err
+		}
+		if o.Status == Authorized {
+			out = o // manual capture: fulfilment confirms it (FinishFulfilment)
+			return nil
 		}
 		if o.Status != Confirmed {
 			if !CanTransition(o.Status, Confirmed) {

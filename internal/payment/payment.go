@@ -29,7 +29,10 @@ const (
 	// StatusRequiresAction: the charge waits for the customer to
 	// authenticate (3-D Secure); it settles as succeeded or declined, or is
 	// cancelled (voided).
-	StatusRequiresAction    = "requires_action"
+	StatusRequiresAction = "requires_action"
+	// StatusAuthorized: a manual-capture charge the issuer authorised and
+	// nothing captured yet; Capture takes all or part of it, Void releases it.
+	StatusAuthorized        = "authorized"
 	StatusSucceeded         = "succeeded"
 	StatusDeclined          = "declined"
 	StatusVoided            = "voided"
@@ -50,6 +53,9 @@ const (
 	CodeChargeNotWaiting = "charge_not_waiting"
 	// CodeChargeNotCancelable: the charge moved money and cannot be cancelled.
 	CodeChargeNotCancelable = "charge_not_cancelable"
+	// CodeChargeNotCapturable: the charge is not an authorisation waiting
+	// for capture, or was captured for another amount.
+	CodeChargeNotCapturable = "charge_not_capturable"
 )
 
 // DeclineAuthenticationFailed is the decline code of a charge whose customer
@@ -67,6 +73,9 @@ type ChargeRequest struct {
 	// checkout allocates it before charging); it only labels the
 	// payment.process span.
 	OrderID string
+	// CaptureManual asks for an authorisation only (status authorized): the
+	// money is taken later by Capture, all or less, or released by Void.
+	CaptureManual bool
 }
 
 // Charge is a provider's record of a charge attempt.
@@ -134,6 +143,12 @@ type Provider interface {
 	// CodeChargeNotFound when there is none): the source of truth a checkout
 	// waiting for authentication settles on.
 	Retrieve(ctx context.Context, chargeID string) (Charge, error)
+	// Capture takes amount (all or less of what was authorised) of an
+	// authorized charge, which becomes succeeded for that amount. Capturing
+	// again for the same amount returns the charge; another amount, or a
+	// charge that is not authorized, is errs Conflict CodeChargeNotCapturable.
+	// key is the request's idempotency key at the gateway.
+	Capture(ctx context.Context, chargeID string, amount money.Money, key string) (Charge, error)
 	// Cancel cancels a charge that has not moved money (one waiting for
 	// authentication); idempotent. A charge that succeeded meanwhile is errs
 	// Conflict CodeChargeNotCancelable.
@@ -267,6 +282,18 @@ func (s *Service) Cancel(ctx context.Context, chargeID string) error {
 		span.SetStatus(codes.Error, errs.CodeOf(err))
 	}
 	return err
+}
+
+// Capture captures amount of an authorized charge (payment.capture span).
+func (s *Service) Capture(ctx context.Context, chargeID string, amount money.Money, key string) (Charge, error) {
+	ctx, span := s.tracer.Start(ctx, "payment.capture", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("payment.charge_id", chargeID), attribute.Int64("payment.amount", amount.Amount), attribute.String("payment.currency", amount.Currency)))
+	defer span.End()
+	ch, err := s.gatewayCall(ctx, "capture", func(ctx context.Context) (Charge, error) { return s.provider.Capture(ctx, chargeID, amount, key) })
+	if err != nil {
+		span.SetStatus(codes.Error, errs.CodeOf(err))
+	}
+	return ch, err
 }
 
 // Refund refunds amount of a charge, idempotently on key.

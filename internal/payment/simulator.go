@@ -251,14 +251,16 @@ func (s *Simulator) Charge(ctx context.Context, req ChargeRequest) (Charge, erro
 	case authenticate:
 		c.Status = StatusRequiresAction
 		c.ClientSecret = c.ID + "_secret_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	case req.CaptureManual:
+		c.Status = StatusAuthorized
 	}
 	var stored Charge
 	var storedSoft, inserted bool
 	err = s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 		// A concurrent request with the same key may have won; its row is the answer.
-		res, err := tx.ExecContext(ctx, `INSERT INTO payment_charges (id, idempotency_key, amount, currency, status, decline_code, soft_decline, created_at, updated_at, client_secret)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING`,
-			c.ID, c.IdempotencyKey, c.Amount.Amount, c.Amount.Currency, c.Status, c.DeclineCode, soft, db.Micros(now), c.ClientSecret)
+		res, err := tx.ExecContext(ctx, `INSERT INTO payment_charges (id, idempotency_key, amount, currency, status, decline_code, soft_decline, created_at, updated_at, client_secret, capture_manual)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) ON CONFLICT (idempotency_key) DO NOTHING`,
+			c.ID, c.IdempotencyKey, c.Amount.Amount, c.Amount.Currency, c.Status, c.DeclineCode, soft, db.Micros(now), c.ClientSecret, req.CaptureManual)
 		if err != nil {
 			return fmt.Errorf("payment: record charge: %w", err)
 		}
@@ -299,7 +301,15 @@ func (s *Simulator) Authenticate(ctx context.Context, clientSecret string, appro
 	}
 	var out Charge
 	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		c, _, err := scanCharge(tx.QueryRowContext(ctx, `SELECT `+chargeColumns+` FROM payment_charges WHERE client_secret = $1`+tx.ForUpdate(), clientSecret))
+		var manual bool
+		err := tx.QueryRowContext(ctx, `SELECT capture_manual FROM payment_charges WHERE client_secret = $1`+tx.ForUpdate(), clientSecret).Scan(&manual)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errs.Coded(errs.NotFound, CodeChargeNotFound, "no charge has this client secret")
+		}
+		if err != nil {
+			return fmt.Errorf("payment: authenticate: %w", err)
+		}
+		c, _, err := scanCharge(tx.QueryRowContext(ctx, `SELECT `+chargeColumns+` FROM payment_charges WHERE client_secret = $1`, clientSecret))
 		if errors.Is(err, sql.ErrNoRows) {
 			return errs.Coded(errs.NotFound, CodeChargeNotFound, "no charge has this client secret")
 		}
@@ -310,6 +320,9 @@ func (s *Simulator) Authenticate(ctx context.Context, clientSecret string, appro
 			return errs.Coded(errs.Conflict, CodeChargeNotWaiting, "the charge is %s, not waiting for authentication", c.Status)
 		}
 		c.Status, c.DeclineCode, c.NextAction = StatusSucceeded, "", nil
+		if manual {
+			c.Status = StatusAuthorized
+		}
 		if !approve {
 			c.Status, c.DeclineCode = StatusDeclined, DeclineAuthenticationFailed
 		}
@@ -386,13 +399,52 @@ func (s *Simulator) Void(ctx context.Context, chargeID string) (Charge, error) {
 		}
 		switch c.Status {
 		case StatusVoided:
-		case StatusSucceeded, StatusRequiresAction:
+		case StatusSucceeded, StatusRequiresAction, StatusAuthorized:
 			if _, err := tx.ExecContext(ctx, `UPDATE payment_charges SET status = 'voided', updated_at = $2 WHERE id = $1`, chargeID, db.Micros(s.now())); err != nil {
 				return fmt.Errorf("payment: void: %w", err)
 			}
 			c.Status, c.NextAction, changed = StatusVoided, nil, true
 		default:
 			return errs.Coded(errs.Conflict, "charge_not_voidable", "a %s charge cannot be voided", c.Status)
+		}
+		out = c
+		return nil
+	})
+	if err == nil && changed {
+		s.notify(out)
+	}
+	return out, err
+}
+
+// Capture implements Provider: an authorized charge becomes succeeded for
+// amount (at most what was authorised), the rest of the authorisation being
+// released, as a card network's partial capture does. A charge already
+// captured for amount is returned as it is.
+func (s *Simulator) Capture(ctx context.Context, chargeID string, amount money.Money, _ string) (Charge, error) {
+	if err := amount.ValidatePositive(); err != nil {
+		return Charge{}, errs.Coded(errs.Invalid, "invalid_amount", "a capture must be a positive amount").Wrap(err)
+	}
+	var out Charge
+	changed := false
+	err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		changed = false
+		c, err := s.byID(ctx, tx, chargeID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case c.Status == StatusAuthorized:
+			if amount.Currency != c.Amount.Currency || amount.Amount > c.Amount.Amount {
+				return errs.Coded(errs.Unprocessable, "capture_exceeds_authorization", "at most %s can be captured", c.Amount)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE payment_charges SET status = 'succeeded', amount = $2, updated_at = $3 WHERE id = $1`,
+				chargeID, amount.Amount, db.Micros(s.now())); err != nil {
+				return fmt.Errorf("payment: capture: %w", err)
+			}
+			c.Status, c.Amount.Amount, changed = StatusSucceeded, amount.Amount, true
+		case c.Status == StatusSucceeded && c.Amount == amount:
+		default:
+			return errs.Coded(errs.Conflict, CodeChargeNotCapturable, "a %s charge of %s cannot be captured for %s", c.Status, c.Amount, amount)
 		}
 		out = c
 		return nil

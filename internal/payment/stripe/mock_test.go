@@ -206,3 +206,48 @@ func TestMockLookup(t *testing.T) {
 		t.Errorf("query = %q, want %q", q, want)
 	}
 }
+
+// TestMockManualCapture: a manual-capture charge asks Stripe for
+// capture_method=manual and answers authorized; Capture posts
+// amount_to_capture under the caller's key and answers the captured charge.
+func TestMockManualCapture(t *testing.T) {
+	p, rec, tr := mockProvider(t)
+	amount := money.Money{Amount: 1999, Currency: "USD"}
+	ch, err := p.Charge(context.Background(), payment.ChargeRequest{IdempotencyKey: "chk_manual", Amount: amount, Token: "pm_card_visa", CaptureManual: true})
+	if err != nil {
+		t.Fatalf("Charge: %v", err)
+	}
+	if ch.Status != payment.StatusAuthorized {
+		t.Errorf("status = %q, want authorized", ch.Status)
+	}
+	reqs := rec.sent()
+	if got := reqs[len(reqs)-1].Form.Get("capture_method"); got != "manual" {
+		t.Errorf("capture_method = %q, want manual", got)
+	}
+	part := money.Money{Amount: 1500, Currency: "USD"}
+	var captured payment.Charge
+	attrs := tr.call(context.Background(), func(ctx context.Context) {
+		captured, err = p.Capture(ctx, ch.ID, part, "capture/ord_1")
+	})
+	if err != nil {
+		t.Fatalf("Capture: %v", err)
+	}
+	if captured.Status != payment.StatusSucceeded || captured.Amount != part {
+		t.Errorf("captured = %+v, want succeeded for %s", captured, part)
+	}
+	reqs = rec.sent()
+	r := reqs[len(reqs)-1]
+	if r.Method != http.MethodPost || r.Path != "/v1/payment_intents/"+ch.ID+"/capture" || r.IdempotencyKey != "capture/ord_1" ||
+		r.Form.Get("amount_to_capture") != "1500" {
+		t.Errorf("capture request = %s %s key %q form %v", r.Method, r.Path, r.IdempotencyKey, r.Form)
+	}
+	if !strings.HasPrefix(attrs["payment.stripe_request_id"].AsString(), "req_") {
+		t.Error("no payment.stripe_request_id on the span")
+	}
+	if _, err := p.Capture(context.Background(), ch.ID, money.Money{Currency: "USD"}, "k"); err == nil {
+		t.Error("Capture of nothing: no error")
+	}
+	if _, err := p.Capture(context.Background(), ch.ID, part, ""); err == nil {
+		t.Error("Capture without a key: no error")
+	}
+}

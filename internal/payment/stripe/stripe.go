@@ -167,6 +167,10 @@ func (p *Provider) Charge(ctx context.Context, req payment.ChargeRequest) (payme
 	if req.Description != "" {
 		params.Description = stripeapi.String(req.Description)
 	}
+	if req.CaptureManual {
+		// Authorise only: the intent waits in requires_capture until Capture.
+		params.CaptureMethod = stripeapi.String(string(stripeapi.PaymentIntentCaptureMethodManual))
+	}
 	if p.returnURL != "" {
 		// With a return URL Stripe answers a redirect_to_url next action,
 		// which a plain page can follow without Stripe.js.
@@ -179,6 +183,9 @@ func (p *Provider) Charge(ctx context.Context, req payment.ChargeRequest) (payme
 	}
 	recordRequestID(ctx, pi.LastResponse)
 	ch := toCharge(pi, req.IdempotencyKey)
+	if req.CaptureManual && ch.Status == payment.StatusSucceeded && fromMock(pi.LastResponse) {
+		ch.Status = payment.StatusAuthorized // stripe-mock's fixture status does not follow capture_method
+	}
 	if ch.Status == payment.StatusDeclined {
 		return payment.Charge{}, &payment.DeclineError{Code: ch.DeclineCode, Soft: softCodes[ch.DeclineCode]}
 	}
@@ -378,6 +385,45 @@ func (p *Provider) Cancel(ctx context.Context, chargeID string) error {
 	return nil
 }
 
+// Capture implements payment.Provider: captures amount_to_capture of an
+// intent in requires_capture, under key as its Idempotency-Key; Stripe
+// releases the rest of the authorisation. An intent captured already (Stripe
+// answers payment_intent_unexpected_state) is returned when it was captured
+// for amount, and is errs Conflict payment.CodeChargeNotCapturable otherwise.
+func (p *Provider) Capture(ctx context.Context, chargeID string, amount money.Money, key string) (payment.Charge, error) {
+	if err := amount.ValidatePositive(); err != nil {
+		return payment.Charge{}, errs.Coded(errs.Invalid, "invalid_amount", "a capture must be a positive amount").Wrap(err)
+	}
+	if key == "" {
+		return payment.Charge{}, errs.Coded(errs.Invalid, "idempotency_key_required", "a capture needs an idempotency key")
+	}
+	params := &stripeapi.PaymentIntentCaptureParams{AmountToCapture: stripeapi.Int64(amount.Amount)}
+	params.AddExpand("latest_charge")
+	params.SetIdempotencyKey(key)
+	pi, err := p.client.V1PaymentIntents.Capture(ctx, chargeID, params)
+	if err != nil {
+		var se *stripeapi.Error
+		if errors.As(err, &se) && se.Code == stripeapi.ErrorCodePaymentIntentUnexpectedState {
+			ch, rerr := p.Retrieve(ctx, chargeID)
+			switch {
+			case rerr != nil:
+				return payment.Charge{}, rerr
+			case ch.Status == payment.StatusSucceeded && ch.Amount == amount:
+				return ch, nil
+			default:
+				return payment.Charge{}, errs.Coded(errs.Conflict, payment.CodeChargeNotCapturable, "a %s charge of %s cannot be captured for %s", ch.Status, ch.Amount, amount)
+			}
+		}
+		return payment.Charge{}, p.fail(ctx, "capture", err)
+	}
+	recordRequestID(ctx, pi.LastResponse)
+	ch := toCharge(pi, pi.Metadata[MetadataKey])
+	if fromMock(pi.LastResponse) {
+		ch.Status, ch.Amount = payment.StatusSucceeded, amount // the fixture does not follow the request
+	}
+	return ch, nil
+}
+
 // Refund implements payment.Provider: a Stripe refund of amount against the
 // intent, under key as its Idempotency-Key.
 func (p *Provider) Refund(ctx context.Context, chargeID string, amount money.Money, key string) (payment.Refund, error) {
@@ -425,6 +471,9 @@ func toCharge(pi *stripeapi.PaymentIntent, key string) payment.Charge {
 	switch pi.Status {
 	case stripeapi.PaymentIntentStatusSucceeded, stripeapi.PaymentIntentStatusProcessing:
 		ch.Status = payment.StatusSucceeded
+		if pi.AmountReceived > 0 && pi.AmountReceived < pi.Amount {
+			ch.Amount.Amount = pi.AmountReceived // captured less than authorised
+		}
 		if c := pi.LatestCharge; c != nil && c.AmountRefunded > 0 {
 			ch.Refunded.Amount = c.AmountRefunded
 			ch.Status = payment.StatusPartiallyRefunded
@@ -434,6 +483,8 @@ func toCharge(pi *stripeapi.PaymentIntent, key string) payment.Charge {
 		}
 	case stripeapi.PaymentIntentStatusCanceled:
 		ch.Status = payment.StatusVoided
+	case stripeapi.PaymentIntentStatusRequiresCapture:
+		ch.Status = payment.StatusAuthorized
 	case stripeapi.PaymentIntentStatusRequiresAction:
 		ch.Status = payment.StatusRequiresAction
 		ch.ClientSecret = pi.ClientSecret
