@@ -1828,6 +1828,9 @@ type RecoveryReport struct {
 
 	// Errors left for the next pass
 	Errors int `json:"errors"`
+
+	// Fulfilled manual-capture fulfilments a crash left half done, finished by this pass (absent when none)
+	Fulfilled *int `json:"fulfilled,omitempty"`
 }
 
 // RedeemRequest defines model for RedeemRequest.

@@ -2,6 +2,8 @@ package checkout
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -194,4 +196,45 @@ func (s *Service) pointsBack(o order.Order, excess money.Money) int64 {
 		return 0
 	}
 	return o.PointsRedeemed - kept
+}
+
+// recoverFulfilments finishes manual-capture fulfilments a crash left half
+// done (planned, maybe captured, not yet restocked, earned and confirmed) once
+// they have been still for two leases, so the money taken and the points
+// earned never stay apart until someone calls fulfil again. Fulfil is
+// idempotent and safe beside a concurrent call, so replicas need no claim.
+func (s *Service) recoverFulfilments(ctx context.Context, rep *Report) error {
+	if _, ok := s.cfg.Orders.(fulfiller); !ok {
+		return nil // split mode: no manual capture, no such orders here
+	}
+	stillSince := s.cfg.Now().Add(-2 * s.cfg.Lease)
+	rows, err := s.cfg.DB.Read().QueryContext(ctx, `SELECT id FROM orders WHERE fulfilment = 'started' AND updated_at <= $1
+		ORDER BY updated_at LIMIT 200`, db.Micros(stillSince))
+	if err != nil {
+		return fmt.Errorf("checkout: recover fulfilments: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("checkout: recover fulfilments: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("checkout: recover fulfilments: %w", err)
+	}
+	var all []error
+	for _, id := range ids {
+		if _, err := s.Fulfil(ctx, id, nil); err != nil {
+			rep.Errors++
+			all = append(all, fmt.Errorf("order %s: %w", id, err))
+			s.log.ErrorContext(ctx, "fulfilment recovery failed; will retry", "order_id", id, "error", err.Error())
+			continue
+		}
+		rep.Fulfilled++
+	}
+	return errors.Join(all...)
 }

@@ -6,7 +6,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/godwit-dev/godwit/internal/money"
+	"github.com/godwit-dev/godwit/internal/order"
 	"github.com/godwit-dev/godwit/internal/platform/auth"
 	"github.com/godwit-dev/godwit/internal/platform/db"
 	"github.com/godwit-dev/godwit/internal/platform/db/dbtest"
@@ -324,5 +327,56 @@ func TestVerifyFindsBadCapture(t *testing.T) {
 		if !strings.Contains(joined, "captured 6000 of 7000 authorised") {
 			t.Errorf("verify did not report the capture:\n%s", joined)
 		}
+	})
+}
+
+// TestRecoveryFinishesAHalfDoneFulfilment: a crash after a fulfilment's plan
+// and capture, before its restock, earning and confirmation, leaves the card
+// captured and nothing earned. The recovery pass leaves it alone while it may
+// still be running, then finishes it once: the order confirmed, the points
+// earned on the capture, nothing captured twice.
+func TestRecoveryFinishesAHalfDoneFulfilment(t *testing.T) {
+	eachMode(t, func(t *testing.T, d *db.DB, o fixtureOpts) {
+		s := newManualShop(t, d, o)
+		ctx := context.Background()
+		before := s.loyalty.pointsEarned(s.member)
+		id := s.buy(t, "half", map[string]int64{s.a: 2, s.b: 1}, 0, 7000)
+
+		// What a fulfilment does before the crash: record the plan, capture.
+		plan, err := s.orders.StartFulfilment(ctx, id, nil, func(order.Order, money.Money) int64 { return 0 })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.sim.Capture(ctx, plan.Order.ChargeID, plan.Capture, "capture/"+id); err != nil {
+			t.Fatal(err)
+		}
+
+		rep, err := s.checkout.Recover(ctx)
+		if err != nil || rep.Fulfilled != 0 {
+			t.Fatalf("recovery while the fulfilment may still run: %+v %v", rep, err)
+		}
+		if got := s.order(t, id).str("status"); got != "authorized" {
+			t.Fatalf("order %s before recovery, want authorized", got)
+		}
+
+		s.clock.Advance(time.Hour)
+		rep, err = s.checkout.Recover(ctx)
+		if err != nil || rep.Fulfilled != 1 || rep.Errors != 0 {
+			t.Fatalf("recovery: %+v %v, want one fulfilment finished", rep, err)
+		}
+		o1 := s.order(t, id)
+		if o1.str("status") != "confirmed" || amountOf(o1.body, "charged") != 7000 || num(o1.body, "points_earned") != 70 {
+			t.Fatalf("recovered order: %s", o1.raw)
+		}
+		if st, amt := s.chargeOf(t, id); st != "succeeded" || amt != 7000 {
+			t.Errorf("charge %s %d, want succeeded 7000", st, amt)
+		}
+		if got := s.loyalty.pointsEarned(s.member); got != before+70 {
+			t.Errorf("points = %d, want %d", got, before+70)
+		}
+		if rep, err := s.checkout.Recover(ctx); err != nil || rep.Fulfilled != 0 {
+			t.Errorf("second pass: %+v %v, want nothing left", rep, err)
+		}
+		s.assertConsistent(t)
 	})
 }

@@ -25,6 +25,9 @@ type Report struct {
 	Completed   int `json:"completed"`   // resumed to a confirmed order
 	Compensated int `json:"compensated"` // undone: charge voided, stock released, points hold voided
 	Errors      int `json:"errors"`      // left for the next pass
+	// Fulfilled counts manual-capture fulfilments a crash left half done
+	// and this pass finished.
+	Fulfilled int `json:"fulfilled,omitempty"`
 }
 
 // Recover resumes or compensates every checkout that is not finished and
@@ -81,6 +84,9 @@ func (s *Service) Recover(ctx context.Context) (Report, error) {
 		}
 	}
 	if err := s.recoverWaiting(ctx, &rep); err != nil {
+		all = append(all, err)
+	}
+	if err := s.recoverFulfilments(ctx, &rep); err != nil {
 		all = append(all, err)
 	}
 	return rep, errors.Join(all...)
@@ -261,8 +267,9 @@ func (s *Service) findUnrecorded(ctx context.Context, rec *record) error {
 // (its lease taken by a conditional update) before it is recovered.
 func (s *Service) RecoveryPass(ctx context.Context) error {
 	rep, err := s.Recover(ctx)
-	if rep.Checked > 0 {
-		s.log.InfoContext(ctx, "checkout recovery pass", "checked", rep.Checked, "completed", rep.Completed, "compensated", rep.Compensated, "errors", rep.Errors)
+	if rep.Checked > 0 || rep.Fulfilled > 0 {
+		s.log.InfoContext(ctx, "checkout recovery pass", "checked", rep.Checked, "completed", rep.Completed, "compensated", rep.Compensated,
+			"fulfilled", rep.Fulfilled, "errors", rep.Errors)
 	}
 	return err
 }
